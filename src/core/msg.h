@@ -1,0 +1,48 @@
+/* msg.h — an immutable, reference-counted encoded packet.
+ *
+ * Encode once: a broadcast to N sockets builds one sh_msg_t and each socket's
+ * output queue holds a reference (sh_msg_ref). Transports add only their own
+ * framing around msg->data (a WebSocket header, a polling separator, an SSE
+ * field); they never copy or alter the bytes.
+ *
+ * A message is either text (an Engine.IO text packet: type digit + payload,
+ * valid UTF-8) or binary (raw bytes of an Engine.IO binary message). Polling
+ * carries binary as "b" + base64; that form is computed at most once per
+ * message (sh_msg_base64) and shared by every polling recipient.
+ *
+ * Refcounts are plain integers: all messages live on the loop thread.
+ */
+#ifndef SH_CORE_MSG_H
+#define SH_CORE_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct sh_msg {
+    unsigned refs;
+    bool binary;
+    size_t len;
+    struct sh_msg *base64; /* lazily built "b<base64>" text form; owned */
+    char data[];           /* len bytes, then a NUL not counted in len */
+} sh_msg_t;
+
+/* New message holding a copy of p[0..len), refcount 1. */
+sh_msg_t *sh_msg_new(const void *p, size_t len, bool binary);
+/* New message of len bytes to be filled by the caller before it is shared. */
+sh_msg_t *sh_msg_alloc(size_t len, bool binary);
+/* New text message: prefix byte (Engine.IO type) followed by p[0..len). */
+sh_msg_t *sh_msg_new_prefixed(char prefix, const void *p, size_t len);
+
+static inline sh_msg_t *sh_msg_ref(sh_msg_t *m)
+{
+    m->refs++;
+    return m;
+}
+/* Drops one reference; frees on the last. NULL is a no-op. */
+void sh_msg_unref(sh_msg_t *m);
+
+/* The "b" + base64 text form of a binary message (borrowed: lives as long as
+ * m). For a text message returns m itself. */
+sh_msg_t *sh_msg_base64(sh_msg_t *m);
+
+#endif

@@ -1,0 +1,55 @@
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/msg.h"
+
+START_TEST(test_text_message)
+{
+    sh_msg_t *m = sh_msg_new_prefixed('4', "hello", 5);
+    ck_assert_uint_eq(m->len, 6);
+    ck_assert_str_eq(m->data, "4hello");
+    ck_assert(!m->binary);
+    ck_assert_ptr_eq(sh_msg_base64(m), m);
+    sh_msg_t *r = sh_msg_ref(m);
+    ck_assert_uint_eq(m->refs, 2);
+    sh_msg_unref(r);
+    sh_msg_unref(m);
+    sh_msg_unref(NULL);
+}
+END_TEST
+
+START_TEST(test_binary_base64_once)
+{
+    const unsigned char raw[] = {1, 2, 3, 4};
+    sh_msg_t *m = sh_msg_new(raw, sizeof(raw), true);
+    sh_msg_t *b = sh_msg_base64(m);
+    ck_assert_str_eq(b->data, "bAQIDBA==");
+    ck_assert_uint_eq(b->len, 9);
+    ck_assert_ptr_eq(sh_msg_base64(m), b); /* computed once, shared */
+    sh_msg_unref(m);
+}
+END_TEST
+
+START_TEST(test_empty_binary)
+{
+    sh_msg_t *m = sh_msg_new(NULL, 0, true);
+    ck_assert_str_eq(sh_msg_base64(m)->data, "b");
+    sh_msg_unref(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("msg");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_text_message);
+    tcase_add_test(tc, test_binary_base64_once);
+    tcase_add_test(tc, test_empty_binary);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
