@@ -331,6 +331,12 @@ static void run_deferred(sh_loop_t *loop)
     loop->round_end = NULL;
 }
 
+void sh_loop_run_deferred(sh_loop_t *loop)
+{
+    loop->now = sh_time_ms();
+    run_deferred(loop);
+}
+
 /* ---- prepare hooks ---- */
 
 int sh_loop_add_prepare(sh_loop_t *loop, sh_prepare_cb cb, void *data)

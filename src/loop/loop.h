@@ -68,6 +68,9 @@ void sh_loop_free(sh_loop_t *loop);
 
 /* Runs until sh_loop_stop(); returns 0, or a negative errno if epoll fails. */
 int sh_loop_run(sh_loop_t *loop);
+/* Runs the deferred calls that are pending (and any they schedule), without
+ * waiting for I/O: for tear-down after sh_loop_run has returned. */
+void sh_loop_run_deferred(sh_loop_t *loop);
 /* Makes sh_loop_run return after the current iteration. */
 void sh_loop_stop(sh_loop_t *loop);
 bool sh_loop_stopping(const sh_loop_t *loop);

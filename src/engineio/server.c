@@ -1,0 +1,864 @@
+#include "engineio/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/msgq.h"
+#include "core/random.h"
+#include "engineio/packet.h"
+#include "transport/ws_frame.h"
+
+/* Node's engine.io error codes and messages (Server.errors). */
+enum {
+    ERR_UNKNOWN_TRANSPORT = 0,
+    ERR_UNKNOWN_SID = 1,
+    ERR_BAD_HANDSHAKE_METHOD = 2,
+    ERR_BAD_REQUEST = 3,
+    ERR_FORBIDDEN = 4,
+    ERR_UNSUPPORTED_PROTOCOL_VERSION = 5,
+};
+static const char *const error_messages[] = {
+    "Transport unknown", "Session ID unknown", "Bad handshake method",
+    "Bad request",       "Forbidden",          "Unsupported protocol version",
+};
+
+static const char record_separator[] = "\x1e";
+
+typedef struct eio_ws eio_ws_t;
+
+typedef enum { SESSION_OPEN, SESSION_CLOSED } session_state_t;
+
+struct sh_eio_session {
+    sh_list_t link; /* srv->all: open and ending sessions */
+    sh_eio_server_t *srv;
+    char sid[SH_ID_LEN + 1];
+    unsigned refs; /* 1 while open, +1 while a GET is held */
+    session_state_t state;
+    int transport;
+    void *data;
+    char peer[64];
+    sh_msgq_t queue;    /* polling output, and output held during an upgrade */
+    sh_http_req_t *poll; /* the held GET, if any */
+    eio_ws_t *ws;       /* the WebSocket transport, once on it */
+    eio_ws_t *probe;    /* a WebSocket being probed for an upgrade */
+    bool probed;        /* "2probe" answered: polling now only gets noops */
+    bool notify_close;  /* on_close owed to the layer above */
+    bool parting_close; /* the last poll gets a close packet (else a noop) */
+    const char *close_reason;
+    sh_timer_t ping_timer;
+    sh_timer_t pong_timer;
+    sh_timer_t upgrade_timer;
+    sh_defer_t end_defer;
+};
+
+/* The owner of one WebSocket connection: the server tracks all of them so
+ * a shutdown can reach those still closing after their session ended. */
+struct eio_ws {
+    sh_list_t link;
+    sh_eio_server_t *srv;
+    sh_ws_conn_t *conn;
+    sh_eio_session_t *session; /* NULL once detached */
+};
+
+struct sh_eio_server {
+    sh_loop_t *loop;
+    sh_http_t *http;
+    sh_eio_options_t opts;
+    char *path;
+    char **origins; /* NULL: any */
+    sh_eio_handler_t handler;
+    void *data;
+    sh_map_t sessions; /* sid -> session (open ones only) */
+    sh_list_t all;     /* every session not yet freed */
+    sh_list_t ws_conns;
+    size_t ending;     /* sessions closed but not yet freed */
+    sh_eio_stats_t stats;
+    sh_ws_options_t ws_opts;
+};
+
+static const sh_ws_handler_t ws_handler;
+static void session_end(sh_eio_session_t *s, const char *reason, bool close_packet);
+static void session_flush(sh_eio_session_t *s);
+
+/* ---- small helpers ---- */
+
+static void session_unref(sh_eio_session_t *s)
+{
+    if (--s->refs > 0)
+        return;
+    sh_list_remove(&s->link);
+    sh_msgq_release(&s->queue);
+    s->srv->ending--;
+    free(s);
+}
+
+static sh_msg_t *open_packet(sh_eio_server_t *srv, const char *sid, bool offer_upgrade)
+{
+    char body[256];
+    bool ws_ok = offer_upgrade && (srv->opts.transports & SH_EIO_TRANSPORT_WEBSOCKET);
+    int n = snprintf(body, sizeof(body),
+                     "{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,"
+                     "\"pingTimeout\":%llu,\"maxPayload\":%zu}",
+                     sid, ws_ok ? "\"websocket\"" : "", (unsigned long long)srv->opts.ping_interval,
+                     (unsigned long long)srv->opts.ping_timeout, srv->opts.max_payload);
+    return sh_eio_msg_text(SH_EIO_OPEN, body, (size_t)n);
+}
+
+static bool origin_allowed(const sh_eio_server_t *srv, const char *origin)
+{
+    if (!origin || !srv->origins)
+        return true;
+    for (char **o = srv->origins; *o; o++)
+        if (!strcmp(*o, origin))
+            return true;
+    return false;
+}
+
+/* CORS for browsers on another origin: reflect an allowed Origin, with
+ * credentials (the token cookie), as python-engineio does. */
+static void add_cors_headers(sh_http_req_t *req)
+{
+    const char *origin = sh_http_req_header(req, "Origin");
+    if (!origin)
+        return;
+    sh_http_req_add_header(req, "Access-Control-Allow-Origin", origin);
+    sh_http_req_add_header(req, "Access-Control-Allow-Credentials", "true");
+    sh_http_req_add_header(req, "Vary", "Origin");
+}
+
+/* Long-poll answers must reach the client now: no proxy buffering, no
+ * caching (nginx honours X-Accel-Buffering). */
+static void add_no_buffer_headers(sh_http_req_t *req)
+{
+    sh_http_req_add_header(req, "Cache-Control", "no-store");
+    sh_http_req_add_header(req, "X-Accel-Buffering", "no");
+}
+
+static void respond_error(sh_http_req_t *req, int code)
+{
+    unsigned status = code == ERR_FORBIDDEN ? 403 : 400;
+    add_cors_headers(req);
+    sh_http_respond_error_json(req, status, code, error_messages[code]);
+}
+
+/* ---- heartbeat ---- */
+
+static void on_pong_timeout(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    sh_debug("eio %s: ping timeout", s->sid);
+    session_end(s, "ping timeout", false);
+}
+
+static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
+    sh_timer_start(loop, &s->pong_timer, s->srv->opts.ping_timeout, on_pong_timeout, s);
+}
+
+static void schedule_ping(sh_eio_session_t *s)
+{
+    sh_timer_stop(s->srv->loop, &s->pong_timer);
+    sh_timer_start(s->srv->loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+}
+
+/* ---- sessions ---- */
+
+static sh_eio_session_t *session_new(sh_eio_server_t *srv, int transport, const char *peer)
+{
+    sh_eio_session_t *s = sh_new0(sh_eio_session_t);
+    s->srv = srv;
+    s->refs = 1;
+    s->transport = transport;
+    sh_random_id(s->sid);
+    sh_list_insert_tail(&srv->all, &s->link);
+    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "?");
+    sh_map_set(&srv->sessions, s->sid, s);
+    srv->stats.sessions_opened++;
+    if (transport == SH_EIO_TRANSPORT_POLLING)
+        srv->stats.polling++;
+    else
+        srv->stats.websocket++;
+    s->notify_close = true;
+    return s;
+}
+
+static void on_end_defer(sh_loop_t *loop, sh_defer_t *d)
+{
+    sh_eio_session_t *s = d->data;
+    if (s->notify_close && s->srv->handler.on_close) {
+        s->notify_close = false;
+        s->srv->handler.on_close(s, s->close_reason, s->srv->data);
+    }
+    session_unref(s);
+}
+
+static void detach_ws(eio_ws_t *w, uint16_t code, const char *reason)
+{
+    if (!w)
+        return;
+    w->session = NULL;
+    sh_ws_conn_close(w->conn, code, reason);
+}
+
+/* Ends a session once: it leaves the sid table at once (later requests get
+ * "Session ID unknown"), its transports are told, and the layer above hears
+ * on_close from the loop. close_packet: the client gets a close packet (a
+ * server-side close); else a held poll gets a noop (the client closed). */
+static void session_end(sh_eio_session_t *s, const char *reason, bool close_packet)
+{
+    if (s->state == SESSION_CLOSED)
+        return;
+    sh_eio_server_t *srv = s->srv;
+    s->state = SESSION_CLOSED;
+    s->close_reason = reason;
+    s->parting_close = close_packet;
+    sh_map_del(&srv->sessions, s->sid);
+    srv->ending++;
+    srv->stats.sessions_closed++;
+    if (s->transport == SH_EIO_TRANSPORT_POLLING)
+        srv->stats.polling--;
+    else
+        srv->stats.websocket--;
+    sh_timer_stop(srv->loop, &s->ping_timer);
+    sh_timer_stop(srv->loop, &s->pong_timer);
+    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_debug("eio %s: closed (%s)", s->sid, reason);
+    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
+    s->probe = NULL;
+    if (s->ws) {
+        if (close_packet)
+            sh_ws_conn_send(s->ws->conn, sh_eio_msg_text(SH_EIO_CLOSE, NULL, 0));
+        detach_ws(s->ws, SH_WS_CLOSE_NORMAL, "");
+        s->ws = NULL;
+    }
+    /* A held GET is answered by its handler once resumed; it reads the
+     * parting packet from the session, which its reference keeps alive. */
+    if (s->poll)
+        sh_http_req_resume(s->poll);
+    sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
+}
+
+int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
+{
+    if (s->state != SESSION_OPEN) {
+        sh_msg_unref(m);
+        return -EPIPE;
+    }
+    s->srv->stats.packets_out++;
+    s->srv->stats.bytes_out += m->len;
+    if (s->ws) {
+        int rc = sh_ws_conn_send(s->ws->conn, m);
+        if (rc == -ENOBUFS) {
+            s->srv->stats.slow_dropped++;
+            session_end(s, "transport error", false);
+        }
+        return rc == -ENOBUFS ? 0 : rc;
+    }
+    sh_msgq_push(&s->queue, m);
+    if (s->srv->opts.output_limit && s->queue.bytes > s->srv->opts.output_limit) {
+        sh_warn("eio %s: client is not reading: %zu bytes queued, past the %zu byte limit; "
+                "dropping it",
+                s->sid, s->queue.bytes, s->srv->opts.output_limit);
+        s->srv->stats.slow_dropped++;
+        session_end(s, "transport error", false);
+        return 0;
+    }
+    session_flush(s);
+    return 0;
+}
+
+void sh_eio_close(sh_eio_session_t *s)
+{
+    session_end(s, "forced close", true);
+}
+
+/* Wakes the held GET when there is something for it. */
+static void session_flush(sh_eio_session_t *s)
+{
+    if (s->poll && (s->queue.count || s->probed))
+        sh_http_req_resume(s->poll);
+}
+
+const char *sh_eio_session_sid(const sh_eio_session_t *s)
+{
+    return s->sid;
+}
+
+void *sh_eio_session_data(const sh_eio_session_t *s)
+{
+    return s->data;
+}
+
+void sh_eio_session_set_data(sh_eio_session_t *s, void *data)
+{
+    s->data = data;
+}
+
+const char *sh_eio_session_transport(const sh_eio_session_t *s)
+{
+    return s->transport == SH_EIO_TRANSPORT_WEBSOCKET ? "websocket" : "polling";
+}
+
+const char *sh_eio_session_peer(const sh_eio_session_t *s)
+{
+    return s->peer;
+}
+
+/* ---- packets from the client (both transports) ---- */
+
+/* Returns false when the session ended. */
+static bool handle_packet(sh_eio_session_t *s, const sh_eio_packet_t *p)
+{
+    sh_eio_server_t *srv = s->srv;
+    srv->stats.packets_in++;
+    srv->stats.bytes_in += p->len + 1;
+    switch (p->type) {
+    case SH_EIO_PONG:
+        schedule_ping(s);
+        return true;
+    case SH_EIO_PING:
+        /* v4 servers ping, clients pong; answer a client's ping anyway
+         * rather than drop a lenient client. */
+        sh_eio_send(s, sh_eio_msg_text(SH_EIO_PONG, p->data, p->len));
+        return true;
+    case SH_EIO_MESSAGE:
+        if (srv->handler.on_message)
+            srv->handler.on_message(s, p->data, p->len, p->binary, srv->data);
+        return s->state == SESSION_OPEN;
+    case SH_EIO_CLOSE:
+        session_end(s, "transport close", false);
+        return false;
+    case SH_EIO_NOOP:
+        return true;
+    case SH_EIO_OPEN:
+    case SH_EIO_UPGRADE:
+    default:
+        sh_debug("eio %s: unexpected packet type %d", s->sid, (int)p->type);
+        session_end(s, "parse error", false);
+        return false;
+    }
+}
+
+/* ---- polling ---- */
+
+static void on_poll_done(sh_http_req_t *req, void *owner)
+{
+    sh_eio_session_t *s = owner;
+    if (s->poll == req)
+        s->poll = NULL;
+    session_unref(s);
+}
+
+/* Answers a GET with everything queued (or the parting packet). */
+static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
+{
+    sh_msg_t *stack[64];
+    sh_msg_t **msgs = stack;
+    size_t n = 0;
+    if (s->state == SESSION_CLOSED) {
+        stack[n++] = sh_eio_msg_text(s->parting_close ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
+    } else if (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING) {
+        /* Upgrading: end this poll so the client can switch (Node sends
+         * noops while the probe runs); data waits for the WebSocket. */
+        stack[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
+    } else {
+        if (s->queue.count > sizeof(stack) / sizeof(stack[0]))
+            msgs = sh_malloc(s->queue.count * sizeof(*msgs));
+        sh_msg_t *m;
+        while ((m = sh_msgq_pop(&s->queue)))
+            msgs[n++] = m;
+    }
+    add_cors_headers(req);
+    add_no_buffer_headers(req);
+    sh_http_respond_msgs(req, 200, "text/plain; charset=UTF-8", msgs, n, record_separator);
+    if (msgs != stack)
+        free(msgs);
+}
+
+static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req)
+{
+    if (sh_http_req_resumed(req) || s->state == SESSION_CLOSED) {
+        answer_poll(s, req);
+        return;
+    }
+    if (s->poll) {
+        /* Two GETs at once: Node treats it as a transport error. The held
+         * one gets the close packet, this one an error. */
+        sh_debug("eio %s: overlapping GET", s->sid);
+        respond_error(req, ERR_BAD_REQUEST);
+        session_end(s, "transport error", true);
+        return;
+    }
+    if (s->queue.count || s->probed) {
+        answer_poll(s, req);
+        return;
+    }
+    s->poll = req;
+    s->refs++;
+    sh_http_req_set_owner(req, s, on_poll_done);
+    sh_http_req_suspend(req);
+}
+
+static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
+{
+    sh_eio_server_t *srv = s->srv;
+    add_cors_headers(req);
+    if (sh_http_req_body_too_large(req)) {
+        sh_debug("eio %s: POST body over max_payload (%zu)", s->sid, srv->opts.max_payload);
+        sh_http_respond_error_json(req, 413, ERR_BAD_REQUEST, "Payload too large");
+        session_end(s, "transport error", false);
+        return;
+    }
+    size_t len;
+    const char *body = sh_http_req_body(req, &len);
+    /* Check the whole payload before acting on any packet: a malformed
+     * payload is rejected as a unit (and closes the session). */
+    sh_buf_t scratch = SH_BUF_INIT;
+    size_t pos = 0;
+    sh_eio_packet_t p;
+    int rc;
+    while ((rc = sh_eio_payload_next(body, len, &pos, &p, &scratch)) == 1)
+        ;
+    if (rc < 0) {
+        sh_buf_release(&scratch);
+        sh_debug("eio %s: malformed polling payload", s->sid);
+        sh_http_respond_error_json(req, 400, ERR_BAD_REQUEST, error_messages[ERR_BAD_REQUEST]);
+        session_end(s, "parse error", false);
+        return;
+    }
+    pos = 0;
+    /* The session must outlive on_message callbacks that close it. */
+    s->refs++;
+    while (sh_eio_payload_next(body, len, &pos, &p, &scratch) == 1)
+        if (!handle_packet(s, &p))
+            break;
+    sh_buf_release(&scratch);
+    sh_http_respond(req, 200, "text/html", "ok", 2);
+    session_unref(s);
+}
+
+/* ---- WebSocket ---- */
+
+static void ws_owner_free(eio_ws_t *w)
+{
+    sh_list_remove(&w->link);
+    free(w);
+}
+
+static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, void *owner)
+{
+    eio_ws_t *w = owner;
+    sh_eio_session_t *s = w->session;
+    if (s) {
+        if (s->probe == w) {
+            s->probe = NULL;
+            s->probed = false;
+            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+        } else if (s->ws == w) {
+            s->ws = NULL;
+            session_end(s, code == SH_WS_CLOSE_POLICY ? "transport error" : "transport close",
+                        false);
+        }
+    }
+    ws_owner_free(w);
+}
+
+static void finish_upgrade(sh_eio_session_t *s)
+{
+    sh_eio_server_t *srv = s->srv;
+    eio_ws_t *w = s->probe;
+    s->probe = NULL;
+    s->probed = false;
+    s->ws = w;
+    s->transport = SH_EIO_TRANSPORT_WEBSOCKET;
+    srv->stats.polling--;
+    srv->stats.websocket++;
+    srv->stats.upgrades++;
+    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_debug("eio %s: upgraded to websocket", s->sid);
+    /* End the held GET (noop) and move what waited onto the WebSocket. */
+    if (s->poll)
+        sh_http_req_resume(s->poll);
+    sh_msg_t *m;
+    while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->queue))) {
+        if (sh_ws_conn_send(w->conn, m) == -ENOBUFS) {
+            srv->stats.slow_dropped++;
+            session_end(s, "transport error", false);
+        }
+    }
+}
+
+static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool binary,
+                          void *owner)
+{
+    eio_ws_t *w = owner;
+    sh_eio_session_t *s = w->session;
+    if (!s)
+        return;
+    sh_eio_packet_t p;
+    if (binary) {
+        p = (sh_eio_packet_t){.type = SH_EIO_MESSAGE, .binary = true, .data = data, .len = len};
+    } else if (sh_eio_packet_decode_text(data, len, &p) < 0) {
+        sh_debug("eio %s: malformed packet on websocket", s->sid);
+        if (s->probe == w) {
+            detach_ws(w, SH_WS_CLOSE_NORMAL, "");
+            s->probe = NULL;
+            s->probed = false;
+            return;
+        }
+        session_end(s, "parse error", false);
+        return;
+    }
+    if (s->probe == w) {
+        /* The upgrade handshake: "2probe" -> "3probe", then "5". */
+        if (p.type == SH_EIO_PING && p.len == 5 && !memcmp(p.data, "probe", 5)) {
+            sh_ws_conn_send(conn, sh_eio_msg_text(SH_EIO_PONG, "probe", 5));
+            s->probed = true;
+            session_flush(s);
+        } else if (p.type == SH_EIO_UPGRADE && s->probed) {
+            finish_upgrade(s);
+        } else {
+            sh_debug("eio %s: unexpected packet during upgrade; dropping the probe", s->sid);
+            detach_ws(w, SH_WS_CLOSE_NORMAL, "");
+            s->probe = NULL;
+            s->probed = false;
+            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+            session_flush(s);
+        }
+        return;
+    }
+    handle_packet(s, &p);
+}
+
+static const sh_ws_handler_t ws_handler = {
+    .on_message = on_ws_message,
+    .on_close = on_ws_close,
+};
+
+static void on_upgrade_timeout(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    sh_debug("eio %s: upgrade timed out", s->sid);
+    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
+    s->probe = NULL;
+    s->probed = false;
+    session_flush(s);
+}
+
+typedef struct upgrade_ctx {
+    sh_eio_server_t *srv;
+    char sid[SH_ID_LEN + 1]; /* empty: a new WebSocket-only session */
+    char peer[64];
+} upgrade_ctx_t;
+
+static void on_upgrade_abandoned(sh_http_req_t *req, void *owner)
+{
+    free(owner);
+}
+
+static void on_upgraded(int fd, const char *extra, size_t extra_len, void *data)
+{
+    upgrade_ctx_t *ctx = data;
+    sh_eio_server_t *srv = ctx->srv;
+    if (fd < 0) {
+        free(ctx);
+        return;
+    }
+    eio_ws_t *w = sh_new0(eio_ws_t);
+    w->srv = srv;
+    sh_list_insert_tail(&srv->ws_conns, &w->link);
+    w->conn = sh_ws_conn_new(srv->loop, fd, extra, extra_len, &srv->ws_opts, &ws_handler, w);
+    if (ctx->sid[0]) {
+        sh_eio_session_t *s = sh_map_get(&srv->sessions, ctx->sid);
+        if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->probe) {
+            /* The session ended or upgraded while the 101 was on its way. */
+            sh_ws_conn_close(w->conn, SH_WS_CLOSE_POLICY, "session gone");
+        } else {
+            w->session = s;
+            s->probe = w;
+            sh_timer_start(srv->loop, &s->upgrade_timer, srv->opts.upgrade_timeout,
+                           on_upgrade_timeout, s);
+        }
+        free(ctx);
+        return;
+    }
+    sh_eio_session_t *s = session_new(srv, SH_EIO_TRANSPORT_WEBSOCKET, ctx->peer);
+    free(ctx);
+    w->session = s;
+    s->ws = w;
+    sh_debug("eio %s: open over websocket from %s", s->sid, s->peer);
+    sh_ws_conn_send(w->conn, open_packet(srv, s->sid, false));
+    schedule_ping(s);
+    if (srv->handler.on_open)
+        srv->handler.on_open(s, srv->data);
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+    /* Comma-separated, case-insensitive ("keep-alive, Upgrade"). */
+    size_t tl = strlen(token);
+    const char *p = value;
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - p) == tl && !strncasecmp(p, token, tl))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static void handle_websocket(sh_eio_server_t *srv, sh_http_req_t *req, sh_eio_session_t *s)
+{
+    const char *upgrade = sh_http_req_header(req, "Upgrade");
+    const char *connection = sh_http_req_header(req, "Connection");
+    const char *version = sh_http_req_header(req, "Sec-WebSocket-Version");
+    const char *key = sh_http_req_header(req, "Sec-WebSocket-Key");
+    if (sh_http_req_method(req) != SH_HTTP_GET || !upgrade || strcasecmp(upgrade, "websocket") ||
+        !connection || !header_has_token(connection, "upgrade")) {
+        respond_error(req, ERR_BAD_REQUEST);
+        return;
+    }
+    char accept[29];
+    if (!version || strcmp(version, "13") || !key || sh_ws_accept_key(key, accept) < 0) {
+        sh_http_req_add_header(req, "Sec-WebSocket-Version", "13");
+        respond_error(req, ERR_BAD_REQUEST);
+        return;
+    }
+    if (s && (s->transport != SH_EIO_TRANSPORT_POLLING || s->probe)) {
+        /* Already upgraded, or another probe is running. */
+        respond_error(req, ERR_BAD_REQUEST);
+        return;
+    }
+    upgrade_ctx_t *ctx = sh_new0(upgrade_ctx_t);
+    ctx->srv = srv;
+    if (s)
+        snprintf(ctx->sid, sizeof(ctx->sid), "%s", s->sid);
+    snprintf(ctx->peer, sizeof(ctx->peer), "%s", sh_http_req_peer(req));
+    sh_http_req_add_header(req, "Sec-WebSocket-Accept", accept);
+    sh_http_req_set_owner(req, ctx, on_upgrade_abandoned);
+    if (sh_http_respond_upgrade(req, on_upgraded, ctx) < 0) {
+        sh_http_req_set_owner(req, NULL, NULL);
+        free(ctx);
+        sh_http_respond(req, 500, "text/plain", "upgrade failed\n", 15);
+    }
+}
+
+/* ---- the route ---- */
+
+static void handle_preflight(sh_http_req_t *req)
+{
+    add_cors_headers(req);
+    sh_http_req_add_header(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    const char *want = sh_http_req_header(req, "Access-Control-Request-Headers");
+    if (want)
+        sh_http_req_add_header(req, "Access-Control-Allow-Headers", want);
+    sh_http_req_add_header(req, "Access-Control-Max-Age", "86400");
+    sh_http_respond(req, 204, NULL, "", 0);
+}
+
+static void on_request(sh_http_req_t *req, void *data)
+{
+    sh_eio_server_t *srv = data;
+    sh_eio_session_t *owner = sh_http_req_owner(req);
+    if (owner) {
+        /* A held GET resumed: answer it from its session. */
+        handle_poll_get(owner, req);
+        return;
+    }
+    const char *origin = sh_http_req_header(req, "Origin");
+    if (!origin_allowed(srv, origin)) {
+        sh_debug("eio: origin '%s' not allowed", origin);
+        sh_http_respond_error_json(req, 403, ERR_FORBIDDEN, error_messages[ERR_FORBIDDEN]);
+        return;
+    }
+    if (sh_http_req_method(req) == SH_HTTP_OPTIONS) {
+        handle_preflight(req);
+        return;
+    }
+    const char *transport = sh_http_req_query(req, "transport");
+    int t = 0;
+    if (transport && !strcmp(transport, "polling"))
+        t = SH_EIO_TRANSPORT_POLLING;
+    else if (transport && !strcmp(transport, "websocket"))
+        t = SH_EIO_TRANSPORT_WEBSOCKET;
+    if (!(t & srv->opts.transports)) {
+        respond_error(req, ERR_UNKNOWN_TRANSPORT);
+        return;
+    }
+    const char *eio = sh_http_req_query(req, "EIO");
+    const char *sid = sh_http_req_query(req, "sid");
+    sh_eio_session_t *s = NULL;
+    if (sid) {
+        s = sh_map_get(&srv->sessions, sid);
+        if (!s) {
+            respond_error(req, ERR_UNKNOWN_SID);
+            return;
+        }
+        if (t == SH_EIO_TRANSPORT_POLLING && s->transport != SH_EIO_TRANSPORT_POLLING) {
+            respond_error(req, ERR_BAD_REQUEST);
+            return;
+        }
+    } else if (sh_http_req_method(req) != SH_HTTP_GET) {
+        respond_error(req, ERR_BAD_HANDSHAKE_METHOD);
+        return;
+    }
+    if (!eio || strcmp(eio, "4")) {
+        respond_error(req, ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return;
+    }
+    if (t == SH_EIO_TRANSPORT_WEBSOCKET) {
+        handle_websocket(srv, req, s);
+        return;
+    }
+    if (s) {
+        switch (sh_http_req_method(req)) {
+        case SH_HTTP_GET:
+            handle_poll_get(s, req);
+            return;
+        case SH_HTTP_POST:
+            handle_poll_post(s, req);
+            return;
+        default:
+            respond_error(req, ERR_BAD_REQUEST);
+            return;
+        }
+    }
+    /* A polling handshake: the open packet, plus whatever on_open sent. */
+    s = session_new(srv, SH_EIO_TRANSPORT_POLLING, sh_http_req_peer(req));
+    sh_debug("eio %s: open over polling from %s", s->sid, s->peer);
+    sh_msgq_push(&s->queue, open_packet(srv, s->sid, true));
+    schedule_ping(s);
+    s->refs++;
+    if (srv->handler.on_open)
+        srv->handler.on_open(s, srv->data);
+    if (s->state == SESSION_OPEN)
+        answer_poll(s, req);
+    else
+        respond_error(req, ERR_FORBIDDEN);
+    session_unref(s);
+}
+
+/* ---- the server ---- */
+
+sh_eio_server_t *sh_eio_server_new(sh_loop_t *loop, sh_http_t *http, const sh_eio_options_t *opts,
+                                   const sh_eio_handler_t *handler, void *data, sh_buf_t *err)
+{
+    sh_eio_server_t *srv = sh_new0(sh_eio_server_t);
+    srv->loop = loop;
+    srv->http = http;
+    srv->opts = *opts;
+    srv->path = sh_strdup(opts->path);
+    srv->opts.path = srv->path;
+    srv->handler = *handler;
+    srv->data = data;
+    sh_list_init(&srv->ws_conns);
+    sh_list_init(&srv->all);
+    if (opts->origins && opts->origins[0] && strcmp(opts->origins[0], "*")) {
+        size_t n = 0;
+        while (opts->origins[n])
+            n++;
+        srv->origins = sh_calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            srv->origins[i] = sh_strdup(opts->origins[i]);
+    }
+    srv->ws_opts = (sh_ws_options_t){
+        .max_message = opts->max_payload,
+        .output_limit = opts->output_limit,
+        .close_linger = 1000,
+        .stats = &srv->stats.ws,
+    };
+    /* A POST may carry max_payload of packets plus framing. */
+    if (sh_http_route(http, srv->path, false, opts->max_payload + 64, on_request, srv) < 0) {
+        sh_buf_appendf(err, "too many HTTP routes");
+        sh_eio_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void sh_eio_server_close_all(sh_eio_server_t *srv)
+{
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &srv->sessions);
+    sh_map_entry_t *e;
+    /* session_end removes the entry from the table: collect first. */
+    size_t n = sh_map_count(&srv->sessions), i = 0;
+    sh_eio_session_t **all = sh_calloc(n ? n : 1, sizeof(*all));
+    while ((e = sh_map_iter_next(&it)) && i < n)
+        all[i++] = e->value;
+    for (size_t j = 0; j < i; j++)
+        session_end(all[j], "server shutting down", true);
+    free(all);
+}
+
+size_t sh_eio_server_active(const sh_eio_server_t *srv)
+{
+    size_t n = sh_map_count(&srv->sessions) + srv->ending;
+    const sh_list_t *pos;
+    for (pos = srv->ws_conns.next; pos != &srv->ws_conns; pos = pos->next)
+        n++;
+    return n;
+}
+
+void sh_eio_server_free(sh_eio_server_t *srv)
+{
+    if (!srv)
+        return;
+    /* Anything still here was not closed gracefully in time: drop it,
+     * telling the layer above (which is freed after us). Held polls were already ended by the HTTP layer
+     * (it is freed first), so no request still points at a session. */
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe(pos, tmp, &srv->all)
+    {
+        sh_eio_session_t *s = sh_container_of(pos, sh_eio_session_t, link);
+        sh_list_remove(&s->link);
+        /* The layer above still exists and may hold state for it. */
+        if (s->notify_close && srv->handler.on_close) {
+            s->notify_close = false;
+            srv->handler.on_close(s, "server shutting down", srv->data);
+        }
+        sh_timer_stop(srv->loop, &s->ping_timer);
+        sh_timer_stop(srv->loop, &s->pong_timer);
+        sh_timer_stop(srv->loop, &s->upgrade_timer);
+        sh_defer_cancel(srv->loop, &s->end_defer);
+        if (s->poll)
+            sh_http_req_set_owner(s->poll, NULL, NULL);
+        sh_msgq_release(&s->queue);
+        free(s);
+    }
+    sh_list_foreach_safe(pos, tmp, &srv->ws_conns)
+    {
+        eio_ws_t *w = sh_container_of(pos, eio_ws_t, link);
+        sh_ws_conn_destroy(w->conn);
+        ws_owner_free(w);
+    }
+    sh_map_release(&srv->sessions);
+    if (srv->origins) {
+        for (char **o = srv->origins; *o; o++)
+            free(*o);
+        free(srv->origins);
+    }
+    free(srv->path);
+    free(srv);
+}
+
+const sh_eio_stats_t *sh_eio_server_stats(const sh_eio_server_t *srv)
+{
+    return &srv->stats;
+}

@@ -1,0 +1,334 @@
+#include "hub/hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "socketio/packet.h"
+
+typedef struct room {
+    char *name;
+    sh_list_t members; /* membership_t.in_room */
+    size_t count;
+} room_t;
+
+typedef struct member {
+    sh_list_t link;        /* nsp->members */
+    sh_sio_socket_t *sock;
+    sh_hub_nsp_t *nsp;
+    sh_list_t memberships; /* membership_t.in_member */
+    uint64_t mark;         /* last broadcast epoch that reached or skipped it */
+} member_t;
+
+typedef struct membership {
+    sh_list_t in_room;
+    sh_list_t in_member;
+    room_t *room;
+    member_t *member;
+} membership_t;
+
+struct sh_hub_nsp {
+    sh_list_t link;
+    sh_hub_t *hub;
+    char *name;
+    sh_sio_nsp_handler_t app;
+    void *app_data;
+    sh_map_t rooms; /* name -> room_t */
+    sh_list_t members;
+    size_t nmembers;
+    uint64_t epoch;
+};
+
+struct sh_hub {
+    sh_sio_server_t *sio;
+    sh_list_t nsps;
+    sh_hub_stats_t stats;
+};
+
+static member_t *member_of(const sh_sio_socket_t *sock)
+{
+    return sh_sio_socket_slot(sock, SH_SIO_SLOT_HUB);
+}
+
+/* ---- membership ---- */
+
+static membership_t *find_membership(const member_t *m, const char *room)
+{
+    const sh_list_t *pos;
+    for (pos = m->memberships.next; pos != &m->memberships; pos = pos->next) {
+        membership_t *ms = sh_container_of(pos, membership_t, in_member);
+        if (!strcmp(ms->room->name, room))
+            return ms;
+    }
+    return NULL;
+}
+
+static void remove_membership(sh_hub_nsp_t *nsp, membership_t *ms)
+{
+    room_t *r = ms->room;
+    sh_list_remove(&ms->in_room);
+    sh_list_remove(&ms->in_member);
+    free(ms);
+    if (--r->count == 0) {
+        sh_map_del(&nsp->rooms, r->name);
+        nsp->hub->stats.rooms--;
+        free(r->name);
+        free(r);
+    }
+}
+
+void sh_hub_join(sh_sio_socket_t *sock, const char *room)
+{
+    member_t *m = member_of(sock);
+    if (!m || find_membership(m, room))
+        return;
+    sh_hub_nsp_t *nsp = m->nsp;
+    room_t *r = sh_map_get(&nsp->rooms, room);
+    if (!r) {
+        r = sh_new0(room_t);
+        r->name = sh_strdup(room);
+        sh_list_init(&r->members);
+        sh_map_set(&nsp->rooms, room, r);
+        nsp->hub->stats.rooms++;
+    }
+    membership_t *ms = sh_new0(membership_t);
+    ms->room = r;
+    ms->member = m;
+    sh_list_insert_tail(&r->members, &ms->in_room);
+    sh_list_insert_tail(&m->memberships, &ms->in_member);
+    r->count++;
+}
+
+void sh_hub_leave(sh_sio_socket_t *sock, const char *room)
+{
+    member_t *m = member_of(sock);
+    if (!m)
+        return;
+    membership_t *ms = find_membership(m, room);
+    if (ms)
+        remove_membership(m->nsp, ms);
+}
+
+bool sh_hub_in_room(const sh_sio_socket_t *sock, const char *room)
+{
+    const member_t *m = member_of(sock);
+    return m && find_membership(m, room);
+}
+
+size_t sh_hub_room_size(const sh_hub_nsp_t *nsp, const char *room)
+{
+    const room_t *r = sh_map_get(&nsp->rooms, room);
+    return r ? r->count : 0;
+}
+
+void sh_hub_room_foreach(sh_hub_nsp_t *nsp, const char *room,
+                         void (*fn)(sh_sio_socket_t *sock, void *data), void *data)
+{
+    room_t *r = sh_map_get(&nsp->rooms, room);
+    if (!r)
+        return;
+    sh_list_t *pos;
+    for (pos = r->members.next; pos != &r->members; pos = pos->next)
+        fn(sh_container_of(pos, membership_t, in_room)->member->sock, data);
+}
+
+void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *room, void *data),
+                         void *data)
+{
+    const member_t *m = member_of(sock);
+    if (!m)
+        return;
+    const sh_list_t *pos;
+    for (pos = m->memberships.next; pos != &m->memberships; pos = pos->next)
+        fn(sh_container_of(pos, membership_t, in_member)->room->name, data);
+}
+
+/* ---- broadcast ---- */
+
+size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const *msgs, size_t n)
+{
+    uint64_t epoch = ++nsp->epoch;
+    size_t sent = 0;
+    sh_list_t *pos, *p2;
+    for (size_t i = 0; to && i < to->nexcept; i++) {
+        room_t *r = sh_map_get(&nsp->rooms, to->except[i]);
+        if (!r)
+            continue;
+        for (pos = r->members.next; pos != &r->members; pos = pos->next)
+            sh_container_of(pos, membership_t, in_room)->member->mark = epoch;
+    }
+    if (!to || to->nrooms == 0) {
+        for (pos = nsp->members.next; pos != &nsp->members; pos = pos->next) {
+            member_t *m = sh_container_of(pos, member_t, link);
+            if (m->mark == epoch)
+                continue;
+            m->mark = epoch;
+            if (sh_sio_socket_send_msgs(m->sock, msgs, n) == 0)
+                sent++;
+        }
+    } else {
+        for (size_t i = 0; i < to->nrooms; i++) {
+            room_t *r = sh_map_get(&nsp->rooms, to->rooms[i]);
+            if (!r)
+                continue;
+            for (p2 = r->members.next; p2 != &r->members; p2 = p2->next) {
+                member_t *m = sh_container_of(p2, membership_t, in_room)->member;
+                if (m->mark == epoch)
+                    continue;
+                m->mark = epoch;
+                if (sh_sio_socket_send_msgs(m->sock, msgs, n) == 0)
+                    sent++;
+            }
+        }
+    }
+    nsp->hub->stats.broadcasts++;
+    nsp->hub->stats.deliveries += sent;
+    return sent;
+}
+
+size_t sh_hub_emit(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, const char *event, json_t *args,
+                   sh_msg_t *const *bins, size_t nbins)
+{
+    sh_msg_t *msgs[1 + SH_SIO_MAX_ATTACHMENTS];
+    if (nbins > SH_SIO_MAX_ATTACHMENTS)
+        return 0;
+    json_t *data = sh_sio_event_array(event, args);
+    int n = sh_sio_packet_encode(SH_SIO_EVENT, nsp->name, -1, data, bins, nbins, msgs,
+                                 1 + SH_SIO_MAX_ATTACHMENTS);
+    json_decref(data);
+    if (n < 0)
+        return 0;
+    size_t sent = sh_hub_send(nsp, to, msgs, (size_t)n);
+    for (int i = 0; i < n; i++)
+        sh_msg_unref(msgs[i]);
+    return sent;
+}
+
+/* ---- the namespace wrapper ---- */
+
+static int hub_on_connect(sh_sio_socket_t *sock, json_t *auth, json_t **error, void *data)
+{
+    sh_hub_nsp_t *nsp = data;
+    return nsp->app.on_connect ? nsp->app.on_connect(sock, auth, error, nsp->app_data) : 0;
+}
+
+static void hub_on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
+{
+    sh_hub_nsp_t *nsp = data;
+    member_t *m = sh_new0(member_t);
+    m->sock = sock;
+    m->nsp = nsp;
+    sh_list_init(&m->memberships);
+    sh_list_insert_tail(&nsp->members, &m->link);
+    nsp->nmembers++;
+    sh_sio_socket_set_slot(sock, SH_SIO_SLOT_HUB, m);
+    sh_hub_join(sock, sh_sio_socket_id(sock));
+    if (nsp->app.on_connected)
+        nsp->app.on_connected(sock, auth, nsp->app_data);
+}
+
+static void hub_on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_args_t *args,
+                         int64_t ack_id, void *data)
+{
+    sh_hub_nsp_t *nsp = data;
+    if (nsp->app.on_event)
+        nsp->app.on_event(sock, event, args, ack_id, nsp->app_data);
+}
+
+static void member_free(member_t *m)
+{
+    while (!sh_list_empty(&m->memberships))
+        remove_membership(m->nsp,
+                          sh_container_of(m->memberships.next, membership_t, in_member));
+    sh_list_remove(&m->link);
+    m->nsp->nmembers--;
+    free(m);
+}
+
+static void hub_on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
+{
+    sh_hub_nsp_t *nsp = data;
+    if (nsp->app.on_disconnect)
+        nsp->app.on_disconnect(sock, reason, nsp->app_data);
+    member_t *m = member_of(sock);
+    if (m) {
+        member_free(m);
+        sh_sio_socket_set_slot(sock, SH_SIO_SLOT_HUB, NULL);
+    }
+}
+
+static const sh_sio_nsp_handler_t hub_handler = {
+    .on_connect = hub_on_connect,
+    .on_connected = hub_on_connected,
+    .on_event = hub_on_event,
+    .on_disconnect = hub_on_disconnect,
+};
+
+sh_hub_t *sh_hub_new(sh_sio_server_t *sio)
+{
+    sh_hub_t *hub = sh_new0(sh_hub_t);
+    hub->sio = sio;
+    sh_list_init(&hub->nsps);
+    return hub;
+}
+
+sh_hub_nsp_t *sh_hub_add_nsp(sh_hub_t *hub, const char *name, const sh_sio_nsp_handler_t *app,
+                             void *data)
+{
+    sh_hub_nsp_t *nsp = sh_new0(sh_hub_nsp_t);
+    nsp->hub = hub;
+    nsp->name = sh_strdup(name);
+    nsp->app = *app;
+    nsp->app_data = data;
+    sh_list_init(&nsp->members);
+    sh_list_insert_tail(&hub->nsps, &nsp->link);
+    sh_sio_server_add_nsp(hub->sio, name, &hub_handler, nsp);
+    return nsp;
+}
+
+sh_hub_nsp_t *sh_hub_nsp(const sh_hub_t *hub, const char *name)
+{
+    const sh_list_t *pos;
+    for (pos = hub->nsps.next; pos != &hub->nsps; pos = pos->next) {
+        sh_hub_nsp_t *nsp = sh_container_of(pos, sh_hub_nsp_t, link);
+        if (!strcmp(nsp->name, name))
+            return nsp;
+    }
+    return NULL;
+}
+
+sh_hub_nsp_t *sh_hub_socket_nsp(const sh_sio_socket_t *sock)
+{
+    const member_t *m = member_of(sock);
+    return m ? m->nsp : NULL;
+}
+
+const sh_hub_stats_t *sh_hub_stats(const sh_hub_t *hub)
+{
+    return &hub->stats;
+}
+
+void sh_hub_free(sh_hub_t *hub)
+{
+    if (!hub)
+        return;
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe(pos, tmp, &hub->nsps)
+    {
+        sh_hub_nsp_t *nsp = sh_container_of(pos, sh_hub_nsp_t, link);
+        sh_list_t *mp, *mt;
+        sh_list_foreach_safe(mp, mt, &nsp->members)
+        {
+            member_t *m = sh_container_of(mp, member_t, link);
+            sh_sio_socket_set_slot(m->sock, SH_SIO_SLOT_HUB, NULL);
+            member_free(m);
+        }
+        sh_map_release(&nsp->rooms);
+        free(nsp->name);
+        free(nsp);
+    }
+    free(hub);
+}

@@ -1,0 +1,584 @@
+#include "socketio/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/random.h"
+#include "socketio/packet.h"
+
+#define MAX_MSGS (1 + SH_SIO_MAX_ATTACHMENTS)
+
+typedef struct sio_client sio_client_t;
+
+struct sh_sio_nsp {
+    sh_list_t link;
+    char *name;
+    sh_sio_nsp_handler_t handler;
+    void *data;
+};
+
+typedef struct pending_ack {
+    sh_sio_ack_cb cb;
+    void *data;
+} pending_ack_t;
+
+struct sh_sio_socket {
+    sh_list_t link; /* client->sockets */
+    sio_client_t *client;
+    sh_sio_nsp_t *nsp;
+    char id[SH_ID_LEN + 1];
+    bool connected;
+    const char *close_reason;
+    void *slots[2];
+    sh_map_t acks; /* decimal id -> pending_ack_t */
+    int64_t next_ack_id;
+    sh_defer_t end_defer;
+};
+
+struct sio_client {
+    sh_sio_server_t *srv;
+    sh_eio_session_t *eio;
+    sh_list_t sockets;
+    sh_sio_packet_t partial; /* a BINARY_* packet waiting for attachments */
+    bool has_partial;
+    sh_timer_t connect_timer;
+};
+
+struct sh_sio_server {
+    sh_loop_t *loop;
+    sh_sio_options_t opts;
+    sh_list_t nsps;
+    sh_map_t sockets; /* id -> socket (connected ones) */
+    sh_list_t ending; /* sockets between close and free */
+    sh_sio_stats_t stats;
+};
+
+/* ---- encoding helpers ---- */
+
+json_t *sh_sio_event_array(const char *event, json_t *args)
+{
+    json_t *arr = json_array();
+    json_array_append_new(arr, json_string(event));
+    if (args)
+        json_array_extend(arr, args); /* references, not copies */
+    return arr;
+}
+
+static int send_packet(sh_sio_socket_t *sock, sh_sio_type_t type, int64_t id, const json_t *data,
+                       sh_msg_t *const *bins, size_t nbins)
+{
+    sh_msg_t *msgs[MAX_MSGS];
+    if (nbins > SH_SIO_MAX_ATTACHMENTS)
+        return -E2BIG;
+    int n = sh_sio_packet_encode(type, sock->nsp->name, id, data, bins, nbins, msgs, MAX_MSGS);
+    if (n < 0)
+        return n;
+    sock->client->srv->stats.events_out++;
+    for (int i = 0; i < n; i++)
+        sh_eio_send(sock->client->eio, msgs[i]);
+    return 0;
+}
+
+/* ---- sockets ---- */
+
+static void socket_free(sh_sio_socket_t *sock)
+{
+    sh_map_release(&sock->acks);
+    free(sock);
+}
+
+static void fail_acks(sh_sio_socket_t *sock)
+{
+    sh_sio_server_t *srv = sock->client ? sock->client->srv : NULL;
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &sock->acks);
+    sh_map_entry_t *e;
+    json_t *empty = json_array();
+    sh_sio_args_t none = {.args = empty, .bins = NULL, .nbins = 0};
+    while ((e = sh_map_iter_next(&it))) {
+        pending_ack_t *p = sh_map_iter_remove(&it);
+        if (srv)
+            p->cb(srv, sock->id, -ECONNRESET, &none, p->data);
+        free(p);
+    }
+    json_decref(empty);
+}
+
+static void on_socket_end(sh_loop_t *loop, sh_defer_t *d)
+{
+    sh_sio_socket_t *sock = d->data;
+    sh_sio_server_t *srv = sock->client->srv;
+    if (sock->nsp->handler.on_disconnect)
+        sock->nsp->handler.on_disconnect(sock, sock->close_reason, sock->nsp->data);
+    fail_acks(sock);
+    sh_list_remove(&sock->link);
+    socket_free(sock);
+    (void)srv;
+}
+
+/* Ends a connected socket: it leaves the id table and its client at once;
+ * on_disconnect runs from the loop. */
+static void socket_close(sh_sio_socket_t *sock, const char *reason)
+{
+    if (!sock->connected)
+        return;
+    sh_sio_server_t *srv = sock->client->srv;
+    sock->connected = false;
+    sock->close_reason = reason;
+    sh_map_del(&srv->sockets, sock->id);
+    srv->stats.sockets--;
+    sh_list_remove(&sock->link);
+    sh_list_insert_tail(&srv->ending, &sock->link);
+    sh_defer_schedule(srv->loop, &sock->end_defer, on_socket_end, sock);
+}
+
+const char *sh_sio_socket_id(const sh_sio_socket_t *sock)
+{
+    return sock->id;
+}
+
+sh_sio_nsp_t *sh_sio_socket_nsp(const sh_sio_socket_t *sock)
+{
+    return sock->nsp;
+}
+
+sh_sio_server_t *sh_sio_socket_server(const sh_sio_socket_t *sock)
+{
+    return sock->client->srv;
+}
+
+sh_eio_session_t *sh_sio_socket_session(const sh_sio_socket_t *sock)
+{
+    return sock->client->eio;
+}
+
+bool sh_sio_socket_connected(const sh_sio_socket_t *sock)
+{
+    return sock->connected;
+}
+
+void *sh_sio_socket_slot(const sh_sio_socket_t *sock, int slot)
+{
+    return sock->slots[slot];
+}
+
+void sh_sio_socket_set_slot(sh_sio_socket_t *sock, int slot, void *p)
+{
+    sock->slots[slot] = p;
+}
+
+int sh_sio_socket_emit(sh_sio_socket_t *sock, const char *event, json_t *args,
+                       sh_msg_t *const *bins, size_t nbins, sh_sio_ack_cb cb, void *cb_data,
+                       int64_t *ack_id_out)
+{
+    if (!sock->connected)
+        return -EPIPE;
+    int64_t id = -1;
+    if (cb)
+        id = sock->next_ack_id++;
+    json_t *data = sh_sio_event_array(event, args);
+    int rc = send_packet(sock, SH_SIO_EVENT, id, data, bins, nbins);
+    json_decref(data);
+    if (rc < 0)
+        return rc;
+    if (cb) {
+        char key[24];
+        snprintf(key, sizeof(key), "%lld", (long long)id);
+        pending_ack_t *p = sh_new0(pending_ack_t);
+        p->cb = cb;
+        p->data = cb_data;
+        sh_map_set(&sock->acks, key, p);
+    }
+    if (ack_id_out)
+        *ack_id_out = id;
+    return 0;
+}
+
+int sh_sio_socket_ack(sh_sio_socket_t *sock, int64_t id, json_t *args, sh_msg_t *const *bins,
+                      size_t nbins)
+{
+    if (!sock->connected)
+        return -EPIPE;
+    json_t *empty = NULL;
+    if (!args)
+        args = empty = json_array();
+    int rc = send_packet(sock, SH_SIO_ACK, id, args, bins, nbins);
+    json_decref(empty);
+    return rc;
+}
+
+int sh_sio_socket_cancel_ack(sh_sio_socket_t *sock, int64_t id)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    pending_ack_t *p = sh_map_del(&sock->acks, key);
+    if (!p)
+        return -ENOENT;
+    free(p);
+    return 0;
+}
+
+int sh_sio_socket_send_msgs(sh_sio_socket_t *sock, sh_msg_t *const *msgs, size_t n)
+{
+    if (!sock->connected)
+        return -EPIPE;
+    sock->client->srv->stats.events_out++;
+    for (size_t i = 0; i < n; i++)
+        sh_eio_send(sock->client->eio, sh_msg_ref(msgs[i]));
+    return 0;
+}
+
+void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session)
+{
+    if (!sock->connected)
+        return;
+    sio_client_t *client = sock->client;
+    send_packet(sock, SH_SIO_DISCONNECT, -1, NULL, NULL, 0);
+    socket_close(sock, "server namespace disconnect");
+    if (close_session)
+        sh_eio_close(client->eio);
+}
+
+/* ---- namespaces ---- */
+
+sh_sio_nsp_t *sh_sio_server_add_nsp(sh_sio_server_t *srv, const char *name,
+                                    const sh_sio_nsp_handler_t *handler, void *data)
+{
+    sh_sio_nsp_t *nsp = sh_new0(sh_sio_nsp_t);
+    nsp->name = sh_strdup(name);
+    nsp->handler = *handler;
+    nsp->data = data;
+    sh_list_insert_tail(&srv->nsps, &nsp->link);
+    return nsp;
+}
+
+sh_sio_nsp_t *sh_sio_server_nsp(const sh_sio_server_t *srv, const char *name)
+{
+    const sh_list_t *pos;
+    for (pos = srv->nsps.next; pos != &srv->nsps; pos = pos->next) {
+        sh_sio_nsp_t *nsp = sh_container_of(pos, sh_sio_nsp_t, link);
+        if (!strcmp(nsp->name, name))
+            return nsp;
+    }
+    return NULL;
+}
+
+const char *sh_sio_nsp_name(const sh_sio_nsp_t *nsp)
+{
+    return nsp->name;
+}
+
+sh_sio_socket_t *sh_sio_server_socket(const sh_sio_server_t *srv, const char *id)
+{
+    return sh_map_get(&srv->sockets, id);
+}
+
+/* ---- clients: packets from one Engine.IO session ---- */
+
+static sh_sio_socket_t *client_socket(sio_client_t *client, const char *nsp)
+{
+    sh_list_t *pos;
+    for (pos = client->sockets.next; pos != &client->sockets; pos = pos->next) {
+        sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
+        if (!strcmp(sock->nsp->name, nsp))
+            return sock;
+    }
+    return NULL;
+}
+
+/* Sends a packet on a namespace the client has no socket for (CONNECT
+ * errors). */
+static void send_raw(sio_client_t *client, sh_sio_type_t type, const char *nsp, const json_t *data)
+{
+    sh_msg_t *msgs[1];
+    if (sh_sio_packet_encode(type, nsp, -1, data, NULL, 0, msgs, 1) == 1)
+        sh_eio_send(client->eio, msgs[0]);
+}
+
+static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
+{
+    sh_sio_server_t *srv = client->srv;
+    sh_sio_nsp_t *nsp = sh_sio_server_nsp(srv, pkt->nsp);
+    if (!nsp) {
+        srv->stats.connect_errors++;
+        json_t *err = json_pack("{s:s}", "message", "Invalid namespace");
+        send_raw(client, SH_SIO_CONNECT_ERROR, pkt->nsp, err);
+        json_decref(err);
+        return;
+    }
+    if (client_socket(client, pkt->nsp)) {
+        sh_debug("sio: %s: second CONNECT to %s ignored", sh_eio_session_sid(client->eio),
+                 pkt->nsp);
+        return;
+    }
+    sh_sio_socket_t *sock = sh_new0(sh_sio_socket_t);
+    sock->client = client;
+    sock->nsp = nsp;
+    sh_random_id(sock->id);
+    json_t *error = NULL;
+    if (nsp->handler.on_connect && nsp->handler.on_connect(sock, pkt->data, &error, nsp->data)) {
+        srv->stats.connect_errors++;
+        if (!error)
+            error = json_pack("{s:s}", "message", "Not authorized");
+        send_raw(client, SH_SIO_CONNECT_ERROR, pkt->nsp, error);
+        json_decref(error);
+        socket_free(sock);
+        return;
+    }
+    json_decref(error);
+    sock->connected = true;
+    sh_list_insert_tail(&client->sockets, &sock->link);
+    sh_map_set(&srv->sockets, sock->id, sock);
+    srv->stats.sockets++;
+    srv->stats.connects++;
+    sh_timer_stop(srv->loop, &client->connect_timer);
+    json_t *ack = json_pack("{s:s}", "sid", sock->id);
+    send_raw(client, SH_SIO_CONNECT, pkt->nsp, ack);
+    json_decref(ack);
+    if (nsp->handler.on_connected)
+        nsp->handler.on_connected(sock, pkt->data, nsp->data);
+}
+
+static void dispatch_event(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
+{
+    sock->client->srv->stats.events_in++;
+    json_t *first = json_array_get(pkt->data, 0);
+    char numbuf[32];
+    const char *event;
+    if (json_is_string(first)) {
+        event = json_string_value(first);
+    } else {
+        /* socket.io-parser allows numeric event names. */
+        snprintf(numbuf, sizeof(numbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(first));
+        event = numbuf;
+    }
+    json_t *args = json_array();
+    for (size_t i = 1; i < json_array_size(pkt->data); i++)
+        json_array_append(args, json_array_get(pkt->data, i));
+    sh_sio_args_t a = {.args = args, .bins = pkt->bins, .nbins = pkt->nbins};
+    if (sock->nsp->handler.on_event)
+        sock->nsp->handler.on_event(sock, event, &a, pkt->id, sock->nsp->data);
+    json_decref(args);
+}
+
+static void dispatch_ack(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)pkt->id);
+    pending_ack_t *p = sh_map_del(&sock->acks, key);
+    if (!p) {
+        sh_debug("sio: %s: ack %lld for nothing pending", sock->id, (long long)pkt->id);
+        return;
+    }
+    json_t *empty = NULL;
+    sh_sio_args_t a = {.args = pkt->data ? pkt->data : (empty = json_array()),
+                       .bins = pkt->bins,
+                       .nbins = pkt->nbins};
+    p->cb(sock->client->srv, sock->id, 0, &a, p->data);
+    json_decref(empty);
+    free(p);
+}
+
+static void handle_packet(sio_client_t *client, sh_sio_packet_t *pkt)
+{
+    if (pkt->type == SH_SIO_CONNECT) {
+        handle_connect(client, pkt);
+        return;
+    }
+    sh_sio_socket_t *sock = client_socket(client, pkt->nsp);
+    if (!sock) {
+        sh_debug("sio: %s: packet for unconnected namespace %s ignored",
+                 sh_eio_session_sid(client->eio), pkt->nsp);
+        return;
+    }
+    switch (pkt->type) {
+    case SH_SIO_EVENT:
+    case SH_SIO_BINARY_EVENT:
+        dispatch_event(sock, pkt);
+        break;
+    case SH_SIO_ACK:
+    case SH_SIO_BINARY_ACK:
+        dispatch_ack(sock, pkt);
+        break;
+    case SH_SIO_DISCONNECT:
+        socket_close(sock, "client namespace disconnect");
+        break;
+    default:
+        /* CONNECT_ERROR is server-to-client only. */
+        sh_debug("sio: %s: unexpected packet type %d", sock->id, (int)pkt->type);
+        break;
+    }
+}
+
+static void parse_error(sio_client_t *client, const char *why)
+{
+    client->srv->stats.parse_errors++;
+    sh_info("sio: session %s from %s: malformed packet (%s); closing it",
+            sh_eio_session_sid(client->eio), sh_eio_session_peer(client->eio), why);
+    if (client->has_partial) {
+        sh_sio_packet_release(&client->partial);
+        client->has_partial = false;
+    }
+    sh_eio_close(client->eio);
+}
+
+/* ---- the Engine.IO handler ---- */
+
+static void on_connect_timeout(sh_loop_t *loop, sh_timer_t *t)
+{
+    sio_client_t *client = t->data;
+    if (sh_list_empty(&client->sockets)) {
+        sh_debug("sio: session %s: no CONNECT within the connect timeout",
+                 sh_eio_session_sid(client->eio));
+        sh_eio_close(client->eio);
+    }
+}
+
+static void on_eio_open(sh_eio_session_t *s, void *data)
+{
+    sh_sio_server_t *srv = data;
+    sio_client_t *client = sh_new0(sio_client_t);
+    client->srv = srv;
+    client->eio = s;
+    sh_list_init(&client->sockets);
+    sh_eio_session_set_data(s, client);
+    sh_timer_start(srv->loop, &client->connect_timer, srv->opts.connect_timeout,
+                   on_connect_timeout, client);
+}
+
+static void on_eio_message(sh_eio_session_t *s, const char *msg, size_t len, bool binary,
+                           void *data)
+{
+    sio_client_t *client = sh_eio_session_data(s);
+    if (binary) {
+        if (!client->has_partial) {
+            parse_error(client, "unexpected binary attachment");
+            return;
+        }
+        sh_msg_t *att = sh_msg_new(msg, len, true);
+        int rc = sh_sio_packet_add_attachment(&client->partial, att);
+        sh_msg_unref(att);
+        if (rc < 0) {
+            parse_error(client, "too many attachments");
+            return;
+        }
+        if (rc == 1) {
+            sh_sio_packet_t pkt = client->partial;
+            client->has_partial = false;
+            handle_packet(client, &pkt);
+            sh_sio_packet_release(&pkt);
+        }
+        return;
+    }
+    if (client->has_partial) {
+        parse_error(client, "text packet while attachments were due");
+        return;
+    }
+    sh_sio_packet_t pkt;
+    const char *why = NULL;
+    if (sh_sio_packet_decode(msg, len, &pkt, &why) < 0) {
+        parse_error(client, why ? why : "invalid packet");
+        return;
+    }
+    if (!sh_sio_packet_complete(&pkt)) {
+        client->partial = pkt;
+        client->has_partial = true;
+        return;
+    }
+    handle_packet(client, &pkt);
+    sh_sio_packet_release(&pkt);
+}
+
+static void on_eio_close(sh_eio_session_t *s, const char *reason, void *data)
+{
+    sio_client_t *client = sh_eio_session_data(s);
+    if (!client)
+        return;
+    sh_sio_server_t *srv = client->srv;
+    sh_timer_stop(srv->loop, &client->connect_timer);
+    if (client->has_partial)
+        sh_sio_packet_release(&client->partial);
+    /* Sockets end now, in this callback (the session is going away), not
+     * deferred: their handlers may still read the session. */
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe(pos, tmp, &client->sockets)
+    {
+        sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
+        sock->connected = false;
+        sh_map_del(&srv->sockets, sock->id);
+        srv->stats.sockets--;
+        sh_list_remove(&sock->link);
+        if (sock->nsp->handler.on_disconnect)
+            sock->nsp->handler.on_disconnect(sock, reason, sock->nsp->data);
+        fail_acks(sock);
+        socket_free(sock);
+    }
+    /* Sockets closed earlier and still waiting for their deferred end
+     * point at this client: run their ends now. */
+    sh_list_foreach_safe(pos, tmp, &srv->ending)
+    {
+        sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
+        if (sock->client != client)
+            continue;
+        sh_defer_cancel(srv->loop, &sock->end_defer);
+        on_socket_end(srv->loop, &sock->end_defer);
+    }
+    sh_eio_session_set_data(s, NULL);
+    free(client);
+}
+
+static const sh_eio_handler_t eio_handler = {
+    .on_open = on_eio_open,
+    .on_message = on_eio_message,
+    .on_close = on_eio_close,
+};
+
+const sh_eio_handler_t *sh_sio_eio_handler(void)
+{
+    return &eio_handler;
+}
+
+/* ---- the server ---- */
+
+sh_sio_server_t *sh_sio_server_new(sh_loop_t *loop, const sh_sio_options_t *opts)
+{
+    sh_sio_server_t *srv = sh_new0(sh_sio_server_t);
+    srv->loop = loop;
+    srv->opts = *opts;
+    sh_list_init(&srv->nsps);
+    sh_list_init(&srv->ending);
+    return srv;
+}
+
+void sh_sio_server_free(sh_sio_server_t *srv)
+{
+    if (!srv)
+        return;
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe(pos, tmp, &srv->ending)
+    {
+        sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
+        sh_defer_cancel(srv->loop, &sock->end_defer);
+        sh_list_remove(&sock->link);
+        socket_free(sock);
+    }
+    sh_list_foreach_safe(pos, tmp, &srv->nsps)
+    {
+        sh_sio_nsp_t *nsp = sh_container_of(pos, sh_sio_nsp_t, link);
+        free(nsp->name);
+        free(nsp);
+    }
+    sh_map_release(&srv->sockets);
+    free(srv);
+}
+
+const sh_sio_stats_t *sh_sio_server_stats(const sh_sio_server_t *srv)
+{
+    return &srv->stats;
+}

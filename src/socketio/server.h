@@ -1,0 +1,138 @@
+/* socketio/server.h — the Socket.IO v5 server on top of Engine.IO:
+ * namespaces, sockets, events, acknowledgements both ways, binary
+ * attachments, the connect timeout.
+ *
+ * Spec: socketio/socket.io-protocol README (v5); where it is silent,
+ * Node's socket.io 4.x (reasons, what an unknown namespace or a packet for
+ * an unconnected namespace does).
+ *
+ * Invariants:
+ *  - One sio client per Engine.IO session; it holds one socket per
+ *    connected namespace. A socket id is random and differs from the
+ *    Engine.IO sid (v5).
+ *  - Namespace handlers run on the loop; none runs from inside a call the
+ *    handler's own code made (disconnects and acks are deferred).
+ *  - A socket ends exactly once: on_disconnect runs, then the socket is
+ *    freed by the loop; after on_disconnect returns the pointer is invalid.
+ *    Code that must outlive a socket keeps its id (sh_sio_server_socket()
+ *    looks it up).
+ *  - An ack callback registered by sh_sio_socket_emit runs exactly once:
+ *    with the client's answer, or with status -ECONNRESET when the socket
+ *    ends first, or never if sh_sio_socket_cancel_ack() is called first.
+ *  - Event arguments are a JSON array whose binary values are placeholders
+ *    ({"_placeholder":true,"num":N}) for bins[N], the attachments. Sending
+ *    takes the same pair, so binary is forwarded without re-encoding.
+ */
+#ifndef SH_SOCKETIO_SERVER_H
+#define SH_SOCKETIO_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/msg.h"
+#include "engineio/server.h"
+#include "loop/loop.h"
+
+typedef struct sh_sio_server sh_sio_server_t;
+typedef struct sh_sio_socket sh_sio_socket_t;
+typedef struct sh_sio_nsp sh_sio_nsp_t;
+
+/* Borrowed event arguments: valid during the callback only (json_incref /
+ * sh_msg_ref what you keep). */
+typedef struct sh_sio_args {
+    json_t *args; /* JSON array, never NULL */
+    sh_msg_t *const *bins;
+    size_t nbins;
+} sh_sio_args_t;
+
+typedef struct sh_sio_nsp_handler {
+    /* A CONNECT to this namespace. Return 0 to accept, or -EPERM and set
+     * *error (a new JSON object or string) to refuse with CONNECT_ERROR.
+     * auth is the CONNECT payload (NULL if none). The socket may not be
+     * used to send here: the CONNECT answer is not out yet. */
+    int (*on_connect)(sh_sio_socket_t *sock, json_t *auth, json_t **error, void *data);
+    /* After the CONNECT answer is queued; sending is allowed from here. */
+    void (*on_connected)(sh_sio_socket_t *sock, json_t *auth, void *data);
+    /* An EVENT. ack_id >= 0 when the client wants an answer
+     * (sh_sio_socket_ack). */
+    void (*on_event)(sh_sio_socket_t *sock, const char *event, const sh_sio_args_t *args,
+                     int64_t ack_id, void *data);
+    /* The socket is over. reason as Node's: "client namespace disconnect",
+     * "server namespace disconnect", "transport close", "ping timeout",
+     * "parse error", "transport error", "forced close", "server shutting
+     * down". */
+    void (*on_disconnect)(sh_sio_socket_t *sock, const char *reason, void *data);
+} sh_sio_nsp_handler_t;
+
+typedef void (*sh_sio_ack_cb)(sh_sio_server_t *srv, const char *socket_id, int status,
+                              const sh_sio_args_t *args, void *data);
+
+typedef struct sh_sio_options {
+    uint64_t connect_timeout; /* ms a session may stay without a namespace */
+} sh_sio_options_t;
+
+typedef struct sh_sio_stats {
+    uint64_t sockets;         /* connected now */
+    uint64_t connects;        /* accepted CONNECTs */
+    uint64_t connect_errors;  /* refused or unknown namespace */
+    uint64_t events_in;
+    uint64_t events_out;      /* packets sent to single sockets */
+    uint64_t parse_errors;
+} sh_sio_stats_t;
+
+sh_sio_server_t *sh_sio_server_new(sh_loop_t *loop, const sh_sio_options_t *opts);
+/* Frees the server; sockets left are dropped without callbacks. */
+void sh_sio_server_free(sh_sio_server_t *srv);
+/* The Engine.IO handler to give sh_eio_server_new, with the server as its
+ * data. */
+const sh_eio_handler_t *sh_sio_eio_handler(void);
+const sh_sio_stats_t *sh_sio_server_stats(const sh_sio_server_t *srv);
+
+/* Registers a namespace ("/" or "/name"); handler is copied. */
+sh_sio_nsp_t *sh_sio_server_add_nsp(sh_sio_server_t *srv, const char *name,
+                                    const sh_sio_nsp_handler_t *handler, void *data);
+sh_sio_nsp_t *sh_sio_server_nsp(const sh_sio_server_t *srv, const char *name);
+const char *sh_sio_nsp_name(const sh_sio_nsp_t *nsp);
+/* A connected socket by id, or NULL. */
+sh_sio_socket_t *sh_sio_server_socket(const sh_sio_server_t *srv, const char *id);
+
+/* ---- sockets ---- */
+const char *sh_sio_socket_id(const sh_sio_socket_t *sock);
+sh_sio_nsp_t *sh_sio_socket_nsp(const sh_sio_socket_t *sock);
+sh_sio_server_t *sh_sio_socket_server(const sh_sio_socket_t *sock);
+sh_eio_session_t *sh_sio_socket_session(const sh_sio_socket_t *sock);
+bool sh_sio_socket_connected(const sh_sio_socket_t *sock);
+
+/* Two per-socket pointers for the layers above: slot 0 for the hub (room
+ * membership), slot 1 for the application. */
+enum { SH_SIO_SLOT_HUB = 0, SH_SIO_SLOT_APP = 1 };
+void *sh_sio_socket_slot(const sh_sio_socket_t *sock, int slot);
+void sh_sio_socket_set_slot(sh_sio_socket_t *sock, int slot, void *p);
+
+/* Emits event with args (a JSON array, borrowed; NULL for none) and
+ * attachments. With cb, the client is asked to acknowledge and cb runs
+ * once (see the header comment); *ack_id_out (may be NULL) gets the id for
+ * sh_sio_socket_cancel_ack. Returns 0 or -EPIPE when the socket is not
+ * connected (cb will not run). */
+int sh_sio_socket_emit(sh_sio_socket_t *sock, const char *event, json_t *args,
+                       sh_msg_t *const *bins, size_t nbins, sh_sio_ack_cb cb, void *cb_data,
+                       int64_t *ack_id_out);
+/* Answers the client's ack request id with args (borrowed array or NULL). */
+int sh_sio_socket_ack(sh_sio_socket_t *sock, int64_t id, json_t *args, sh_msg_t *const *bins,
+                      size_t nbins);
+/* Forgets a pending ack without calling its callback. Returns 0 or -ENOENT. */
+int sh_sio_socket_cancel_ack(sh_sio_socket_t *sock, int64_t id);
+/* Queues pre-encoded Engine.IO messages (a broadcast's; new references are
+ * taken). Returns 0 or -EPIPE. */
+int sh_sio_socket_send_msgs(sh_sio_socket_t *sock, sh_msg_t *const *msgs, size_t n);
+/* Server-side disconnect: a DISCONNECT packet, then on_disconnect from the
+ * loop; with close_session, the whole Engine.IO session closes too. */
+void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session);
+
+/* Builds the EVENT data array [event, args...] (a new reference). */
+json_t *sh_sio_event_array(const char *event, json_t *args);
+
+#endif

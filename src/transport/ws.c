@@ -1,0 +1,425 @@
+#include "transport/ws.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "transport/ws_frame.h"
+
+#define READ_CHUNK     16384
+#define READS_PER_WAKE 16 /* bound one peer's share of an iteration */
+#define MAX_IOV        128
+
+typedef struct out_frame {
+    sh_msg_t *m;
+    uint8_t hdr[SH_WS_MAX_SERVER_HEADER];
+    uint8_t hlen;
+    size_t sent; /* bytes of header + payload written so far */
+} out_frame_t;
+
+typedef enum {
+    WS_OPEN,
+    WS_CLOSING, /* our close frame is queued or sent */
+    WS_DEAD,    /* socket closed; waiting for the reap */
+} ws_state_t;
+
+struct sh_ws_conn {
+    sh_loop_t *loop;
+    int fd;
+    sh_io_t io;
+    ws_state_t state;
+    sh_ws_options_t opts;
+    const sh_ws_handler_t *handler;
+    void *owner;
+    bool destroyed; /* owner asked for no callback */
+    bool close_received;
+    /* input */
+    sh_ws_reader_t reader;
+    sh_buf_t rbuf;
+    bool reading_stopped;
+    /* output: a ring of frames */
+    out_frame_t *out;
+    size_t out_cap, out_head, out_count;
+    size_t out_bytes;
+    /* deferred work */
+    sh_defer_t flush_defer;
+    sh_defer_t input_defer;
+    sh_defer_t reap_defer;
+    sh_timer_t linger;
+    uint16_t close_code;
+    char close_reason[124];
+};
+
+static void flush_now(sh_ws_conn_t *ws);
+static void process_input(sh_ws_conn_t *ws);
+
+static inline out_frame_t *out_at(sh_ws_conn_t *ws, size_t i)
+{
+    return &ws->out[(ws->out_head + i) & (ws->out_cap - 1)];
+}
+
+/* ---- ending ---- */
+
+static void on_reap(sh_loop_t *loop, sh_defer_t *d)
+{
+    sh_ws_conn_t *ws = d->data;
+    if (!ws->destroyed && ws->handler && ws->handler->on_close)
+        ws->handler->on_close(ws, ws->close_code, ws->close_reason, ws->owner);
+    sh_defer_cancel(loop, &ws->flush_defer);
+    sh_defer_cancel(loop, &ws->input_defer);
+    sh_timer_stop(loop, &ws->linger);
+    while (ws->out_count) {
+        sh_msg_unref(out_at(ws, 0)->m);
+        ws->out_head = (ws->out_head + 1) & (ws->out_cap - 1);
+        ws->out_count--;
+    }
+    free(ws->out);
+    sh_ws_reader_release(&ws->reader);
+    sh_buf_release(&ws->rbuf);
+    free(ws);
+}
+
+/* Closes the socket now and schedules on_close + free from the loop. */
+static void finish(sh_ws_conn_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->state == WS_DEAD)
+        return;
+    if (ws->state == WS_OPEN || !ws->close_code) {
+        ws->close_code = code;
+        snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
+    }
+    ws->state = WS_DEAD;
+    sh_io_stop(ws->loop, &ws->io);
+    close(ws->fd);
+    ws->fd = -1;
+    sh_timer_stop(ws->loop, &ws->linger);
+    sh_defer_cancel(ws->loop, &ws->flush_defer);
+    sh_defer_cancel(ws->loop, &ws->input_defer);
+    sh_defer_schedule(ws->loop, &ws->reap_defer, on_reap, ws);
+}
+
+static void on_linger(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_ws_conn_t *ws = t->data;
+    finish(ws, ws->close_code, ws->close_reason);
+}
+
+/* ---- output ---- */
+
+static void on_flush_defer(sh_loop_t *loop, sh_defer_t *d)
+{
+    flush_now(d->data);
+}
+
+static void schedule_flush(sh_ws_conn_t *ws)
+{
+    sh_defer_schedule(ws->loop, &ws->flush_defer, on_flush_defer, ws);
+}
+
+static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
+{
+    if (ws->out_count == ws->out_cap) {
+        size_t cap = ws->out_cap ? ws->out_cap * 2 : 8;
+        out_frame_t *ring = sh_malloc(cap * sizeof(*ring));
+        for (size_t i = 0; i < ws->out_count; i++)
+            ring[i] = *out_at(ws, i);
+        free(ws->out);
+        ws->out = ring;
+        ws->out_cap = cap;
+        ws->out_head = 0;
+    }
+    out_frame_t *f = out_at(ws, ws->out_count);
+    f->m = m;
+    f->hlen = (uint8_t)sh_ws_frame_header_encode(f->hdr, opcode, true, m->len);
+    f->sent = 0;
+    ws->out_count++;
+    ws->out_bytes += f->hlen + m->len;
+    if (ws->opts.stats)
+        ws->opts.stats->frames_out++;
+    schedule_flush(ws);
+}
+
+static void queue_close_frame(sh_ws_conn_t *ws, uint16_t code, const char *reason)
+{
+    uint8_t body[125];
+    size_t n = sh_ws_close_payload(body, code, reason);
+    push_frame(ws, SH_WS_OP_CLOSE, sh_msg_new(body, n, true));
+    ws->state = WS_CLOSING;
+    ws->close_code = code ? code : SH_WS_CLOSE_NO_STATUS;
+    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
+}
+
+static void update_watch(sh_ws_conn_t *ws)
+{
+    unsigned ev = 0;
+    if (!ws->reading_stopped)
+        ev |= SH_IO_READ;
+    if (ws->out_count)
+        ev |= SH_IO_WRITE;
+    if (ev != ws->io.events) {
+        if (ev)
+            sh_io_modify(ws->loop, &ws->io, ev);
+        else
+            sh_io_modify(ws->loop, &ws->io, 0);
+    }
+}
+
+static void flush_now(sh_ws_conn_t *ws)
+{
+    if (ws->state == WS_DEAD)
+        return;
+    while (ws->out_count) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        for (size_t i = 0; i < ws->out_count && n + 2 <= MAX_IOV; i++) {
+            out_frame_t *f = out_at(ws, i);
+            if (f->sent < f->hlen) {
+                iov[n].iov_base = f->hdr + f->sent;
+                iov[n].iov_len = f->hlen - f->sent;
+                n++;
+                if (f->m->len) {
+                    iov[n].iov_base = f->m->data;
+                    iov[n].iov_len = f->m->len;
+                    n++;
+                }
+            } else {
+                size_t off = f->sent - f->hlen;
+                iov[n].iov_base = f->m->data + off;
+                iov[n].iov_len = f->m->len - off;
+                n++;
+            }
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(ws->fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            finish(ws, 1006, strerror(errno));
+            return;
+        }
+        if (ws->opts.stats)
+            ws->opts.stats->bytes_out += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (left && ws->out_count) {
+            out_frame_t *f = out_at(ws, 0);
+            size_t total = f->hlen + f->m->len;
+            size_t need = total - f->sent;
+            if (left < need) {
+                f->sent += left;
+                ws->out_bytes -= left;
+                left = 0;
+                break;
+            }
+            left -= need;
+            ws->out_bytes -= need;
+            sh_msg_unref(f->m);
+            ws->out_head = (ws->out_head + 1) & (ws->out_cap - 1);
+            ws->out_count--;
+        }
+    }
+    if (ws->state == WS_CLOSING && !ws->out_count) {
+        /* Our close frame is out. If the peer's close already came the
+         * handshake is done; else give it close_linger to answer. */
+        if (ws->close_received) {
+            finish(ws, ws->close_code, ws->close_reason);
+            return;
+        }
+        if (!sh_timer_active(&ws->linger))
+            sh_timer_start(ws->loop, &ws->linger, ws->opts.close_linger, on_linger, ws);
+    }
+    update_watch(ws);
+}
+
+int sh_ws_conn_send(sh_ws_conn_t *ws, sh_msg_t *m)
+{
+    if (ws->state != WS_OPEN) {
+        sh_msg_unref(m);
+        return -EPIPE;
+    }
+    push_frame(ws, m->binary ? SH_WS_OP_BINARY : SH_WS_OP_TEXT, m);
+    if (ws->opts.output_limit && ws->out_bytes > ws->opts.output_limit) {
+        if (ws->opts.stats)
+            ws->opts.stats->slow_dropped++;
+        sh_warn("ws: fd %d: peer is not reading: %zu bytes queued, past the %zu byte limit; "
+                "dropping it",
+                ws->fd, ws->out_bytes, ws->opts.output_limit);
+        finish(ws, SH_WS_CLOSE_POLICY, "output queue limit");
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+void sh_ws_conn_close(sh_ws_conn_t *ws, uint16_t code, const char *reason)
+{
+    if (ws->state != WS_OPEN)
+        return;
+    queue_close_frame(ws, code, reason);
+}
+
+void sh_ws_conn_destroy(sh_ws_conn_t *ws)
+{
+    ws->destroyed = true;
+    finish(ws, SH_WS_CLOSE_GOING_AWAY, "destroyed");
+}
+
+void sh_ws_conn_set_owner(sh_ws_conn_t *ws, const sh_ws_handler_t *handler, void *owner)
+{
+    ws->handler = handler;
+    ws->owner = owner;
+}
+
+size_t sh_ws_conn_queued(const sh_ws_conn_t *ws)
+{
+    return ws->out_bytes;
+}
+
+bool sh_ws_conn_closing(const sh_ws_conn_t *ws)
+{
+    return ws->state != WS_OPEN;
+}
+
+/* ---- input ---- */
+
+static void protocol_error(sh_ws_conn_t *ws, uint16_t code, const char *reason)
+{
+    sh_debug("ws: fd %d: closing with %u: %s", ws->fd, (unsigned)code, reason);
+    ws->reading_stopped = true;
+    if (ws->state == WS_OPEN)
+        queue_close_frame(ws, code, reason);
+    else
+        finish(ws, code, reason);
+    update_watch(ws);
+}
+
+static void process_input(sh_ws_conn_t *ws)
+{
+    while (ws->state != WS_DEAD && !ws->close_received) {
+        sh_ws_event_t ev;
+        uint16_t code = 0;
+        int rc = sh_ws_reader_next(&ws->reader, &ws->rbuf, &ev, &code);
+        if (rc == -EAGAIN)
+            return;
+        if (rc < 0) {
+            const char *why = rc == -EMSGSIZE  ? "message too big"
+                              : rc == -EILSEQ ? "invalid UTF-8"
+                                              : "protocol error";
+            protocol_error(ws, code, why);
+            return;
+        }
+        if (ws->opts.stats)
+            ws->opts.stats->frames_in++;
+        switch (ev.type) {
+        case SH_WS_EV_TEXT:
+        case SH_WS_EV_BINARY:
+            /* After our close frame, data is discarded (RFC 6455 §5.5.1). */
+            if (ws->state == WS_OPEN && ws->handler && ws->handler->on_message)
+                ws->handler->on_message(ws, ev.data, ev.len, ev.type == SH_WS_EV_BINARY,
+                                        ws->owner);
+            break;
+        case SH_WS_EV_PING:
+            if (ws->state == WS_OPEN)
+                push_frame(ws, SH_WS_OP_PONG, sh_msg_new(ev.data, ev.len, true));
+            break;
+        case SH_WS_EV_PONG:
+            break;
+        case SH_WS_EV_CLOSE:
+            ws->close_received = true;
+            ws->reading_stopped = true;
+            if (ws->state == WS_OPEN) {
+                /* Echo the peer's code, then close once it is flushed. */
+                uint16_t echo = ev.close_code == SH_WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
+                queue_close_frame(ws, echo, "");
+                ws->close_code = ev.close_code;
+                snprintf(ws->close_reason, sizeof(ws->close_reason), "%.*s",
+                         (int)(ev.len < 123 ? ev.len : 123), ev.data ? ev.data : "");
+            } else if (!ws->out_count) {
+                finish(ws, ws->close_code, ws->close_reason);
+                return;
+            }
+            update_watch(ws);
+            return;
+        }
+    }
+}
+
+static void on_input_defer(sh_loop_t *loop, sh_defer_t *d)
+{
+    process_input(d->data);
+}
+
+static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
+{
+    sh_ws_conn_t *ws = io->data;
+    if (events & SH_IO_WRITE)
+        flush_now(ws);
+    if (ws->state == WS_DEAD || !(events & (SH_IO_READ | SH_IO_ERROR)))
+        return;
+    if (ws->reading_stopped) {
+        /* Only a hang-up matters now. */
+        if (events & SH_IO_ERROR)
+            finish(ws, ws->close_code ? ws->close_code : 1006, "connection lost");
+        return;
+    }
+    for (int i = 0; i < READS_PER_WAKE; i++) {
+        char *w = sh_buf_reserve(&ws->rbuf, READ_CHUNK);
+        ssize_t n = read(ws->fd, w, READ_CHUNK);
+        if (n > 0) {
+            sh_buf_commit(&ws->rbuf, (size_t)n);
+            if (ws->opts.stats)
+                ws->opts.stats->bytes_in += (uint64_t)n;
+            process_input(ws);
+            if (ws->state == WS_DEAD || ws->reading_stopped)
+                return;
+            if ((size_t)n < READ_CHUNK)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            finish(ws, 1006, "connection closed by peer");
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            finish(ws, 1006, strerror(errno));
+        return;
+    }
+}
+
+sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t extra_len,
+                             const sh_ws_options_t *opts, const sh_ws_handler_t *handler,
+                             void *owner)
+{
+    sh_ws_conn_t *ws = sh_new0(sh_ws_conn_t);
+    ws->loop = loop;
+    ws->fd = fd;
+    ws->opts = *opts;
+    if (!ws->opts.close_linger)
+        ws->opts.close_linger = 1000;
+    ws->handler = handler;
+    ws->owner = owner;
+    ws->flush_defer.data = ws;
+    sh_ws_reader_init(&ws->reader, opts->max_message, true);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    if (sh_io_start(loop, &ws->io, fd, SH_IO_READ, on_io, ws) < 0) {
+        finish(ws, 1006, "cannot watch socket");
+        return ws;
+    }
+    if (extra_len) {
+        sh_buf_append(&ws->rbuf, extra, extra_len);
+        sh_defer_schedule(loop, &ws->input_defer, on_input_defer, ws);
+    }
+    return ws;
+}

@@ -1,0 +1,125 @@
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/map.h"
+
+START_TEST(test_set_get_del)
+{
+    sh_map_t m = SH_MAP_INIT;
+    int a = 1, b = 2;
+    ck_assert_ptr_null(sh_map_get(&m, "x"));
+    ck_assert_ptr_null(sh_map_set(&m, "x", &a));
+    ck_assert_ptr_eq(sh_map_get(&m, "x"), &a);
+    ck_assert_ptr_eq(sh_map_set(&m, "x", &b), &a);
+    ck_assert_uint_eq(sh_map_count(&m), 1);
+    ck_assert_ptr_eq(sh_map_del(&m, "x"), &b);
+    ck_assert_ptr_null(sh_map_del(&m, "x"));
+    ck_assert_uint_eq(sh_map_count(&m), 0);
+    /* Keys are binary-safe with explicit lengths. */
+    sh_map_setn(&m, "a\0b", 3, &a);
+    ck_assert_ptr_null(sh_map_getn(&m, "a\0c", 3));
+    ck_assert_ptr_eq(sh_map_getn(&m, "a\0b", 3), &a);
+    sh_map_release(&m);
+}
+END_TEST
+
+/* Against a simple array model with many inserts and deletes, so backward
+ * shift deletion is exercised across wrapped clusters. */
+START_TEST(test_churn_matches_model)
+{
+    enum { N = 4000 };
+    sh_map_t m = SH_MAP_INIT;
+    static char present[N];
+    memset(present, 0, sizeof(present));
+    srand(11);
+    for (int round = 0; round < 60000; round++) {
+        int k = rand() % N;
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", k);
+        if (rand() % 3) {
+            sh_map_set(&m, key, (void *)(intptr_t)(k + 1));
+            present[k] = 1;
+        } else {
+            void *v = sh_map_del(&m, key);
+            ck_assert_ptr_eq(v, present[k] ? (void *)(intptr_t)(k + 1) : NULL);
+            present[k] = 0;
+        }
+    }
+    size_t count = 0;
+    for (int k = 0; k < N; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", k);
+        void *v = sh_map_get(&m, key);
+        ck_assert_ptr_eq(v, present[k] ? (void *)(intptr_t)(k + 1) : NULL);
+        count += present[k];
+    }
+    ck_assert_uint_eq(sh_map_count(&m), count);
+    sh_map_release(&m);
+}
+END_TEST
+
+START_TEST(test_iterate_and_remove_sees_each_once)
+{
+    enum { N = 1000 };
+    sh_map_t m = SH_MAP_INIT;
+    static int seen[N];
+    memset(seen, 0, sizeof(seen));
+    for (int k = 0; k < N; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%d", k);
+        sh_map_set(&m, key, (void *)(intptr_t)k);
+    }
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &m);
+    sh_map_entry_t *e;
+    while ((e = sh_map_iter_next(&it))) {
+        int k = (int)(intptr_t)e->value;
+        seen[k]++;
+        if (k % 2 == 0)
+            ck_assert_int_eq((int)(intptr_t)sh_map_iter_remove(&it), k);
+    }
+    for (int k = 0; k < N; k++)
+        ck_assert_int_eq(seen[k], 1);
+    ck_assert_uint_eq(sh_map_count(&m), N / 2);
+    /* Remove everything through the iterator. */
+    sh_map_iter_init(&it, &m);
+    size_t removed = 0;
+    while ((e = sh_map_iter_next(&it))) {
+        sh_map_iter_remove(&it);
+        removed++;
+    }
+    ck_assert_uint_eq(removed, N / 2);
+    ck_assert_uint_eq(sh_map_count(&m), 0);
+    sh_map_release(&m);
+}
+END_TEST
+
+START_TEST(test_seed_changes_hash)
+{
+    uint64_t h1 = sh_hash("room", 4);
+    uint8_t key[16] = {1, 2, 3};
+    sh_map_seed(key);
+    uint64_t h2 = sh_hash("room", 4);
+    ck_assert(h1 != h2);
+    ck_assert(sh_hash("room", 4) == h2);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("map");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_set_get_del);
+    tcase_add_test(tc, test_churn_matches_model);
+    tcase_add_test(tc, test_iterate_and_remove_sees_each_once);
+    tcase_add_test(tc, test_seed_changes_hash);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
