@@ -211,8 +211,12 @@ static void payload_vector(const vec_line_t *v)
         ck_assert_msg(rc == 1, "line %u: packet %d: rc %d", v->lineno, i, rc);
         ck_assert_msg(pos > before && pos <= n, "line %u: pos did not advance", v->lineno);
         want_check(&wants[i], &pk, v->lineno);
-        if (pk.binary)
+        /* (an empty scratch peeks as a "" literal, which each translation
+         * unit may have its own copy of under ASan) */
+        if (pk.binary && scratch.data)
             ck_assert_ptr_eq(pk.data, sh_buf_peek(&scratch));
+        else if (pk.binary)
+            ck_assert_uint_eq(pk.len, 0);
         else
             ck_assert_ptr_eq(pk.data, p + before + 1); /* borrowed from the input */
     }
