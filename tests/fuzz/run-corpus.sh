@@ -10,8 +10,10 @@ corpus="$top_srcdir/tests/fuzz/corpus/$name"
 [ -d "$corpus" ] || fail "no corpus at tests/fuzz/corpus/$name"
 count=$(find "$corpus" -type f | wc -l)
 [ "$count" -gt 0 ] || fail "empty corpus for $name"
-ASAN_OPTIONS=detect_leaks=1 "$bin" -runs=0 "$corpus" 2>&1 | tail -3
+log="fuzz_$name.out"
+ASAN_OPTIONS=detect_leaks=1 "$bin" -runs=0 "$corpus" >"$log" 2>&1
 status=$?
+tail -3 "$log"
 # With -runs=0 libFuzzer executes each corpus file once and exits 0 unless
 # an input crashed, leaked or tripped a sanitizer.
 [ "$status" = 0 ] || fail "fuzz target $name failed on its corpus"
