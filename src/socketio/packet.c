@@ -310,11 +310,13 @@ void sh_sio_packet_release(sh_sio_packet_t *pkt)
     pkt->attachments = 0;
 }
 
-/* A namespace we can write: "/name" without the ',' that ends it on the
- * wire, and short enough for a peer like us to accept. */
+/* A namespace we can write is one we would read back: "/name" without the
+ * ',' that ends it on the wire, short enough, and valid UTF-8 (it goes into
+ * a text message). */
 static bool nsp_writable(const char *nsp, size_t len)
 {
-    return nsp[0] == '/' && len <= SH_SIO_MAX_NSP && !memchr(nsp, ',', len);
+    return nsp[0] == '/' && len <= SH_SIO_MAX_NSP && !memchr(nsp, ',', len) &&
+           nsp_utf8_valid((const unsigned char *)nsp, len);
 }
 
 int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const json_t *data,

@@ -454,6 +454,8 @@ START_TEST(test_encode_invalid)
                      -EINVAL);
     ck_assert_int_eq(sh_sio_packet_encode(SH_SIO_CONNECT, "/a,b", -1, NULL, NULL, 0, msgs, 4),
                      -EINVAL);
+    ck_assert_int_eq(sh_sio_packet_encode(SH_SIO_CONNECT, "/a\xff", -1, NULL, NULL, 0, msgs, 4),
+                     -EINVAL);
     char longnsp[SH_SIO_MAX_NSP + 2];
     longnsp[0] = '/';
     memset(longnsp + 1, 'n', SH_SIO_MAX_NSP);
