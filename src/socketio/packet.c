@@ -54,8 +54,9 @@ static bool is_binary_type(sh_sio_type_t t)
 }
 
 /* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above
- * U+10FFFF) for the namespace, the only text outside the JSON that jansson
- * checks. core/utf8.h declares the same check for the WebSocket codec. */
+ * U+10FFFF) for the namespace, the only text of a packet outside its JSON
+ * (which jansson checks). core/utf8.h declares the same check for the
+ * WebSocket codec; this copy keeps the codec linkable on its own until then. */
 static bool nsp_utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
