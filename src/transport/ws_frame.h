@@ -62,8 +62,8 @@ int sh_ws_frame_parse_header(const void *p, size_t n, bool require_mask, sh_ws_f
  * frame payload (so a payload can be unmasked in pieces). */
 void sh_ws_unmask(void *data, size_t len, const uint8_t mask[4], uint64_t offset);
 
-/* Writes an unmasked server frame header for a payload of len bytes into
- * out; returns its length (2, 4 or 10). */
+/* Writes an unmasked server frame header for a payload of len bytes
+ * (len < 2^63) into out; returns its length (2, 4 or 10). */
 size_t sh_ws_frame_header_encode(uint8_t out[SH_WS_MAX_SERVER_HEADER], uint8_t opcode, bool fin,
                                  uint64_t len);
 
@@ -122,7 +122,8 @@ void sh_ws_reader_release(sh_ws_reader_t *r);
  *                  inside a fragmented one, bad close payload or code)
  *   -EILSEQ  1007 (text message or close reason that is not UTF-8)
  *   -EMSGSIZE 1009 (message, or a single frame, over max_message)
- * After an error the reader must not be used again but may be released.
+ * After an error the reader is done: further calls return the same error;
+ * release it.
  *
  * A frame is taken only once it is whole in `in` (its header is checked,
  * including the size limit, as soon as the header is there, so nothing is
