@@ -62,8 +62,8 @@ int sh_ws_frame_parse_header(const void *p, size_t n, bool require_mask, sh_ws_f
  * frame payload (so a payload can be unmasked in pieces). */
 void sh_ws_unmask(void *data, size_t len, const uint8_t mask[4], uint64_t offset);
 
-/* Writes an unmasked server frame header for a payload of len bytes into
- * out; returns its length (2, 4 or 10). */
+/* Writes an unmasked server frame header for a payload of len bytes
+ * (len < 2^63) into out; returns its length (2, 4 or 10). */
 size_t sh_ws_frame_header_encode(uint8_t out[SH_WS_MAX_SERVER_HEADER], uint8_t opcode, bool fin,
                                  uint64_t len);
 
@@ -101,7 +101,13 @@ typedef struct sh_ws_reader {
     sh_buf_t message; /* fragments of the message being assembled */
     uint8_t message_opcode;
     bool in_message;
+    bool message_done; /* message holds the last event's data: reset next call */
     uint8_t control[125];
+    /* Bytes at the front of `in` that still back the last event (a message
+     * returned without copying); consumed at the start of the next call. */
+    size_t pending_consume;
+    int error; /* sticky: once failed, every call returns it again */
+    uint16_t error_code;
 } sh_ws_reader_t;
 
 /* Sets up a reader; max_message 0 means no limit. */
@@ -116,7 +122,20 @@ void sh_ws_reader_release(sh_ws_reader_t *r);
  *                  inside a fragmented one, bad close payload or code)
  *   -EILSEQ  1007 (text message or close reason that is not UTF-8)
  *   -EMSGSIZE 1009 (message, or a single frame, over max_message)
- * After an error the reader must not be used again but may be released. */
+ * After an error the reader is done: further calls return the same error;
+ * release it.
+ *
+ * A frame is taken only once it is whole in `in` (its header is checked,
+ * including the size limit, as soon as the header is there, so nothing is
+ * ever reserved for an announced length). An unfragmented message is
+ * returned without a copy, pointing into `in`; the reader consumes its bytes
+ * at the start of the next call. So between a call that returned 1 and the
+ * next call, the caller must not change `in` (in particular not append to
+ * it: that may move its bytes); after -EAGAIN it appends what it reads and
+ * calls again, always with the same `in`. Event data is not NUL-terminated.
+ * Control frames are limited to 125 bytes by the protocol and are not
+ * counted against max_message. Frames after a close event are still parsed:
+ * stopping there is the caller's choice. */
 int sh_ws_reader_next(sh_ws_reader_t *r, sh_buf_t *in, sh_ws_event_t *ev, uint16_t *close_code);
 
 #endif
