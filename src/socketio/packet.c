@@ -26,6 +26,8 @@
  */
 #include "socketio/packet.h"
 
+#include "core/utf8.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -53,45 +55,15 @@ static bool is_binary_type(sh_sio_type_t t)
     return t == SH_SIO_BINARY_EVENT || t == SH_SIO_BINARY_ACK;
 }
 
-/* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above
- * U+10FFFF) for the namespace, the only text of a packet outside its JSON
- * (which jansson checks). core/utf8.h declares the same check for the
- * WebSocket codec; this copy keeps the codec linkable on its own until then. */
-static bool nsp_utf8_valid(const unsigned char *s, size_t n)
+/* The namespace is the only text of a packet outside its JSON (which
+ * jansson checks): it must be strict UTF-8 with no control characters, so
+ * it can never carry the polling separator 0x1e or a NUL into a message. */
+static bool nsp_text_valid(const char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return false;
-        }
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return false;
-        i += len;
-    }
-    return true;
+    return sh_utf8_valid(s, n);
 }
 
 static bool is_reserved_event(const json_t *name)
@@ -235,7 +207,7 @@ int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const ch
             why = "namespace too long";
             goto fail;
         }
-        if (memchr(p + i, '\0', len) || !nsp_utf8_valid((const unsigned char *)p + i, len)) {
+        if (!nsp_text_valid(p + i, len)) {
             why = "invalid namespace";
             goto fail;
         }
@@ -317,7 +289,7 @@ void sh_sio_packet_release(sh_sio_packet_t *pkt)
 static bool nsp_writable(const char *nsp, size_t len)
 {
     return nsp[0] == '/' && len <= SH_SIO_MAX_NSP && !memchr(nsp, ',', len) &&
-           nsp_utf8_valid((const unsigned char *)nsp, len);
+           nsp_text_valid(nsp, len);
 }
 
 int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const json_t *data,

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what siohub needs to build and to run its whole test suite on
+# Debian 12 (bookworm). Run as root (or through sudo). Safe to run twice.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    build-essential autoconf automake pkg-config ca-certificates \
+    libmicrohttpd-dev libhiredis-dev libjansson-dev libjwt-dev libssl-dev check \
+    redis-server python3 python3-socketio python3-websocket python3-requests \
+    clang clang-format valgrind curl
+# The interop tests drive the daemon with npm's socket.io-client. A machine
+# with Node.js already (e.g. from NodeSource, whose package ships npm)
+# keeps it; otherwise Debian's own.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt-get install -y -q --no-install-recommends nodejs npm
+fi
