@@ -640,6 +640,16 @@ static int parse_enum(const sh_config_option_t *o, const char *v, int *out, sh_b
     return -EINVAL;
 }
 
+/* names[i], or "(invalid)" for a value no parser produced (a field set by
+ * hand), so dumps and messages never read past the table. */
+static const char *enum_name(const sh_config_option_t *o, int i)
+{
+    for (int k = 0; o->names[k]; k++)
+        if (k == i)
+            return o->names[k];
+    return "(invalid)";
+}
+
 static bool is_host_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -731,10 +741,30 @@ static int parse_origin(const char *s, size_t n, char **out, sh_buf_t *why)
             ;
     if (i == 0 || n - i < 4 || memcmp(s + i, "://", 3) != 0)
         goto bad;
-    size_t host = i + 3;
-    for (i = host; i < n; i++)
-        if (!is_host_char(s[i]) && s[i] != ':' && s[i] != '[' && s[i] != ']')
+    i += 3;
+    size_t host = i;
+    if (s[i] == '[') {
+        /* An IPv6 literal: hex digits, ':' and '.' (a mapped IPv4). */
+        for (i++; i < n && (isxdigit((unsigned char)s[i]) || s[i] == ':' || s[i] == '.'); i++)
+            ;
+        if (i == host + 1 || i >= n || s[i] != ']')
             goto bad;
+        i++;
+    } else {
+        while (i < n && is_host_char(s[i]))
+            i++;
+        if (i == host)
+            goto bad;
+    }
+    if (i < n) {
+        size_t port = ++i;
+        if (s[port - 1] != ':')
+            goto bad;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i != n || i == port || i - port > 5)
+            goto bad;
+    }
     char *o = sh_strndup(s, n);
     for (char *c = o; *c; c++)
         *c = (char)tolower((unsigned char)*c);
@@ -1012,6 +1042,47 @@ static int parse_file_value(const char *s, sh_buf_t *val, sh_buf_t *why)
     return 0;
 }
 
+/* One line (no '\n', no control characters): blank, a comment or
+ * "key = value". first[i] is the line that set options[i], for duplicates.
+ * On error the reason goes to why. */
+static int parse_line(sh_config_t *cfg, const char *line, unsigned lineno, unsigned *first,
+                      sh_buf_t *why)
+{
+    const char *s = skip_space(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    const char *key = s;
+    while (*s && (isalnum((unsigned char)*s) || *s == '_' || *s == '-'))
+        s++;
+    size_t klen = (size_t)(s - key);
+    s = skip_space(s);
+    if (klen == 0 || *s != '=') {
+        sh_buf_append_str(why, "expected 'key = value'");
+        return -EINVAL;
+    }
+    const sh_config_option_t *o = find_key(key, klen);
+    if (!o) {
+        sh_buf_append_str(why, "unknown key ");
+        quote_n(why, key, klen);
+        return -EINVAL;
+    }
+    size_t idx = (size_t)(o - options);
+    if (first[idx]) {
+        sh_buf_appendf(why, "duplicate key '%s' (first set on line %u)", o->key, first[idx]);
+        return -EINVAL;
+    }
+    first[idx] = lineno;
+    sh_buf_t val = SH_BUF_INIT, reason = SH_BUF_INIT;
+    int rc = parse_file_value(skip_space(s + 1), &val, &reason);
+    if (rc == 0)
+        rc = set_value(cfg, o, sh_buf_peek(&val), &reason);
+    if (rc < 0)
+        sh_buf_appendf(why, "%s: %s", o->key, sh_buf_peek(&reason));
+    sh_buf_release(&val);
+    sh_buf_release(&reason);
+    return rc;
+}
+
 int sh_config_parse_text(sh_config_t *cfg, const char *name, const char *text, size_t len,
                          sh_buf_t *err)
 {
@@ -1019,96 +1090,48 @@ int sh_config_parse_text(sh_config_t *cfg, const char *name, const char *text, s
         err_add(err, "%s: file is larger than %d KiB", name, SH_CONFIG_MAX_FILE / 1024);
         return -EFBIG;
     }
-    /* first[i]: line that set options[i], for the duplicate message. */
     unsigned first[N_OPTIONS];
     memset(first, 0, sizeof(first));
-    sh_buf_t line = SH_BUF_INIT, val = SH_BUF_INIT, why = SH_BUF_INIT;
+    sh_buf_t line = SH_BUF_INIT, why = SH_BUF_INIT;
     int rc = 0;
     unsigned lineno = 0;
     const char *p = text, *end = text + len;
     /* A UTF-8 byte order mark, as some editors write. */
     if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
         p += 3;
-    while (p < end) {
+    while (rc == 0 && p < end) {
         lineno++;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         size_t n = (size_t)((eol ? eol : end) - p);
-        const char *next = eol ? eol + 1 : end;
         if (n > 0 && p[n - 1] == '\r')
             n--;
         if (n > SH_CONFIG_MAX_LINE) {
             sh_buf_appendf(&why, "line is longer than %d bytes", SH_CONFIG_MAX_LINE);
             rc = -EINVAL;
-            goto fail;
+            break;
         }
-        for (size_t i = 0; i < n; i++) {
+        /* Checked here, so a value never carries a byte that could end or
+         * forge a log line. */
+        for (size_t i = 0; i < n && rc == 0; i++) {
             unsigned char c = (unsigned char)p[i];
             if (c == 0) {
                 sh_buf_append_str(&why, "NUL byte in the file");
                 rc = -EINVAL;
-                goto fail;
-            }
-            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
                 sh_buf_appendf(&why, "control character 0x%02x in the line", c);
                 rc = -EINVAL;
-                goto fail;
             }
         }
-        sh_buf_reset(&line);
-        sh_buf_append(&line, p, n);
-        p = next;
-
-        const char *s = skip_space(sh_buf_peek(&line));
-        if (*s == '\0' || *s == '#')
-            continue;
-        const char *key = s;
-        while (*s && (isalnum((unsigned char)*s) || *s == '_' || *s == '-'))
-            s++;
-        size_t klen = (size_t)(s - key);
-        s = skip_space(s);
-        if (klen == 0 || *s != '=') {
-            sh_buf_append_str(&why, "expected 'key = value'");
-            rc = -EINVAL;
-            goto fail;
+        if (rc == 0) {
+            sh_buf_reset(&line);
+            sh_buf_append(&line, p, n);
+            rc = parse_line(cfg, sh_buf_peek(&line), lineno, first, &why);
         }
-        const sh_config_option_t *o = find_key(key, klen);
-        if (!o) {
-            sh_buf_append_str(&why, "unknown key ");
-            quote_n(&why, key, klen);
-            rc = -EINVAL;
-            goto fail;
-        }
-        size_t idx = (size_t)(o - options);
-        if (first[idx]) {
-            sh_buf_appendf(&why, "duplicate key '%s' (first set on line %u)", o->key, first[idx]);
-            rc = -EINVAL;
-            goto fail;
-        }
-        first[idx] = lineno;
-        sh_buf_reset(&val);
-        rc = parse_file_value(skip_space(s + 1), &val, &why);
-        if (rc < 0) {
-            sh_buf_t tmp = why;
-            why = (sh_buf_t)SH_BUF_INIT;
-            sh_buf_appendf(&why, "%s: %s", o->key, sh_buf_peek(&tmp));
-            sh_buf_release(&tmp);
-            goto fail;
-        }
-        sh_buf_t reason = SH_BUF_INIT;
-        rc = set_value(cfg, o, sh_buf_peek(&val), &reason);
-        if (rc < 0) {
-            sh_buf_appendf(&why, "%s: %s", o->key, sh_buf_peek(&reason));
-            sh_buf_release(&reason);
-            goto fail;
-        }
-        sh_buf_release(&reason);
+        p = eol ? eol + 1 : end;
     }
-    goto out;
-fail:
-    err_add(err, "%s:%u: %s", name, lineno, sh_buf_peek(&why));
-out:
+    if (rc < 0)
+        err_add(err, "%s:%u: %s", name, lineno, sh_buf_peek(&why));
     sh_buf_release(&line);
-    sh_buf_release(&val);
     sh_buf_release(&why);
     return rc;
 }
@@ -1294,7 +1317,7 @@ int sh_config_validate(const sh_config_t *cfg, sh_buf_t *err)
         return -EINVAL;
     }
     if (cfg->jwt_algorithm != SH_CONFIG_JWT_HS256) {
-        const char *alg = jwt_alg_names[cfg->jwt_algorithm];
+        const char *alg = enum_name(sh_config_find("jwt_algorithm"), (int)cfg->jwt_algorithm);
         if (!cfg->jwt_public_key || !*cfg->jwt_public_key) {
             err_add(err, "jwt_algorithm %s needs jwt_public_key", alg);
             return -EINVAL;
@@ -1630,7 +1653,7 @@ static void dump_value(sh_buf_t *out, const sh_config_t *cfg, const sh_config_op
     case SH_CONFIG_ENUM: {
         int i;
         memcpy(&i, field, sizeof(i));
-        sh_buf_append_str(out, o->names[i]);
+        sh_buf_append_str(out, enum_name(o, i));
         break;
     }
     case SH_CONFIG_LISTEN: {

@@ -205,8 +205,8 @@ typedef struct sh_config_cmd {
  * else none (cfg->source_path NULL).
  * Returns 0 (run), 1 (--help or --version was printed to stdout: exit 0),
  * or a negative errno with one line of reason in err (print it, exit 1).
- * cmd may be NULL, then a subcommand is an error. cfg is initialised on
- * every return: release it. */
+ * cmd may be NULL, then a subcommand is an error. cfg is overwritten (not
+ * released) and initialised on every return: release it. */
 int sh_config_load(sh_config_t *cfg, int argc, char **argv, char **envp, sh_config_cmd_t *cmd,
                    sh_buf_t *err);
 /* The same with another default file (tests; NULL = none). */
@@ -221,7 +221,8 @@ void sh_config_usage(FILE *out, const char *progname);
 void sh_config_version(FILE *out, const char *progname);
 /* The effective settings as a config file ("key = value" lines, values
  * quoted when needed), which sh_config_parse_text() reads back to the same
- * config. Secrets show as "(set)" or "" unless show_secrets. */
+ * config. Unless show_secrets, a secret that is set shows as "(hidden)"
+ * (for logs; such a dump does not read back to the same config). */
 void sh_config_dump(const sh_config_t *cfg, sh_buf_t *out, bool show_secrets);
 
 /* ---- derived values */

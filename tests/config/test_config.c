@@ -455,6 +455,8 @@ START_TEST(test_type_origins)
     ck_assert_str_eq(cfg.cors_allow_origin.v[1], "http://[::1]:3000");
     ck_assert_int_eq(set(&cfg, "cors_allow_origin", "app-x+y.z://desktop", &err), 0);
     ck_assert_str_eq(cfg.cors_allow_origin.v[0], "app-x+y.z://desktop");
+    ck_assert_int_eq(set(&cfg, "cors_allow_origin", "http://[::ffff:1.2.3.4]", &err), 0);
+    ck_assert_int_eq(set(&cfg, "cors_allow_origin", "http://a:65535", &err), 0);
 
     ck_assert_int_eq(set(&cfg, "cors_allow_origin", " * ", &err), 0);
     ck_assert(cfg.cors_allow_origin.any);
@@ -476,6 +478,16 @@ START_TEST(test_type_origins)
         "https://a?b",
         "https://u@a",
         "http://a b",
+        "http://][",
+        "http://[]",
+        "http://[::1",
+        "http://[::1]x",
+        "http://a:",
+        "http://a:x",
+        "http://a:123456",
+        "http://:80",
+        "http://a:1:2",
+        "http://a]:1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_msg(set(&cfg, "cors_allow_origin", bad[i], &err) == -EINVAL, "'%s' accepted",
@@ -1259,6 +1271,12 @@ START_TEST(test_dump_round_trip)
     ck_assert_ptr_null(strstr(sh_buf_peek(&db), ":pw@"));
     ck_assert_ptr_nonnull(strstr(sh_buf_peek(&db), "\nsecret = (hidden)\n"));
     ck_assert_ptr_nonnull(strstr(sh_buf_peek(&db), "\nredis_url = (hidden)\n"));
+
+    /* An enum field set by hand to a value no parser makes. */
+    a.app = (sh_config_app_t)7;
+    sh_buf_reset(&db);
+    sh_config_dump(&a, &db, false);
+    ck_assert_ptr_nonnull(strstr(sh_buf_peek(&db), "app = (invalid)\n"));
 
     /* Defaults dump as the table's defaults read back. */
     sh_config_t d = fresh();
