@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h" /* autoconf: PACKAGE_VERSION */
+
 #include "app/app.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -85,8 +87,8 @@ static int numeric_host(const char *host, char *out, size_t outlen, sh_buf_t *er
         sh_buf_appendf(err, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
         return -1;
     }
-    rc = getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)outlen, NULL, 0,
-                     NI_NUMERICHOST);
+    rc =
+        getnameinfo(res->ai_addr, res->ai_addrlen, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(res);
     if (rc != 0) {
         sh_buf_appendf(err, "listen: cannot use '%s': %s", host, gai_strerror(rc));

@@ -35,8 +35,8 @@ typedef struct echo_app {
 static void raw_on_message(sh_eio_session_t *s, const char *msg, size_t len, bool binary,
                            void *data)
 {
-    sh_eio_send(s, binary ? sh_eio_msg_binary(msg, len)
-                          : sh_eio_msg_text(SH_EIO_MESSAGE, msg, len));
+    sh_eio_send(s,
+                binary ? sh_eio_msg_binary(msg, len) : sh_eio_msg_text(SH_EIO_MESSAGE, msg, len));
 }
 
 static const sh_eio_handler_t raw_handler = {
@@ -74,8 +74,8 @@ static void echo_on_event(sh_sio_socket_t *sock, const char *event, const sh_sio
         if (ack_id >= 0)
             sh_sio_socket_ack(sock, ack_id, args->args, args->bins, args->nbins);
     } else if (!strcmp(event, "request-ack")) {
-        sh_sio_socket_emit(sock, "ack-request", args->args, args->bins, args->nbins,
-                           on_client_ack, NULL, NULL);
+        sh_sio_socket_emit(sock, "ack-request", args->args, args->bins, args->nbins, on_client_ack,
+                           NULL, NULL);
     }
 }
 

@@ -29,7 +29,10 @@ typedef struct sh_map {
     size_t count;
 } sh_map_t;
 
-#define SH_MAP_INIT {NULL, 0, 0}
+#define SH_MAP_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Seeds the hash for the process (call once at start-up; tests may skip it
  * and get a fixed key). */

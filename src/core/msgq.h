@@ -20,7 +20,10 @@ typedef struct sh_msgq {
     size_t bytes; /* sum of len of the entries held */
 } sh_msgq_t;
 
-#define SH_MSGQ_INIT {NULL, 0, 0, 0, 0}
+#define SH_MSGQ_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0                                                                           \
+    }
 
 /* Appends m, taking over the caller's reference. */
 void sh_msgq_push(sh_msgq_t *q, sh_msg_t *m);

@@ -44,13 +44,13 @@ struct sh_eio_session {
     int transport;
     void *data;
     char peer[64];
-    sh_msgq_t queue;    /* polling output, and output held during an upgrade */
+    sh_msgq_t queue;     /* polling output, and output held during an upgrade */
     sh_http_req_t *poll; /* the held GET, if any */
-    eio_ws_t *ws;       /* the WebSocket transport, once on it */
-    eio_ws_t *probe;    /* a WebSocket being probed for an upgrade */
-    bool probed;        /* "2probe" answered: polling now only gets noops */
-    bool notify_close;  /* on_close owed to the layer above */
-    bool parting_close; /* the last poll gets a close packet (else a noop) */
+    eio_ws_t *ws;        /* the WebSocket transport, once on it */
+    eio_ws_t *probe;     /* a WebSocket being probed for an upgrade */
+    bool probed;         /* "2probe" answered: polling now only gets noops */
+    bool notify_close;   /* on_close owed to the layer above */
+    bool parting_close;  /* the last poll gets a close packet (else a noop) */
     const char *close_reason;
     sh_timer_t ping_timer;
     sh_timer_t pong_timer;
@@ -78,7 +78,7 @@ struct sh_eio_server {
     sh_map_t sessions; /* sid -> session (open ones only) */
     sh_list_t all;     /* every session not yet freed */
     sh_list_t ws_conns;
-    size_t ending;     /* sessions closed but not yet freed */
+    size_t ending; /* sessions closed but not yet freed */
     sh_eio_stats_t stats;
     sh_ws_options_t ws_opts;
 };
@@ -580,7 +580,7 @@ static void on_upgraded(int fd, const char *extra, size_t extra_len, void *data)
     if (ctx->sid[0]) {
         sh_eio_session_t *s = sh_map_get(&srv->sessions, ctx->sid);
         if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->probe) {
-            /* The session ended or upgraded while the 101 was on its way. */
+            /* The session ended, upgraded, or is probing another socket. */
             sh_ws_conn_close(w->conn, SH_WS_CLOSE_POLICY, "session gone");
         } else {
             w->session = s;
@@ -640,11 +640,9 @@ static void handle_websocket(sh_eio_server_t *srv, sh_http_req_t *req, sh_eio_se
         respond_error(req, ERR_BAD_REQUEST);
         return;
     }
-    if (s && (s->transport != SH_EIO_TRANSPORT_POLLING || s->probe)) {
-        /* Already upgraded, or another probe is running. */
-        respond_error(req, ERR_BAD_REQUEST);
-        return;
-    }
+    /* A session already upgraded, or with a probe running, still gets the
+     * WebSocket handshake; on_upgraded then closes the new socket (as
+     * Node's engine.io does: its clients see a close, not an HTTP error). */
     upgrade_ctx_t *ctx = sh_new0(upgrade_ctx_t);
     ctx->srv = srv;
     if (s)
@@ -821,11 +819,10 @@ void sh_eio_server_free(sh_eio_server_t *srv)
     if (!srv)
         return;
     /* Anything still here was not closed gracefully in time: drop it,
-     * telling the layer above (which is freed after us). Held polls were already ended by the HTTP layer
-     * (it is freed first), so no request still points at a session. */
+     * telling the layer above (which is freed after us). Held polls were already ended by the HTTP
+     * layer (it is freed first), so no request still points at a session. */
     sh_list_t *pos, *tmp;
-    sh_list_foreach_safe(pos, tmp, &srv->all)
-    {
+    sh_list_foreach_safe (pos, tmp, &srv->all) {
         sh_eio_session_t *s = sh_container_of(pos, sh_eio_session_t, link);
         sh_list_remove(&s->link);
         /* The layer above still exists and may hold state for it. */
@@ -842,8 +839,7 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         sh_msgq_release(&s->queue);
         free(s);
     }
-    sh_list_foreach_safe(pos, tmp, &srv->ws_conns)
-    {
+    sh_list_foreach_safe (pos, tmp, &srv->ws_conns) {
         eio_ws_t *w = sh_container_of(pos, eio_ws_t, link);
         sh_ws_conn_destroy(w->conn);
         ws_owner_free(w);

@@ -57,7 +57,7 @@ struct sh_http_req {
     const route_t *route;
     sh_buf_t body;
     bool too_large;
-    bool ready;     /* headers and body complete: handler may run */
+    bool ready; /* headers and body complete: handler may run */
     bool suspended;
     bool resumed;
     bool in_handler;
@@ -223,9 +223,8 @@ static void dispatch(sh_http_req_t *req)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     sh_http_t *http = cls;
     sh_http_req_t *req = *con_cls;
@@ -276,8 +275,8 @@ sh_http_t *sh_http_new(sh_loop_t *loop, const sh_http_options_t *opts, sh_buf_t 
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, opts->host, &sin->sin_addr) == 1) {
@@ -296,16 +295,16 @@ sh_http_t *sh_http_new(sh_loop_t *loop, const sh_http_options_t *opts, sh_buf_t 
     http->loop = loop;
     sh_list_init(&http->requests);
     unsigned timeout_s = opts->idle_timeout_ms ? (opts->idle_timeout_ms + 999) / 1000 : 0;
-    http->mhd = MHD_start_daemon(
-        flags, opts->port, NULL, NULL, on_access, http, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, http, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)opts->header_memory,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, http,
-        MHD_OPTION_END);
+    http->mhd = MHD_start_daemon(flags, opts->port, NULL, NULL, on_access, http,
+                                 MHD_OPTION_EXTERNAL_LOGGER, log_mhd, http, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                 http, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)opts->header_memory,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!http->mhd) {
-        sh_buf_appendf(err, "cannot listen on %s:%u (address in use, or not permitted)",
-                       opts->host, (unsigned)opts->port);
+        sh_buf_appendf(err, "cannot listen on %s:%u (address in use, or not permitted)", opts->host,
+                       (unsigned)opts->port);
         free(http);
         return NULL;
     }
@@ -333,8 +332,7 @@ void sh_http_free(sh_http_t *http)
      * (their handlers are not called again while closing: they get 503)
      * after telling each owner its request is over. */
     sh_list_t *pos, *tmp;
-    sh_list_foreach_safe(pos, tmp, &http->requests)
-    {
+    sh_list_foreach_safe (pos, tmp, &http->requests) {
         sh_http_req_t *req = sh_container_of(pos, sh_http_req_t, link);
         req_end(req);
         if (req->suspended) {
@@ -479,8 +477,8 @@ void sh_http_req_add_header(sh_http_req_t *req, const char *name, const char *va
     req->nheaders++;
 }
 
-int sh_http_respond(sh_http_req_t *req, unsigned status, const char *content_type,
-                    const void *body, size_t len)
+int sh_http_respond(sh_http_req_t *req, unsigned status, const char *content_type, const void *body,
+                    size_t len)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -489,8 +487,7 @@ int sh_http_respond(sh_http_req_t *req, unsigned status, const char *content_typ
     return queue(req, status, resp);
 }
 
-int sh_http_respond_error_json(sh_http_req_t *req, unsigned status, int code,
-                               const char *message)
+int sh_http_respond_error_json(sh_http_req_t *req, unsigned status, int code, const char *message)
 {
     sh_buf_t b = SH_BUF_INIT;
     sh_buf_appendf(&b, "{\"code\":%d,\"message\":\"", code);

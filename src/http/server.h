@@ -110,11 +110,10 @@ void *sh_http_req_owner(const sh_http_req_t *req);
 /* Adds a header to the response this request will get (copied). */
 void sh_http_req_add_header(sh_http_req_t *req, const char *name, const char *value);
 /* Queues a response with a copy of body. Returns 0 or -EIO. */
-int sh_http_respond(sh_http_req_t *req, unsigned status, const char *content_type,
-                    const void *body, size_t len);
+int sh_http_respond(sh_http_req_t *req, unsigned status, const char *content_type, const void *body,
+                    size_t len);
 /* {"code":code,"message":message} with status, as Node's engine.io does. */
-int sh_http_respond_error_json(sh_http_req_t *req, unsigned status, int code,
-                               const char *message);
+int sh_http_respond_error_json(sh_http_req_t *req, unsigned status, int code, const char *message);
 /* Zero-copy response: the bodies of msgs[0..n) joined by `sep` (a string
  * with static lifetime, or NULL), binary messages in their "b"+base64 form.
  * Steals the references; they are dropped when MHD is done sending. */

@@ -16,7 +16,7 @@ typedef struct room {
 } room_t;
 
 typedef struct member {
-    sh_list_t link;        /* nsp->members */
+    sh_list_t link; /* nsp->members */
     sh_sio_socket_t *sock;
     sh_hub_nsp_t *nsp;
     sh_list_t memberships; /* membership_t.in_member */
@@ -241,8 +241,7 @@ static void hub_on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_
 static void member_free(member_t *m)
 {
     while (!sh_list_empty(&m->memberships))
-        remove_membership(m->nsp,
-                          sh_container_of(m->memberships.next, membership_t, in_member));
+        remove_membership(m->nsp, sh_container_of(m->memberships.next, membership_t, in_member));
     sh_list_remove(&m->link);
     m->nsp->nmembers--;
     free(m);
@@ -316,12 +315,10 @@ void sh_hub_free(sh_hub_t *hub)
     if (!hub)
         return;
     sh_list_t *pos, *tmp;
-    sh_list_foreach_safe(pos, tmp, &hub->nsps)
-    {
+    sh_list_foreach_safe (pos, tmp, &hub->nsps) {
         sh_hub_nsp_t *nsp = sh_container_of(pos, sh_hub_nsp_t, link);
         sh_list_t *mp, *mt;
-        sh_list_foreach_safe(mp, mt, &nsp->members)
-        {
+        sh_list_foreach_safe (mp, mt, &nsp->members) {
             member_t *m = sh_container_of(mp, member_t, link);
             sh_sio_socket_set_slot(m->sock, SH_SIO_SLOT_HUB, NULL);
             member_free(m);

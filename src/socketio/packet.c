@@ -121,8 +121,7 @@ static const char *check_placeholders(const json_t *v, size_t attachments)
         }
         const char *key;
         json_t *child;
-        json_object_foreach((json_t *)v, key, child)
-        {
+        json_object_foreach ((json_t *)v, key, child) {
             const char *why = check_placeholders(child, attachments);
             if (why)
                 return why;

@@ -448,8 +448,8 @@ static void on_eio_open(sh_eio_session_t *s, void *data)
     client->eio = s;
     sh_list_init(&client->sockets);
     sh_eio_session_set_data(s, client);
-    sh_timer_start(srv->loop, &client->connect_timer, srv->opts.connect_timeout,
-                   on_connect_timeout, client);
+    sh_timer_start(srv->loop, &client->connect_timer, srv->opts.connect_timeout, on_connect_timeout,
+                   client);
 }
 
 static void on_eio_message(sh_eio_session_t *s, const char *msg, size_t len, bool binary,
@@ -507,8 +507,7 @@ static void on_eio_close(sh_eio_session_t *s, const char *reason, void *data)
     /* Sockets end now, in this callback (the session is going away), not
      * deferred: their handlers may still read the session. */
     sh_list_t *pos, *tmp;
-    sh_list_foreach_safe(pos, tmp, &client->sockets)
-    {
+    sh_list_foreach_safe (pos, tmp, &client->sockets) {
         sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
         sock->connected = false;
         sh_map_del(&srv->sockets, sock->id);
@@ -521,8 +520,7 @@ static void on_eio_close(sh_eio_session_t *s, const char *reason, void *data)
     }
     /* Sockets closed earlier and still waiting for their deferred end
      * point at this client: run their ends now. */
-    sh_list_foreach_safe(pos, tmp, &srv->ending)
-    {
+    sh_list_foreach_safe (pos, tmp, &srv->ending) {
         sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
         if (sock->client != client)
             continue;
@@ -561,15 +559,13 @@ void sh_sio_server_free(sh_sio_server_t *srv)
     if (!srv)
         return;
     sh_list_t *pos, *tmp;
-    sh_list_foreach_safe(pos, tmp, &srv->ending)
-    {
+    sh_list_foreach_safe (pos, tmp, &srv->ending) {
         sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
         sh_defer_cancel(srv->loop, &sock->end_defer);
         sh_list_remove(&sock->link);
         socket_free(sock);
     }
-    sh_list_foreach_safe(pos, tmp, &srv->nsps)
-    {
+    sh_list_foreach_safe (pos, tmp, &srv->nsps) {
         sh_sio_nsp_t *nsp = sh_container_of(pos, sh_sio_nsp_t, link);
         free(nsp->name);
         free(nsp);

@@ -75,11 +75,11 @@ typedef struct sh_sio_options {
 } sh_sio_options_t;
 
 typedef struct sh_sio_stats {
-    uint64_t sockets;         /* connected now */
-    uint64_t connects;        /* accepted CONNECTs */
-    uint64_t connect_errors;  /* refused or unknown namespace */
+    uint64_t sockets;        /* connected now */
+    uint64_t connects;       /* accepted CONNECTs */
+    uint64_t connect_errors; /* refused or unknown namespace */
     uint64_t events_in;
-    uint64_t events_out;      /* packets sent to single sockets */
+    uint64_t events_out; /* packets sent to single sockets */
     uint64_t parse_errors;
 } sh_sio_stats_t;
 

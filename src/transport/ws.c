@@ -310,7 +310,7 @@ static void process_input(sh_ws_conn_t *ws)
         if (rc == -EAGAIN)
             return;
         if (rc < 0) {
-            const char *why = rc == -EMSGSIZE  ? "message too big"
+            const char *why = rc == -EMSGSIZE ? "message too big"
                               : rc == -EILSEQ ? "invalid UTF-8"
                                               : "protocol error";
             protocol_error(ws, code, why);
@@ -323,8 +323,7 @@ static void process_input(sh_ws_conn_t *ws)
         case SH_WS_EV_BINARY:
             /* After our close frame, data is discarded (RFC 6455 §5.5.1). */
             if (ws->state == WS_OPEN && ws->handler && ws->handler->on_message)
-                ws->handler->on_message(ws, ev.data, ev.len, ev.type == SH_WS_EV_BINARY,
-                                        ws->owner);
+                ws->handler->on_message(ws, ev.data, ev.len, ev.type == SH_WS_EV_BINARY, ws->owner);
             break;
         case SH_WS_EV_PING:
             if (ws->state == WS_OPEN)
