@@ -18,6 +18,18 @@
  *
  * The store never sends anything to clients: callers decide what a change
  * means (a presence broadcast, say).
+ *
+ * Arguments: a sid, user id or model that is NULL, empty or not UTF-8 (it
+ * becomes a JSON key) is -EINVAL, and so is a user that is not an object
+ * with a string "id". The store copies what it keeps; the caller keeps its
+ * arguments.
+ *
+ * Teardown: sh_store_free calls every callback still pending with
+ * -ECANCELED and a NULL result, in order, before it returns (so "exactly
+ * once" holds on teardown too); an operation issued from such a callback
+ * returns -ESHUTDOWN. sh_store_free may be called from a store callback;
+ * the memory goes when that callback returns. Free the store before its
+ * loop.
  */
 #ifndef SH_STORE_STORE_H
 #define SH_STORE_STORE_H
@@ -82,7 +94,12 @@ struct sh_store {
     void *impl; /* the backend's state */
 };
 
-/* The in-process backend. */
+/* The in-process backend. Each operation takes effect when it is called
+ * (a session_get issued after a session_add sees the session); only the
+ * callback waits, for a deferred call on loop, and results describe the
+ * pools as they were when the operation was issued. Lists (user_ids,
+ * models, a user's sids, snapshot keys) keep insertion order, as Python's
+ * dicts do. */
 sh_store_t *sh_store_memory_new(sh_loop_t *loop);
 
 static inline void sh_store_free(sh_store_t *st)
