@@ -161,7 +161,10 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
-    sh_timer_start(loop, &s->pong_timer, s->srv->opts.ping_timeout, on_pong_timeout, s);
+    /* From when the ping was due, not when this callback ran: the client
+     * gets exactly ping_interval + ping_timeout, however busy the loop. */
+    sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
+                      s);
 }
 
 static void schedule_ping(sh_eio_session_t *s)
