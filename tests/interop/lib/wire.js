@@ -14,12 +14,17 @@ const { HOST, request, withTimeout } = require("./harness");
 // as a Buffer) so a test reads them in order with next(); closed resolves
 // with { code, reason } when the connection ends.
 class WsQueue {
+  // opts.autoPong: answer Engine.IO pings ("2") by itself and hide them,
+  // for cases that wait on something else while the session must live.
   constructor(WebSocket, url, opts = {}) {
-    this.ws = new WebSocket(url, opts);
+    const { autoPong, ...wsOpts } = opts;
+    this.ws = new WebSocket(url, wsOpts);
     this.items = [];
     this.waiters = [];
     this.ws.on("message", (data, isBinary) => {
-      this.push(isBinary ? Buffer.from(data) : data.toString("utf8"));
+      const m = isBinary ? Buffer.from(data) : data.toString("utf8");
+      if (autoPong && m === "2") this.ws.send("3");
+      else this.push(m);
     });
     this.ws.on("error", (e) => {
       this.error = e;
@@ -299,4 +304,67 @@ class RawWs {
   }
 }
 
-module.exports = { WsQueue, RawWs, frame, poll, post, pollingHandshake, eioPath };
+// Sends a WebSocket upgrade request for `path` and watches what follows for
+// up to ms. Resolves { status, closed, refused, openPacket }:
+//   status      the HTTP status of the answer (0 when none came);
+//   closed      the TCP connection ended, or a WebSocket close frame came;
+//   openPacket  an Engine.IO open packet ("0{...}") arrived;
+//   refused     status 400, or (after a 101) closed without an open packet.
+function probeUpgrade(port, path, ms = 2000) {
+  return new Promise((resolve) => {
+    const key = crypto.randomBytes(16).toString("base64");
+    const sock = net.connect(port, HOST);
+    let buf = Buffer.alloc(0);
+    let done = false;
+    let status = 0;
+    let openPacket = false;
+    let closeFrame = false;
+    // Looks at what arrived so far; true once the outcome is known.
+    const examine = () => {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return false;
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(buf.toString("latin1", 0, 16));
+      status = m ? Number(m[1]) : -1;
+      if (status !== 101) return true;
+      let rest = buf.subarray(end + 4);
+      // Walk the frames; a server that writes an HTTP error after the 101
+      // (Node's engine.io does for a bad EIO) stops the walk.
+      while (rest.length >= 2 && rest.subarray(0, 5).toString("latin1") !== "HTTP/") {
+        let len = rest[1] & 0x7f;
+        let off = 2;
+        if (len === 126) [len, off] = [rest.length >= 4 ? rest.readUInt16BE(2) : Infinity, 4];
+        else if (len === 127) [len, off] = [rest.length >= 10 ? Number(rest.readBigUInt64BE(2)) : Infinity, 10];
+        if (rest.length < off + len) break;
+        const op = rest[0] & 0x0f;
+        if (op === 8) closeFrame = true;
+        if (op === 1 && rest[off] === 0x30) openPacket = true;
+        rest = rest.subarray(off + len);
+      }
+      return closeFrame || openPacket;
+    };
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      examine();
+      const ended = closed || closeFrame;
+      resolve({ status, closed: ended, openPacket, refused: status === 400 || (status === 101 && ended && !openPacket) });
+    };
+    const timer = setTimeout(() => finish(false), ms);
+    sock.on("error", () => finish(true));
+    sock.on("close", () => finish(true));
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (examine()) finish(false);
+    });
+    sock.on("connect", () => {
+      sock.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      );
+    });
+  });
+}
+
+module.exports = { WsQueue, RawWs, frame, poll, post, pollingHandshake, probeUpgrade, eioPath };
