@@ -168,7 +168,7 @@ class Daemon {
       } catch (e) {
         // A port taken between freePort() and bind: try another one, unless
         // this is a restart that must keep its port.
-        if (fixedPort || attempt >= 2 || !this.exitInfo) throw e;
+        if (fixedPort || attempt >= 2 || !e.earlyExit) throw e;
       }
     }
   }
@@ -209,7 +209,9 @@ class Daemon {
       if (this.exitInfo) {
         this.proc = null;
         this.h.daemons.delete(this);
-        throw new Error(`daemon exited before it was ready (${describeExit(this.exitInfo)}); log: ${logPath}\n${tail(logPath)}`);
+        const e = new Error(`daemon exited before it was ready (${describeExit(this.exitInfo)}); log: ${logPath}\n${tail(logPath)}`);
+        e.earlyExit = !this.exitInfo.error; // a bind race is worth a retry, ENOENT is not
+        throw e;
       }
       try {
         const r = await request(this.port, { path: "/socket.io/?EIO=4&transport=polling", timeout: 1000 });

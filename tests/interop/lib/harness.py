@@ -55,6 +55,12 @@ def http_get(port, path, timeout=2.0):
         return e.code, e.read()
 
 
+def eq(got, want, what=""):
+    """assert got == want, saying both when not."""
+    if got != want:
+        raise AssertionError(f"{what + ': ' if what else ''}got {got!r}, want {want!r}")
+
+
 def wait_until(pred, timeout, what):
     """Polls pred() every 10 ms; raises AssertionError after timeout s."""
     deadline = time.monotonic() + timeout

@@ -5,7 +5,7 @@
 import queue
 import time
 
-from harness import run, skip, wait_until
+from harness import eq, run, skip, wait_until
 
 TRANSPORTS = {
     "websocket": ["websocket"],
@@ -75,8 +75,8 @@ def run_scenarios(mode):
         h.case("connects to / and /custom over one Engine.IO session", connect)
 
         def got_auth():
-            assert ev["/"].get("auth") == [auth]
-            assert ev["/custom"].get("auth") == [auth]
+            eq(ev["/"].get("auth"), [auth])
+            eq(ev["/custom"].get("auth"), [auth])
         h.case("receives 'auth' with the auth object on each namespace", got_auth)
 
         def transport():
@@ -90,34 +90,34 @@ def run_scenarios(mode):
         for ns in ("/", "/custom"):
             def message_back(ns=ns):
                 sio.emit("message", tuple(MIXED_ARGS), namespace=ns)
-                assert ev[ns].get("message-back") == MIXED_ARGS
+                eq(ev[ns].get("message-back"), MIXED_ARGS)
             h.case(f"{ns}: message -> message-back with mixed arguments", message_back)
 
             def call(ns=ns):
                 got = sio.call("message-with-ack", tuple(MIXED_ARGS), namespace=ns, timeout=5)
-                assert list(got) == MIXED_ARGS, got
+                eq(list(got), MIXED_ARGS)
                 one = sio.call("message-with-ack", {"id": 7}, namespace=ns, timeout=5)
-                assert one == {"id": 7}, one
+                eq(one, {"id": 7})
             h.case(f"{ns}: call() gets the ack with the same arguments", call)
 
             def emit_callback(ns=ns):
                 acks = queue.Queue()
                 sio.emit("message-with-ack", ("cb", 1, {"x": [None]}), namespace=ns,
                          callback=lambda *a: acks.put(list(a)))
-                assert acks.get(timeout=5) == ["cb", 1, {"x": [None]}]
+                eq(acks.get(timeout=5), ["cb", 1, {"x": [None]}])
             h.case(f"{ns}: emit with a callback gets the ack", emit_callback)
 
             def binary_back(ns=ns):
                 args = ["before", b"\x00\x01\x02\xfd\xfe\xff",
                         {"inner": b"\xab" * 70000, "label": "x"}, "after"]
                 sio.emit("message", tuple(args), namespace=ns)
-                assert ev[ns].get("message-back") == args
+                eq(ev[ns].get("message-back"), args)
             h.case(f"{ns}: binary arguments both ways via message-back", binary_back)
 
             def binary_ack(ns=ns):
                 args = [b"binary ack payload \xff", {"b": b"\x09\x08\x07"}, "text"]
                 got = sio.call("message-with-ack", tuple(args), namespace=ns, timeout=5)
-                assert list(got) == args, got
+                eq(list(got), args)
             h.case(f"{ns}: binary arguments in an ack", binary_ack)
 
         def bad_namespace():
@@ -132,7 +132,7 @@ def run_scenarios(mode):
                 pass
             finally:
                 other.disconnect()
-            assert errors.get(timeout=3) == [{"message": "Invalid namespace"}]
+            eq(errors.get(timeout=3), [{"message": "Invalid namespace"}])
         h.case("a namespace that does not exist gives connect_error", bad_namespace)
 
         def burst():
@@ -147,7 +147,7 @@ def run_scenarios(mode):
             n = 2000
             got = queue.Queue()
             sid = sio.get_sid("/custom")
-            sio.on("message-back", lambda i, tag: got.put((i, tag)), namespace="/custom")
+            sio.on("message-back", lambda *a: got.put(a), namespace="/custom")
             try:
                 for i in range(n):
                     sio.emit("message", (i, f"m{i}"), namespace="/custom")
@@ -156,10 +156,11 @@ def run_scenarios(mode):
                 while len(seen) < n:
                     left = deadline - time.monotonic()
                     try:
-                        i, tag = got.get(timeout=max(left, 0.01))
+                        a = got.get(timeout=max(left, 0.01))
                     except queue.Empty:
                         raise AssertionError(f"only {len(seen)} of {n} message-back events") from None
-                    assert tag == f"m{i}" and i not in seen, (i, tag)
+                    assert len(a) == 2 and a[1] == f"m{a[0]}" and a[0] not in seen, a
+                    i = a[0]
                     seen.add(i)
                 assert sio.get_sid("/custom") == sid, "the session survived the burst"
             finally:
@@ -177,11 +178,11 @@ def run_scenarios(mode):
             for ns in ev:
                 for _ in range(n_auth[ns]):
                     ev[ns].get("auth", 0)
-                assert ev[ns].get("auth", 10) == [auth], ns
+                eq(ev[ns].get("auth", 10), [auth], ns)
             wait_until(lambda: sio.connected and set(sio.namespaces) == {"/", "/custom"}, 5,
                        "both namespaces connected again")
             got = sio.call("message-with-ack", ("after restart", {"ok": 1}), namespace="/custom", timeout=5)
-            assert list(got) == ["after restart", {"ok": 1}], got
+            eq(list(got), ["after restart", {"ok": 1}])
             if mode == "default":
                 wait_until(lambda: sio.transport() == "websocket", 5, "upgrade to websocket")
             assert sio.transport() == expect_transport, sio.transport()
