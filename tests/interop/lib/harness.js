@@ -344,7 +344,9 @@ class Harness {
     this.daemonCount = 0;
     this.cleanups = [];
     const top = process.env.top_builddir;
-    this.logDir = top ? path.join(top, "tests", "interop") : fs.mkdtempSync("/tmp/siohub-interop-");
+    this.logDir = top
+      ? path.join(top, "tests", "interop")
+      : fs.mkdtempSync(path.join(require("node:os").tmpdir(), "siohub-interop-"));
     fs.mkdirSync(this.logDir, { recursive: true });
   }
 

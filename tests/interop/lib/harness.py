@@ -26,6 +26,10 @@ import urllib.error
 import urllib.request
 
 HOST = "127.0.0.1"
+# Loopback only: never through a proxy a CI environment may configure
+# (urllib below and the clients' requests both read these).
+for _var in ("no_proxy", "NO_PROXY"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), HOST, "localhost"]))
 STOP_GRACE = 5.0
 READY_TIMEOUT = float(os.environ.get("SIOHUB_READY_TIMEOUT_MS", "15000")) / 1000
 TEST_NAME = os.path.splitext(os.path.basename(sys.argv[0] or "interop"))[0]
