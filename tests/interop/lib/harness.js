@@ -174,6 +174,7 @@ class Daemon {
   }
 
   async spawnAndWait() {
+    if (this.h.closing) throw new Error("the test is finishing: no new daemon");
     this.starts++;
     const logPath = this.h.logPath(`daemon${this.h.daemonCount++}`);
     this.logPath = logPath;
@@ -192,6 +193,7 @@ class Daemon {
     const proc = childProcess.spawn(cmd, argv, { stdio: ["ignore", log, log] });
     fs.closeSync(log);
     this.proc = proc;
+    this.h.allProcs.push(proc);
     this.exited = new Promise((resolve) => {
       proc.on("exit", (code, signal) => {
         this.exitInfo = { code, signal };
@@ -341,6 +343,8 @@ class Harness {
     this.passed = 0;
     this.failed = 0;
     this.daemons = new Set();
+    this.allProcs = []; // every process started, for the last-resort kill
+    this.closing = false;
     this.daemonCount = 0;
     this.cleanups = [];
     const top = process.env.top_builddir;
@@ -398,6 +402,7 @@ class Harness {
   }
 
   async finish() {
+    this.closing = true;
     for (const f of this.cleanups.reverse()) {
       try {
         await f();
@@ -420,8 +425,12 @@ class Harness {
     return this.failed === 0 ? 0 : 1;
   }
 
+  // Last resort (also run right before exiting): a case that timed out may
+  // still have started a daemon behind the harness' back.
   killAll() {
+    this.closing = true;
     for (const d of this.daemons) d.kill();
+    for (const p of this.allProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   }
 }
 
@@ -463,7 +472,10 @@ function run(opts, body) {
       }
     )
     .then(
-      (code) => process.exit(code),
+      (code) => {
+        h.killAll();
+        process.exit(code);
+      },
       (e) => {
         console.log(`${testName}: hard error ${e && e.stack}`);
         h.killAll();

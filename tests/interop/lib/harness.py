@@ -125,6 +125,8 @@ class Daemon:
         return self
 
     def _spawn_and_wait(self):
+        if self.h.closing:
+            raise RuntimeError("the test is finishing: no new daemon")
         self.starts += 1
         self.log_path = self.h.log_path(f"daemon{self.h.daemon_count}")
         self.h.daemon_count += 1
@@ -134,6 +136,7 @@ class Daemon:
             log.flush()
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.h.daemons.add(self)
+        self.h.all_procs.append(self.proc)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             rc = self.proc.poll()
@@ -196,6 +199,8 @@ class Harness:
         self.passed = 0
         self.failed = 0
         self.daemons = set()
+        self.all_procs = []  # every process started, for the last-resort kill
+        self.closing = False
         self.daemon_count = 0
         self.cleanups = []
         top = os.environ.get("top_builddir")
@@ -254,6 +259,7 @@ class Harness:
             print("\n".join("    " + l for l in err.rstrip().splitlines()), flush=True)
 
     def finish(self):
+        self.closing = True
         for fn in reversed(self.cleanups):
             try:
                 fn()
@@ -270,13 +276,19 @@ class Harness:
                 print("\n".join("    " + l for l in str(e).splitlines()), flush=True)
         signal.alarm(0)
         print(f"{TEST_NAME}: {self.passed} passed, {self.failed} failed", flush=True)
-        # os._exit: client libraries may leave non-daemon threads behind.
+        # os._exit: client libraries may leave non-daemon threads behind. A
+        # case thread that timed out may still have started a daemon.
+        self.kill_all()
         sys.stdout.flush()
         os._exit(0 if self.failed == 0 else 1)
 
     def kill_all(self):
+        self.closing = True
         for d in list(self.daemons):
             d.kill()
+        for p in self.all_procs:
+            if p.poll() is None:
+                p.kill()
 
 
 def run(body, timeout=60, case_timeout=15):
