@@ -70,7 +70,7 @@ def wait_until(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timeout after {timeout} s: {what}")
+            raise AssertionError(f"timeout after {timeout} s: {what() if callable(what) else what}")
         time.sleep(0.01)
 
 

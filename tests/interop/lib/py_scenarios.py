@@ -2,6 +2,8 @@
 # client (Debian's python3-socketio 5.x, sync socketio.Client) runs against
 # the echo app; the three test_py_*.py files pick the transports.
 
+import logging
+import os
 import queue
 import time
 
@@ -51,21 +53,41 @@ def run_scenarios(mode):
     expect_transport = "polling" if mode == "polling" else "websocket"
 
     def body(h):
-        server = h.server()
+        # A slower heartbeat than the raw tests (300/200 ms, where it is the
+        # subject): this client runs every event handler on a thread of its
+        # own, and under a parallel `make check` it can miss a 200 ms pong
+        # deadline in the 2,000-event burst and lose the session.
+        server = h.server(ping_interval=1000, ping_timeout=3000)
+        # SIOHUB_PY_DEBUG=1: the clients' own logs on stderr.
+        debug = bool(os.environ.get("SIOHUB_PY_DEBUG"))
+        if debug:
+            logging.basicConfig(level=logging.INFO, format="%(relativeCreated)d %(name)s %(message)s")
         sio = socketio.Client(reconnection=True, reconnection_delay=0.1,
                               reconnection_delay_max=0.5, randomization_factor=0,
-                              handle_sigint=False)
+                              handle_sigint=False, logger=debug, engineio_logger=debug)
         h.defer(sio.disconnect)
         auth = {"token": "py-token", "n": 2, "nested": {"ok": True}}
         ev = {"/": Events(), "/custom": Events()}
         disconnects = {"/": 0, "/custom": 0}
+        history = []  # connect/disconnect events, for failure messages
+        t0 = time.monotonic()
         for ns, rec in ev.items():
             for name in ("auth", "message-back"):
                 sio.on(name, rec.handler(name), namespace=ns)
 
             def on_disconnect(ns=ns):
                 disconnects[ns] += 1
+                history.append(f"{time.monotonic() - t0:.2f} disconnect {ns}")
+
+            def on_connect(ns=ns):
+                history.append(f"{time.monotonic() - t0:.2f} connect {ns}")
             sio.on("disconnect", on_disconnect, namespace=ns)
+            sio.on("connect", on_connect, namespace=ns)
+
+        def client_state():
+            return (f"connected={sio.connected} namespaces={sorted(sio.namespaces)} "
+                    f"eio.state={sio.eio.state} transport={sio.eio.current_transport} "
+                    f"disconnects={disconnects} history={history}")
 
         def connect():
             sio.connect(server.url, namespaces=["/", "/custom"], transports=transports,
@@ -168,13 +190,16 @@ def run_scenarios(mode):
         h.case("2,000 messages all come back, once each, on one session", burst, timeout=25)
 
         def reconnect():
+            assert sio.connected, f"connected before the restart ({client_state()})"
             n_auth = {ns: ev[ns].queue("auth").qsize() for ns in ev}
             before = dict(disconnects)
             server.stop()
-            wait_until(lambda: disconnects["/"] > before["/"] and disconnects["/custom"] > before["/custom"],
-                       8, "disconnect on both namespaces")
-            time.sleep(0.2)
-            server.start()  # same port
+            try:
+                wait_until(lambda: disconnects["/"] > before["/"] and disconnects["/custom"] > before["/custom"],
+                           8, lambda: f"disconnect on both namespaces ({client_state()})")
+            finally:
+                time.sleep(0.2)
+                server.start()  # same port; also when the wait failed, for the cases after
             for ns in ev:
                 for _ in range(n_auth[ns]):
                     ev[ns].get("auth", 0)
