@@ -161,7 +161,10 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
-    sh_timer_start(loop, &s->pong_timer, s->srv->opts.ping_timeout, on_pong_timeout, s);
+    /* The ping itself may pass the output limit and end the session, which
+     * is then freed from the loop: no timer may be armed on it. */
+    if (s->state == SESSION_OPEN)
+        sh_timer_start(loop, &s->pong_timer, s->srv->opts.ping_timeout, on_pong_timeout, s);
 }
 
 static void schedule_ping(sh_eio_session_t *s)
