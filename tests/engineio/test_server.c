@@ -551,6 +551,39 @@ START_TEST(test_close_answers_held_get_with_close_packet)
 }
 END_TEST
 
+START_TEST(test_close_delivers_what_was_queued_first)
+{
+    /* A last message and the close in the same iteration (a Socket.IO
+     * server disconnect does this): the held GET gets both, in order. */
+    start();
+    th_eio_t *c = open_client(0);
+    th_resp_t r = {0};
+    th_eio_get_send(c);
+    ck_assert(!th_eio_get_wait(c, &r, 30));
+    ck_assert_int_eq(send_text(F.last, "last"), 0);
+    F.in_call = true;
+    sh_eio_close(F.last);
+    F.in_call = false;
+    ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4last\x1e"
+                                           "1");
+    wait_closes(1);
+    /* The same on server shutdown. */
+    c = open_client(1);
+    th_eio_get_send(c);
+    ck_assert(!th_eio_get_wait(c, &r, 30));
+    ck_assert_int_eq(send_text(F.last, "bye"), 0);
+    sh_eio_server_close_all(F.srv);
+    ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4bye\x1e"
+                                           "1");
+    wait_closes(2);
+    ck_assert_str_eq(F.close_reason, "server shutting down");
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
 /* ---- request errors ---- */
 
 START_TEST(test_request_errors)
@@ -909,6 +942,7 @@ int main(void)
     tcase_add_test(tc, test_output_limit_closes_session_that_never_polls);
     tcase_add_test(tc, test_output_limit_passed_by_a_ping);
     tcase_add_test(tc, test_close_answers_held_get_with_close_packet);
+    tcase_add_test(tc, test_close_delivers_what_was_queued_first);
     tcase_add_test(tc, test_request_errors);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_upgrade_from_polling);
