@@ -352,6 +352,11 @@ static sh_msg_t *msgs_kept[4];
 static void h_msgs(sh_http_req_t *req, void *data)
 {
     F.calls++;
+    if (sh_http_req_query(req, "none")) {
+        /* No messages: an empty body. */
+        ck_assert_int_eq(sh_http_respond_msgs(req, 200, "text/plain", NULL, 0, "\x1e"), 0);
+        return;
+    }
     const char *sep = sh_http_req_query(req, "sep");
     sh_msg_t *m[3];
     for (int i = 0; i < 3; i++)
@@ -383,6 +388,8 @@ START_TEST(test_respond_msgs_zero_copy)
     ck_assert_int_eq(exchange("GET /m HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
     ck_assert_str_eq(sh_buf_peek(&r.body), "4hellobAQID/w==2");
     ck_assert_ptr_eq(msgs_kept[1]->base64, b64);
+    ck_assert_int_eq(exchange("GET /m?none=1 HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+    ck_assert_uint_eq(sh_buf_avail(&r.body), 0);
     th_resp_release(&r);
     ck_assert(th_env_wait_idle(&F.env, TH_WAIT_MS));
     /* The response held references, not copies; they are gone with it. */
@@ -419,9 +426,16 @@ START_TEST(test_keep_alive_two_requests_one_connection)
     ck_assert_str_eq(sh_buf_peek(&r.body), "k GET /k/3");
     ck_assert(th_http_read(&c, &r, TH_WAIT_MS));
     ck_assert_str_eq(sh_buf_peek(&r.body), "k GET /k/4");
+    /* A 404 (answered by the layer itself) keeps the connection too. */
+    th_conn_write_str(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(th_http_read(&c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 404);
+    th_conn_write_str(&c, "GET /k/5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(th_http_read(&c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "k GET /k/5");
     ck_assert(!c.eof);
     ck_assert_uint_eq(sh_http_connections(F.env.http), 1);
-    ck_assert_int_eq(F.calls, 4);
+    ck_assert_int_eq(F.calls, 5);
     th_resp_release(&r);
     th_conn_close(&c);
     stop();
