@@ -161,10 +161,14 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
-    /* From when the ping was due, not when this callback ran: the client
-     * gets exactly ping_interval + ping_timeout, however busy the loop. */
-    sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
-                      s);
+    /* The ping itself may pass the output limit and end the session, which
+     * is then freed from the loop: no timer may be armed on it. The
+     * deadline counts from when the ping was due, not when this callback
+     * ran: the client gets exactly ping_interval + ping_timeout, however
+     * busy the loop. */
+    if (s->state == SESSION_OPEN)
+        sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout,
+                          on_pong_timeout, s);
 }
 
 static void schedule_ping(sh_eio_session_t *s)
@@ -367,19 +371,25 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     sh_msg_t *stack[64];
     sh_msg_t **msgs = stack;
     size_t n = 0;
-    if (s->state == SESSION_CLOSED) {
-        stack[n++] = sh_eio_msg_text(s->parting_close ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
-    } else if (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING) {
-        /* Upgrading: end this poll so the client can switch (Node sends
-         * noops while the probe runs); data waits for the WebSocket. */
-        stack[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
-    } else {
-        if (s->queue.count > sizeof(stack) / sizeof(stack[0]))
-            msgs = sh_malloc(s->queue.count * sizeof(*msgs));
-        sh_msg_t *m;
-        while ((m = sh_msgq_pop(&s->queue)))
-            msgs[n++] = m;
-    }
+    bool closed = s->state == SESSION_CLOSED;
+    /* Upgrading: end this poll so the client can switch (Node sends noops
+     * while the probe runs); data waits for the WebSocket. */
+    bool upgrading = !closed && (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
+    /* A server-side close still delivers what was queued before it, then
+     * the close packet, as Node's engine.io closes only once its buffer is
+     * drained (else a last Socket.IO DISCONNECT would be lost). After a
+     * client close or an error the queue is dropped. */
+    bool drain = closed ? s->parting_close : !upgrading;
+    size_t want = (drain ? s->queue.count : 0) + 1;
+    if (want > sizeof(stack) / sizeof(stack[0]))
+        msgs = sh_malloc(want * sizeof(*msgs));
+    sh_msg_t *m;
+    while (drain && (m = sh_msgq_pop(&s->queue)))
+        msgs[n++] = m;
+    if (closed)
+        msgs[n++] = sh_eio_msg_text(s->parting_close ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
+    else if (upgrading)
+        msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
     add_cors_headers(req);
     add_no_buffer_headers(req);
     sh_http_respond_msgs(req, 200, "text/plain; charset=UTF-8", msgs, n, record_separator);
