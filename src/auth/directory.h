@@ -96,11 +96,12 @@ int sh_directory_reload(sh_directory_t *dir, sh_buf_t *err);
  * Token ids that were integers arrive as decimal strings, so write "42".
  * A channel needs a unique id as users do and a "members" array of user
  * id strings (unknown ids are allowed: users come and go; a repeated
- * member counts once). Returns a new object {"users":{id:user dict with
- * the defaults filled in},"channels_of":{uid:[cid...]}} or NULL with the
- * reason in err: "line L, column C: ..." for JSON syntax (and repeated
- * keys), "users[3]: duplicate id 'u1'" style for the rest, and a size
- * error past SH_DIRECTORY_MAX_FILE. text need not be NUL-terminated. */
+ * member counts once); its other fields ("name", say) are ignored.
+ * Returns a new object {"users":{id:user dict with the defaults filled
+ * in},"channels_of":{uid:[cid...]}} or NULL with the reason in err:
+ * "line L, column C: ..." for JSON syntax (and repeated keys),
+ * "users[3]: duplicate id 'u1'" style for the rest, and a size error past
+ * SH_DIRECTORY_MAX_FILE. text need not be NUL-terminated. */
 json_t *sh_directory_file_parse(const char *text, size_t len, sh_buf_t *err);
 
 #endif
