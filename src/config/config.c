@@ -257,7 +257,7 @@ static const sh_config_option_t options[] = {
         .min = 0,
         .max = MS_DAY,
         .group = "Open WebUI",
-        .help = "clock skew tolerated when checking a token's exp and nbf",
+        .help = "clock skew tolerated when checking a token's exp, nbf and iat",
     },
     {
         .key = "directory",
