@@ -171,6 +171,20 @@ function runScenarios(mode) {
         );
         assert.deepEqual(normalize(got), args);
       });
+
+      // siohub's echo app only (Node's echo server has no such event): the
+      // server emits with an ack id and the client's answer comes back.
+      if (!process.env.SIOHUB_REFERENCE_SERVER) {
+        await h.case(`${name}: the server asks for an ack and gets the client's answer`, async () => {
+          sock.once("ack-request", (...a) => {
+            const answer = a.pop();
+            answer("answer", ...a);
+          });
+          const resp = once(sock, "ack-response");
+          sock.emit("request-ack", 1, { two: [2] }, Buffer.from([3, 4]));
+          assert.deepEqual(normalize(await resp), ["answer", 1, { two: [2] }, Buffer.from([3, 4])]);
+        });
+      }
     }
 
     await h.case("a namespace that does not exist gives connect_error", async () => {

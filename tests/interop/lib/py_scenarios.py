@@ -72,7 +72,7 @@ def run_scenarios(mode):
         history = []  # connect/disconnect events, for failure messages
         t0 = time.monotonic()
         for ns, rec in ev.items():
-            for name in ("auth", "message-back"):
+            for name in ("auth", "message-back", "ack-response"):
                 sio.on(name, rec.handler(name), namespace=ns)
 
             def on_disconnect(ns=ns):
@@ -141,6 +141,17 @@ def run_scenarios(mode):
                 got = sio.call("message-with-ack", tuple(args), namespace=ns, timeout=5)
                 eq(list(got), args)
             h.case(f"{ns}: binary arguments in an ack", binary_ack)
+
+            def server_asks_ack(ns=ns):
+                # siohub's echo app only: the server emits "ack-request" with
+                # an ack id; our handler's return value is the answer, which
+                # the server sends back as "ack-response".
+                sio.on("ack-request", lambda *a: ("answer",) + a, namespace=ns)
+                sio.emit("request-ack", (1, {"two": [2]}, b"\x03\x04"), namespace=ns)
+                eq(ev[ns].get("ack-response"), ["answer", 1, {"two": [2]}, b"\x03\x04"])
+            if not os.environ.get("SIOHUB_REFERENCE_SERVER"):
+                h.case(f"{ns}: the server asks for an ack and gets the client's answer",
+                       server_asks_ack)
 
         def bad_namespace():
             other = socketio.Client(reconnection=False, handle_sigint=False)
