@@ -793,6 +793,83 @@ START_TEST(test_failed_probe_keeps_polling)
 }
 END_TEST
 
+START_TEST(test_upgrade_timeout_keeps_polling)
+{
+    sh_eio_options_t o = default_opts();
+    o.upgrade_timeout = 50;
+    start_with(&o);
+    th_eio_t *c = open_client(0);
+    th_resp_t r = {0};
+    sh_buf_t p = SH_BUF_INIT;
+    th_conn_t *ws = &F.ws[0];
+    th_conn_connect(ws, F.env.loop, F.env.port);
+    char target[128];
+    snprintf(target, sizeof(target), PATH "?EIO=4&transport=websocket&sid=%s", c->sid);
+    ck_assert(th_ws_handshake(ws, target, NULL, 0, &r));
+    th_ws_send(ws, SH_WS_OP_TEXT, "2probe", 6);
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_TEXT);
+    ck_assert_str_eq(sh_buf_peek(&p), "3probe");
+    /* While the probe runs, a GET gets a noop at once. */
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "6");
+    /* No "5" within upgrade_timeout: the probe is closed, polling goes on
+     * with what was queued meanwhile. */
+    ck_assert_int_eq(send_text(F.last, "kept"), 0);
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_CLOSE);
+    ws_answer_close(ws);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4kept");
+    ck_assert_str_eq(sh_eio_session_transport(F.last), "polling");
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->upgrades, 0);
+    ck_assert_int_eq(F.closes, 0);
+    sh_buf_release(&p);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_output_limit_on_websocket)
+{
+    sh_eio_options_t o = default_opts();
+    o.output_limit = 64 * 1024;
+    start_with(&o);
+    th_conn_t *ws = &F.ws[0];
+    th_conn_connect(ws, F.env.loop, F.env.port);
+    th_resp_t r = {0};
+    sh_buf_t p = SH_BUF_INIT;
+    ck_assert(th_ws_handshake(ws, PATH "?EIO=4&transport=websocket", NULL, 0, &r));
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_TEXT); /* open */
+    sh_eio_session_t *s = F.last;
+    /* The client stops reading; the server keeps sending until the
+     * kernel's buffers and then the session's queue are full. */
+    th_conn_pause(ws);
+    char *chunk = malloc(32 * 1024);
+    memset(chunk, 'w', 32 * 1024);
+    int rc = 0, i;
+    for (i = 0; i < 4000 && rc == 0 && F.closes == 0; i++) {
+        F.in_call = true;
+        rc = sh_eio_send(s, sh_eio_msg_text(SH_EIO_MESSAGE, chunk, 32 * 1024));
+        F.in_call = false;
+        if (rc == 0 && sh_eio_server_stats(F.srv)->slow_dropped == 0)
+            th_run_once(F.env.loop);
+        else
+            break;
+    }
+    free(chunk);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->slow_dropped, 1);
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->ws.slow_dropped, 1);
+    ck_assert_int_eq(F.closes, 0); /* deferred */
+    ck_assert_int_eq(send_text(s, "late"), -EPIPE);
+    wait_closes(1);
+    ck_assert_str_eq(F.close_reason, "transport error");
+    th_conn_close(ws);
+    sh_buf_release(&p);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_websocket_only_session)
 {
     sh_eio_options_t o = default_opts();
@@ -941,6 +1018,8 @@ int main(void)
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_upgrade_from_polling);
     tcase_add_test(tc, test_failed_probe_keeps_polling);
+    tcase_add_test(tc, test_upgrade_timeout_keeps_polling);
+    tcase_add_test(tc, test_output_limit_on_websocket);
     tcase_add_test(tc, test_websocket_only_session);
     tcase_add_test(tc, test_close_all_and_free);
     tcase_add_test(tc, test_free_with_held_get_and_open_websocket);
