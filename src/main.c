@@ -11,6 +11,7 @@
 #include "config.h" /* autoconf: PACKAGE_VERSION */
 
 #include "app/app.h"
+#include "auth/token_cmd.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/map.h"
@@ -103,6 +104,7 @@ static const sh_app_ops_t *app_ops(const sh_config_t *cfg)
     case SH_CONFIG_APP_ECHO:
         return &sh_app_echo;
     case SH_CONFIG_APP_OPENWEBUI:
+        return &sh_app_openwebui;
     default:
         return NULL;
     }
@@ -190,7 +192,9 @@ int main(int argc, char **argv, char **envp)
     sh_buf_release(&err);
     sh_log_set_level(cfg.log_level);
     int status;
-    if (cmd.name) {
+    if (cmd.name && !strcmp(cmd.name, "token")) {
+        status = sh_token_cmd(&cfg, cmd.argc, cmd.argv);
+    } else if (cmd.name) {
         fprintf(stderr, "siohubd: unknown command '%s' (see --help)\n", cmd.name);
         status = EXIT_FAILURE;
     } else {

@@ -38,6 +38,7 @@ typedef struct sh_app_ops {
 } sh_app_ops_t;
 
 extern const sh_app_ops_t sh_app_echo;
+extern const sh_app_ops_t sh_app_openwebui;
 
 /* Helpers shared by the apps. */
 /* The allowed Origins as sh_eio_options_t wants them: NULL for any, else a

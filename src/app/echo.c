@@ -92,6 +92,7 @@ static void echo_destroy(void *p)
     /* Engine.IO first: its sessions' on_close still reach the layers above. */
     sh_eio_server_free(app->raw);
     sh_eio_server_free(app->eio);
+    sh_loop_run_deferred(app->ctx->loop); /* deferred socket ends */
     sh_hub_free(app->hub);
     sh_sio_server_free(app->sio);
     sh_app_origins_free(app->origins);

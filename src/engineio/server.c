@@ -31,9 +31,24 @@ static const char *const error_messages[] = {
 
 static const char record_separator[] = "\x1e";
 
+/* Packets per polling response at most. python-engineio (Debian's 4.3.4,
+ * and later ones by default) refuses a payload of more than 16 packets and
+ * drops the session; the client polls again at once for the rest. This
+ * also bounds the iovec handed to libmicrohttpd. */
+#define MAX_POLL_PACKETS 16
+
 typedef struct eio_ws eio_ws_t;
 
 typedef enum { SESSION_OPEN, SESSION_CLOSED } session_state_t;
+
+/* How a session parts from its client. */
+typedef enum {
+    PART_DROP,     /* client closed or error: queue dropped, a held poll gets a noop */
+    PART_CLOSE,    /* server close: queue delivered, then a close packet */
+    PART_SHUTDOWN, /* server going away: queue delivered, then a noop, so
+                    * clients reconnect (python-socketio 5.7 does not after
+                    * a close packet; socket.io-client not after DISCONNECT) */
+} parting_t;
 
 struct sh_eio_session {
     sh_list_t link; /* srv->all: open and ending sessions */
@@ -45,12 +60,13 @@ struct sh_eio_session {
     void *data;
     char peer[64];
     sh_msgq_t queue;     /* polling output, and output held during an upgrade */
+    sh_msgq_t ctrl;      /* polling ping/pong/noop: they overtake a backlog */
     sh_http_req_t *poll; /* the held GET, if any */
     eio_ws_t *ws;        /* the WebSocket transport, once on it */
     eio_ws_t *probe;     /* a WebSocket being probed for an upgrade */
     bool probed;         /* "2probe" answered: polling now only gets noops */
     bool notify_close;   /* on_close owed to the layer above */
-    bool parting_close;  /* the last poll gets a close packet (else a noop) */
+    parting_t parting;
     const char *close_reason;
     sh_timer_t ping_timer;
     sh_timer_t pong_timer;
@@ -84,7 +100,7 @@ struct sh_eio_server {
 };
 
 static const sh_ws_handler_t ws_handler;
-static void session_end(sh_eio_session_t *s, const char *reason, bool close_packet);
+static void session_end(sh_eio_session_t *s, const char *reason, parting_t parting);
 static void session_flush(sh_eio_session_t *s);
 
 /* ---- small helpers ---- */
@@ -95,6 +111,7 @@ static void session_unref(sh_eio_session_t *s)
         return;
     sh_list_remove(&s->link);
     sh_msgq_release(&s->queue);
+    sh_msgq_release(&s->ctrl);
     s->srv->ending--;
     free(s);
 }
@@ -154,7 +171,7 @@ static void on_pong_timeout(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_debug("eio %s: ping timeout", s->sid);
-    session_end(s, "ping timeout", false);
+    session_end(s, "ping timeout", PART_DROP);
 }
 
 static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
@@ -162,9 +179,13 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
     sh_eio_session_t *s = t->data;
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
     /* The ping itself may pass the output limit and end the session, which
-     * is then freed from the loop: no timer may be armed on it. */
+     * is then freed from the loop: no timer may be armed on it. The
+     * deadline counts from when the ping was due, not when this callback
+     * ran: the client gets exactly ping_interval + ping_timeout, however
+     * busy the loop. */
     if (s->state == SESSION_OPEN)
-        sh_timer_start(loop, &s->pong_timer, s->srv->opts.ping_timeout, on_pong_timeout, s);
+        sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
+                          s);
 }
 
 static void schedule_ping(sh_eio_session_t *s)
@@ -213,17 +234,16 @@ static void detach_ws(eio_ws_t *w, uint16_t code, const char *reason)
 }
 
 /* Ends a session once: it leaves the sid table at once (later requests get
- * "Session ID unknown"), its transports are told, and the layer above hears
- * on_close from the loop. close_packet: the client gets a close packet (a
- * server-side close); else a held poll gets a noop (the client closed). */
-static void session_end(sh_eio_session_t *s, const char *reason, bool close_packet)
+ * "Session ID unknown"), its transports are told as `parting` says, and the
+ * layer above hears on_close from the loop. */
+static void session_end(sh_eio_session_t *s, const char *reason, parting_t parting)
 {
     if (s->state == SESSION_CLOSED)
         return;
     sh_eio_server_t *srv = s->srv;
     s->state = SESSION_CLOSED;
     s->close_reason = reason;
-    s->parting_close = close_packet;
+    s->parting = parting;
     sh_map_del(&srv->sessions, s->sid);
     srv->ending++;
     srv->stats.sessions_closed++;
@@ -238,9 +258,10 @@ static void session_end(sh_eio_session_t *s, const char *reason, bool close_pack
     detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
     s->probe = NULL;
     if (s->ws) {
-        if (close_packet)
+        if (parting == PART_CLOSE)
             sh_ws_conn_send(s->ws->conn, sh_eio_msg_text(SH_EIO_CLOSE, NULL, 0));
-        detach_ws(s->ws, SH_WS_CLOSE_NORMAL, "");
+        detach_ws(s->ws, parting == PART_SHUTDOWN ? SH_WS_CLOSE_GOING_AWAY : SH_WS_CLOSE_NORMAL,
+                  "");
         s->ws = NULL;
     }
     /* A held GET is answered by its handler once resumed; it reads the
@@ -248,6 +269,15 @@ static void session_end(sh_eio_session_t *s, const char *reason, bool close_pack
     if (s->poll)
         sh_http_req_resume(s->poll);
     sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
+}
+
+/* Heartbeat and noop packets: on polling they go ahead of queued data, so
+ * a backlog cannot hold a ping past the client's timeout. */
+static bool is_control(const sh_msg_t *m)
+{
+    return !m->binary && m->len >= 1 &&
+           (m->data[0] == '0' + SH_EIO_PING || m->data[0] == '0' + SH_EIO_PONG ||
+            m->data[0] == '0' + SH_EIO_NOOP);
 }
 
 int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
@@ -262,17 +292,18 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
         int rc = sh_ws_conn_send(s->ws->conn, m);
         if (rc == -ENOBUFS) {
             s->srv->stats.slow_dropped++;
-            session_end(s, "transport error", false);
+            session_end(s, "transport error", PART_DROP);
         }
         return rc == -ENOBUFS ? 0 : rc;
     }
-    sh_msgq_push(&s->queue, m);
-    if (s->srv->opts.output_limit && s->queue.bytes > s->srv->opts.output_limit) {
+    sh_msgq_push(is_control(m) ? &s->ctrl : &s->queue, m);
+    size_t queued = s->queue.bytes + s->ctrl.bytes;
+    if (s->srv->opts.output_limit && queued > s->srv->opts.output_limit) {
         sh_warn("eio %s: client is not reading: %zu bytes queued, past the %zu byte limit; "
                 "dropping it",
-                s->sid, s->queue.bytes, s->srv->opts.output_limit);
+                s->sid, queued, s->srv->opts.output_limit);
         s->srv->stats.slow_dropped++;
-        session_end(s, "transport error", false);
+        session_end(s, "transport error", PART_DROP);
         return 0;
     }
     session_flush(s);
@@ -281,13 +312,13 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
 
 void sh_eio_close(sh_eio_session_t *s)
 {
-    session_end(s, "forced close", true);
+    session_end(s, "forced close", PART_CLOSE);
 }
 
 /* Wakes the held GET when there is something for it. */
 static void session_flush(sh_eio_session_t *s)
 {
-    if (s->poll && (s->queue.count || s->probed))
+    if (s->poll && (s->queue.count || s->ctrl.count || s->probed))
         sh_http_req_resume(s->poll);
 }
 
@@ -338,7 +369,7 @@ static bool handle_packet(sh_eio_session_t *s, const sh_eio_packet_t *p)
             srv->handler.on_message(s, p->data, p->len, p->binary, srv->data);
         return s->state == SESSION_OPEN;
     case SH_EIO_CLOSE:
-        session_end(s, "transport close", false);
+        session_end(s, "transport close", PART_DROP);
         return false;
     case SH_EIO_NOOP:
         return true;
@@ -346,7 +377,7 @@ static bool handle_packet(sh_eio_session_t *s, const sh_eio_packet_t *p)
     case SH_EIO_UPGRADE:
     default:
         sh_debug("eio %s: unexpected packet type %d", s->sid, (int)p->type);
-        session_end(s, "parse error", false);
+        session_end(s, "parse error", PART_DROP);
         return false;
     }
 }
@@ -364,8 +395,7 @@ static void on_poll_done(sh_http_req_t *req, void *owner)
 /* Answers a GET with everything queued (or the parting packet). */
 static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
 {
-    sh_msg_t *stack[64];
-    sh_msg_t **msgs = stack;
+    sh_msg_t *msgs[MAX_POLL_PACKETS];
     size_t n = 0;
     bool closed = s->state == SESSION_CLOSED;
     /* Upgrading: end this poll so the client can switch (Node sends noops
@@ -375,22 +405,24 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
      * the close packet, as Node's engine.io closes only once its buffer is
      * drained (else a last Socket.IO DISCONNECT would be lost). After a
      * client close or an error the queue is dropped. */
-    bool drain = closed ? s->parting_close : !upgrading;
-    size_t want = (drain ? s->queue.count : 0) + 1;
-    if (want > sizeof(stack) / sizeof(stack[0]))
-        msgs = sh_malloc(want * sizeof(*msgs));
+    bool drain = closed ? s->parting != PART_DROP : !upgrading;
+    size_t room = MAX_POLL_PACKETS - (closed ? 1 : 0);
     sh_msg_t *m;
-    while (drain && (m = sh_msgq_pop(&s->queue)))
+    while (!closed && n < room && (m = sh_msgq_pop(&s->ctrl)))
         msgs[n++] = m;
-    if (closed)
-        msgs[n++] = sh_eio_msg_text(s->parting_close ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
-    else if (upgrading)
+    while (drain && n < room && (m = sh_msgq_pop(&s->queue)))
+        msgs[n++] = m;
+    if (closed) {
+        if (s->queue.count)
+            sh_debug("eio %s: %zu packets queued at close not delivered", s->sid, s->queue.count);
+        msgs[n++] = sh_eio_msg_text(s->parting == PART_CLOSE ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
+    } else if (n == 0) {
+        /* Upgrading, or resumed with nothing left to say. */
         msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
+    }
     add_cors_headers(req);
     add_no_buffer_headers(req);
     sh_http_respond_msgs(req, 200, "text/plain; charset=UTF-8", msgs, n, record_separator);
-    if (msgs != stack)
-        free(msgs);
 }
 
 static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req)
@@ -404,10 +436,10 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req)
          * one gets the close packet, this one an error. */
         sh_debug("eio %s: overlapping GET", s->sid);
         respond_error(req, ERR_BAD_REQUEST);
-        session_end(s, "transport error", true);
+        session_end(s, "transport error", PART_CLOSE);
         return;
     }
-    if (s->queue.count || s->probed) {
+    if (s->queue.count || s->ctrl.count || s->probed) {
         answer_poll(s, req);
         return;
     }
@@ -424,7 +456,7 @@ static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
     if (sh_http_req_body_too_large(req)) {
         sh_debug("eio %s: POST body over max_payload (%zu)", s->sid, srv->opts.max_payload);
         sh_http_respond_error_json(req, 413, ERR_BAD_REQUEST, "Payload too large");
-        session_end(s, "transport error", false);
+        session_end(s, "transport error", PART_DROP);
         return;
     }
     size_t len;
@@ -441,7 +473,7 @@ static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
         sh_buf_release(&scratch);
         sh_debug("eio %s: malformed polling payload", s->sid);
         sh_http_respond_error_json(req, 400, ERR_BAD_REQUEST, error_messages[ERR_BAD_REQUEST]);
-        session_end(s, "parse error", false);
+        session_end(s, "parse error", PART_DROP);
         return;
     }
     pos = 0;
@@ -498,10 +530,12 @@ static void finish_upgrade(sh_eio_session_t *s)
     if (s->poll)
         sh_http_req_resume(s->poll);
     sh_msg_t *m;
+    sh_msgq_move(&s->ctrl, &s->queue); /* one ordered stream from now on */
+    sh_msgq_move(&s->queue, &s->ctrl);
     while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->queue))) {
         if (sh_ws_conn_send(w->conn, m) == -ENOBUFS) {
             srv->stats.slow_dropped++;
-            session_end(s, "transport error", false);
+            session_end(s, "transport error", PART_DROP);
         }
     }
 }
@@ -524,7 +558,7 @@ static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool
             s->probed = false;
             return;
         }
-        session_end(s, "parse error", false);
+        session_end(s, "parse error", PART_DROP);
         return;
     }
     if (s->probe == w) {
@@ -810,7 +844,7 @@ void sh_eio_server_close_all(sh_eio_server_t *srv)
     while ((e = sh_map_iter_next(&it)) && i < n)
         all[i++] = e->value;
     for (size_t j = 0; j < i; j++)
-        session_end(all[j], "server shutting down", true);
+        session_end(all[j], "server shutting down", PART_SHUTDOWN);
     free(all);
 }
 
@@ -846,6 +880,7 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         if (s->poll)
             sh_http_req_set_owner(s->poll, NULL, NULL);
         sh_msgq_release(&s->queue);
+        sh_msgq_release(&s->ctrl);
         free(s);
     }
     sh_list_foreach_safe (pos, tmp, &srv->ws_conns) {

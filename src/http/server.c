@@ -312,6 +312,8 @@ sh_http_t *sh_http_new(sh_loop_t *loop, const sh_http_options_t *opts, sh_buf_t 
     int epfd = info ? info->epoll_fd : -1;
     info = MHD_get_daemon_info(http->mhd, MHD_DAEMON_INFO_BIND_PORT);
     http->port = info ? info->port : opts->port;
+    /* New requests after frames already waiting on WebSockets (loop.h). */
+    http->io.late = true;
     if (epfd < 0 || sh_io_start(loop, &http->io, epfd, SH_IO_READ, on_mhd_io, http) < 0 ||
         sh_loop_add_prepare(loop, on_prepare, http) < 0) {
         sh_buf_appendf(err, "cannot attach libmicrohttpd to the event loop");

@@ -135,6 +135,18 @@ void sh_hub_room_foreach(sh_hub_nsp_t *nsp, const char *room,
         fn(sh_container_of(pos, membership_t, in_room)->member->sock, data);
 }
 
+void sh_hub_foreach(sh_hub_nsp_t *nsp, void (*fn)(sh_sio_socket_t *sock, void *data), void *data)
+{
+    sh_list_t *pos;
+    for (pos = nsp->members.next; pos != &nsp->members; pos = pos->next)
+        fn(sh_container_of(pos, member_t, link)->sock, data);
+}
+
+size_t sh_hub_count(const sh_hub_nsp_t *nsp)
+{
+    return nsp->nmembers;
+}
+
 void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *room, void *data),
                          void *data)
 {

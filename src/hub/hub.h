@@ -59,6 +59,11 @@ size_t sh_hub_room_size(const sh_hub_nsp_t *nsp, const char *room);
 /* Calls fn for each member of room (no membership changes inside fn). */
 void sh_hub_room_foreach(sh_hub_nsp_t *nsp, const char *room,
                          void (*fn)(sh_sio_socket_t *sock, void *data), void *data);
+/* Calls fn for every socket of the namespace (no membership changes
+ * inside fn). */
+void sh_hub_foreach(sh_hub_nsp_t *nsp, void (*fn)(sh_sio_socket_t *sock, void *data), void *data);
+/* Sockets of the namespace. */
+size_t sh_hub_count(const sh_hub_nsp_t *nsp);
 /* Calls fn for each room the socket is in (its sid room included). */
 void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *room, void *data),
                          void *data);

@@ -239,10 +239,15 @@ void sh_timer_stop(sh_loop_t *loop, sh_timer_t *t)
 
 void sh_timer_start(sh_loop_t *loop, sh_timer_t *t, uint64_t ms, sh_timer_cb cb, void *data)
 {
+    sh_timer_start_at(loop, t, loop->now + ms, cb, data);
+}
+
+void sh_timer_start_at(sh_loop_t *loop, sh_timer_t *t, uint64_t due, sh_timer_cb cb, void *data)
+{
     sh_timer_stop(loop, t);
     t->cb = cb;
     t->data = data;
-    t->due = loop->now + ms;
+    t->due = due;
     t->seq = loop->timer_seq++;
     if (loop->nheap == loop->capheap) {
         loop->capheap = loop->capheap ? loop->capheap * 2 : 64;
@@ -432,23 +437,27 @@ int sh_loop_run(sh_loop_t *loop)
             return -err;
         }
         loop->now = sh_time_ms();
-        for (int i = 0; i < n; i++) {
-            int fd = events[i].data.fd;
-            if ((size_t)fd >= loop->nios || !loop->ios[fd])
-                continue;
-            sh_io_t *io = loop->ios[fd];
-            unsigned ev = 0;
-            if (events[i].events & (EPOLLIN | EPOLLRDHUP))
-                ev |= SH_IO_READ;
-            if (events[i].events & EPOLLOUT)
-                ev |= SH_IO_WRITE;
-            if (events[i].events & (EPOLLERR | EPOLLHUP))
-                ev |= SH_IO_ERROR | (io->events & (SH_IO_READ | SH_IO_WRITE));
-            ev &= io->events | SH_IO_ERROR;
-            if (ev)
-                io->cb(loop, io, ev);
-        }
         run_timers(loop);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < n; i++) {
+                int fd = events[i].data.fd;
+                if ((size_t)fd >= loop->nios || !loop->ios[fd])
+                    continue;
+                sh_io_t *io = loop->ios[fd];
+                if (io->late != (pass == 1))
+                    continue;
+                unsigned ev = 0;
+                if (events[i].events & (EPOLLIN | EPOLLRDHUP))
+                    ev |= SH_IO_READ;
+                if (events[i].events & EPOLLOUT)
+                    ev |= SH_IO_WRITE;
+                if (events[i].events & (EPOLLERR | EPOLLHUP))
+                    ev |= SH_IO_ERROR | (io->events & (SH_IO_READ | SH_IO_WRITE));
+                ev &= io->events | SH_IO_ERROR;
+                if (ev)
+                    io->cb(loop, io, ev);
+            }
+        }
         run_deferred(loop);
     }
     return 0;

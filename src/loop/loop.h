@@ -10,8 +10,13 @@
  *    free their owner after stopping its handles (an fd event for a stopped
  *    watch is never delivered, even later in the same epoll batch).
  *  - One iteration: wait for I/O (bounded by the next timer and by prepare
- *    hooks), dispatch I/O, run due timers, then run deferred calls until
- *    none are pending. Deferred calls are where output is flushed, so
+ *    hooks), run the timers now due, dispatch I/O (watches marked `late`
+ *    after the others), then run deferred calls until none are pending.
+ *    Timers first: a deadline that passed while waiting wins over I/O that
+ *    arrived in the same instant (a ping timeout is not undone by a request
+ *    that came too late). `late` lets libmicrohttpd (new requests) run
+ *    after WebSocket frames that were already waiting, so what a client
+ *    sent first is handled first. Deferred calls are where output is flushed, so
  *    everything queued for a socket during an iteration leaves in one write.
  *  - Time is a monotonic millisecond clock, read once per iteration
  *    (sh_loop_now) so every callback in an iteration agrees on "now".
@@ -43,6 +48,7 @@ struct sh_io {
     unsigned events; /* SH_IO_READ | SH_IO_WRITE currently watched */
     bool active;
     bool edge; /* edge-triggered (EPOLLET) */
+    bool late; /* dispatched after the other watches of a batch */
     sh_io_cb cb;
     void *data;
 };
@@ -91,6 +97,9 @@ void sh_io_stop(sh_loop_t *loop, sh_io_t *io);
 
 /* (Re)arms a one-shot timer to fire after ms. */
 void sh_timer_start(sh_loop_t *loop, sh_timer_t *t, uint64_t ms, sh_timer_cb cb, void *data);
+/* (Re)arms a one-shot timer for an absolute time on the loop clock (a
+ * deadline computed from an earlier one, without drift). */
+void sh_timer_start_at(sh_loop_t *loop, sh_timer_t *t, uint64_t due, sh_timer_cb cb, void *data);
 void sh_timer_stop(sh_loop_t *loop, sh_timer_t *t);
 static inline bool sh_timer_active(const sh_timer_t *t)
 {

@@ -313,8 +313,10 @@ static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
         return;
     }
     if (client_socket(client, pkt->nsp)) {
-        sh_debug("sio: %s: second CONNECT to %s ignored", sh_eio_session_sid(client->eio),
+        /* Node's client closes on this "invalid state" too. */
+        sh_debug("sio: %s: second CONNECT to %s; closing", sh_eio_session_sid(client->eio),
                  pkt->nsp);
+        sh_eio_close(client->eio);
         return;
     }
     sh_sio_socket_t *sock = sh_new0(sh_sio_socket_t);
@@ -392,9 +394,13 @@ static void handle_packet(sio_client_t *client, sh_sio_packet_t *pkt)
         return;
     }
     sh_sio_socket_t *sock = client_socket(client, pkt->nsp);
-    if (!sock) {
-        sh_debug("sio: %s: packet for unconnected namespace %s ignored",
-                 sh_eio_session_sid(client->eio), pkt->nsp);
+    if (!sock || pkt->type == SH_SIO_CONNECT_ERROR) {
+        /* A packet for a namespace never connected, or one only servers
+         * send: Node's client calls it an invalid state and closes. */
+        sh_debug("sio: %s: packet type %d for %s namespace %s; closing",
+                 sh_eio_session_sid(client->eio), (int)pkt->type,
+                 sock ? "connected" : "unconnected", pkt->nsp);
+        sh_eio_close(client->eio);
         return;
     }
     switch (pkt->type) {

@@ -10,7 +10,8 @@ corpus="$top_srcdir/tests/fuzz/corpus/$name"
 [ -d "$corpus" ] || fail "no corpus at tests/fuzz/corpus/$name"
 count=$(find "$corpus" -type f | wc -l)
 [ "$count" -gt 0 ] || fail "empty corpus for $name"
-log="fuzz_$name.out"
+log="tests/fuzz/fuzz_$name.out"
+mkdir -p tests/fuzz
 ASAN_OPTIONS=detect_leaks=1 "$bin" -runs=0 "$corpus" >"$log" 2>&1
 status=$?
 tail -3 "$log"

@@ -282,15 +282,16 @@ START_TEST(test_connect_ack_has_its_own_sid)
              "42/admin,[\"welcome\",\"hi\"]",
              sid2);
     expect_poll(c, want);
-    /* A second CONNECT to a connected namespace is ignored. */
-    post(c, "40");
-    ck_assert_int_eq(F.connect_calls, 2);
     const sh_sio_stats_t *st = sh_sio_server_stats(F.sio);
     ck_assert_uint_eq(st->sockets, 2);
     ck_assert_uint_eq(st->connects, 2);
     ck_assert_uint_eq(st->connect_errors, 0);
+    /* A second CONNECT to a connected namespace is an invalid state that
+     * closes the session, as in Node. */
+    post(c, "40");
+    ck_assert_int_eq(F.connect_calls, 2);
     stop();
-    ck_assert_str_eq(F.reason, "server shutting down");
+    ck_assert_str_eq(F.reason, "forced close");
 }
 END_TEST
 

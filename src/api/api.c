@@ -1,0 +1,283 @@
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "socketio/packet.h"
+
+#define MAX_SEGMENTS 16
+
+struct sh_api {
+    sh_http_t *http;
+    char *prefix;
+    char *key;
+    size_t key_len;
+    const sh_api_route_t *routes;
+    size_t nroutes;
+    void *data;
+    sh_api_stats_t stats;
+};
+
+/* Shared by a held request and its operation; freed when both let go. */
+struct sh_api_pending {
+    sh_api_t *api;
+    sh_http_req_t *req; /* NULL once the request ended */
+    bool completed;
+    unsigned status;
+    json_t *body;
+};
+
+/* ---- answers ---- */
+
+static void send_json(sh_api_t *api, sh_http_req_t *req, unsigned status, json_t *body)
+{
+    sh_buf_t b = SH_BUF_INIT;
+    if (!body)
+        body = json_object();
+    sh_json_append(&b, body);
+    sh_buf_append_byte(&b, '\n');
+    json_decref(body);
+    sh_http_req_add_header(req, "Cache-Control", "no-store");
+    sh_http_respond(req, status, "application/json", sh_buf_peek(&b), sh_buf_avail(&b));
+    sh_buf_release(&b);
+    if (status / 100 < 6)
+        api->stats.by_status[status / 100]++;
+}
+
+static void send_error(sh_api_t *api, sh_http_req_t *req, unsigned status, const char *message)
+{
+    send_json(api, req, status, json_pack("{s:s}", "error", message));
+}
+
+void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body)
+{
+    send_json(call->api, call->req, status, body);
+}
+
+void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message)
+{
+    send_error(call->api, call->req, status, message);
+}
+
+/* ---- held requests ---- */
+
+static void on_pending_req_done(sh_http_req_t *req, void *owner)
+{
+    sh_api_pending_t *p = owner;
+    p->req = NULL;
+    if (p->completed) {
+        json_decref(p->body);
+        free(p);
+    }
+}
+
+sh_api_pending_t *sh_api_hold(sh_api_call_t *call)
+{
+    sh_api_pending_t *p = sh_new0(sh_api_pending_t);
+    p->api = call->api;
+    p->req = call->req;
+    sh_http_req_set_owner(call->req, p, on_pending_req_done);
+    sh_http_req_suspend(call->req);
+    return p;
+}
+
+void sh_api_complete(sh_api_pending_t *p, unsigned status, json_t *body)
+{
+    if (!p->req) {
+        /* The client left: nobody to answer. */
+        json_decref(body);
+        free(p);
+        return;
+    }
+    p->completed = true;
+    p->status = status;
+    p->body = body;
+    sh_http_req_resume(p->req);
+}
+
+bool sh_api_pending_alive(const sh_api_pending_t *p)
+{
+    return p->req != NULL;
+}
+
+/* ---- routing ---- */
+
+/* Splits path (after the prefix) on '/'; returns the count, or -1 when
+ * there are too many segments. Segments point into buf. */
+static int split_path(char *buf, char **seg)
+{
+    int n = 0;
+    char *p = buf;
+    while (*p) {
+        if (n == MAX_SEGMENTS)
+            return -1;
+        seg[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+    }
+    return n;
+}
+
+static bool match(const char *pattern, char **seg, int nseg, sh_api_call_t *call)
+{
+    char pat[256];
+    snprintf(pat, sizeof(pat), "%s", pattern);
+    char *pseg[MAX_SEGMENTS];
+    int np = split_path(pat, pseg);
+    if (np != nseg)
+        return false;
+    size_t nparams = 0;
+    for (int i = 0; i < np; i++) {
+        if (!strcmp(pseg[i], "*")) {
+            if (!seg[i][0] || nparams == sizeof(call->params) / sizeof(call->params[0]))
+                return false;
+            call->params[nparams++] = seg[i];
+        } else if (strcmp(pseg[i], seg[i])) {
+            return false;
+        }
+    }
+    call->nparams = nparams;
+    return true;
+}
+
+static bool authorized(const sh_api_t *api, sh_http_req_t *req)
+{
+    const char *h = sh_http_req_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return false;
+    const char *k = h + 7;
+    while (*k == ' ')
+        k++;
+    size_t n = strlen(k);
+    while (n > 0 && (k[n - 1] == ' ' || k[n - 1] == '\t'))
+        n--;
+    /* Constant time in the key's content (lengths are not secret enough to
+     * matter: an attacker learns only the key's length). */
+    return n == api->key_len && CRYPTO_memcmp(k, api->key, n) == 0;
+}
+
+static void on_request(sh_http_req_t *req, void *data)
+{
+    sh_api_t *api = data;
+    sh_api_pending_t *p = sh_http_req_owner(req);
+    if (p) {
+        /* A held request resumed with its answer. */
+        sh_http_req_set_owner(req, NULL, NULL);
+        json_t *body = p->body;
+        p->body = NULL;
+        send_json(api, req, p->status, body);
+        free(p);
+        return;
+    }
+    if (!api->key_len) {
+        send_error(api, req, 404, "API disabled: no api_key configured");
+        return;
+    }
+    if (!authorized(api, req)) {
+        api->stats.unauthorized++;
+        sh_debug("api: %s %s from %s: missing or wrong bearer key", sh_http_req_method_name(req),
+                 sh_http_req_path(req), sh_http_req_peer(req));
+        sh_http_req_add_header(req, "WWW-Authenticate", "Bearer");
+        send_error(api, req, 401, "missing or wrong API key (Authorization: Bearer <api_key>)");
+        return;
+    }
+    const char *path = sh_http_req_path(req) + strlen(api->prefix);
+    char buf[1024];
+    if (strlen(path) >= sizeof(buf)) {
+        send_error(api, req, 404, "no such endpoint");
+        return;
+    }
+    snprintf(buf, sizeof(buf), "%s", path);
+    size_t blen = strlen(buf);
+    if (blen > 0 && buf[blen - 1] == '/')
+        buf[blen - 1] = '\0';
+    char *seg[MAX_SEGMENTS];
+    int nseg = split_path(buf, seg);
+    sh_api_call_t call = {.api = api, .req = req};
+    const sh_api_route_t *route = NULL;
+    bool path_known = false;
+    for (size_t i = 0; nseg >= 0 && i < api->nroutes; i++) {
+        if (!match(api->routes[i].pattern, seg, nseg, &call))
+            continue;
+        path_known = true;
+        if (api->routes[i].method == sh_http_req_method(req)) {
+            route = &api->routes[i];
+            break;
+        }
+    }
+    if (!route) {
+        send_error(api, req, path_known ? 405 : 404,
+                   path_known ? "method not allowed" : "no such endpoint");
+        return;
+    }
+    if (sh_http_req_body_too_large(req)) {
+        send_error(api, req, 413, "request body too large");
+        return;
+    }
+    json_t *body = NULL;
+    if (route->needs_body) {
+        size_t len;
+        const char *text = sh_http_req_body(req, &len);
+        json_error_t jerr;
+        body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!body || !json_is_object(body)) {
+            char msg[300];
+            if (!body)
+                snprintf(msg, sizeof(msg), "invalid JSON body: %s (line %d, column %d)", jerr.text,
+                         jerr.line, jerr.column);
+            else
+                snprintf(msg, sizeof(msg), "the JSON body must be an object");
+            json_decref(body);
+            sh_debug("api: %s %s: %s", sh_http_req_method_name(req), sh_http_req_path(req), msg);
+            send_error(api, req, 400, msg);
+            return;
+        }
+    }
+    call.body = body;
+    route->cb(&call, api->data);
+    json_decref(body);
+}
+
+sh_api_t *sh_api_new(sh_http_t *http, const char *prefix, const char *key, size_t body_limit,
+                     const sh_api_route_t *routes, size_t n, void *data, sh_buf_t *err)
+{
+    sh_api_t *api = sh_new0(sh_api_t);
+    api->http = http;
+    api->prefix = sh_strdup(prefix);
+    api->key = sh_strdup(key ? key : "");
+    api->key_len = strlen(api->key);
+    api->routes = routes;
+    api->nroutes = n;
+    api->data = data;
+    if (sh_http_route(http, prefix, false, body_limit, on_request, api) < 0) {
+        sh_buf_appendf(err, "cannot add the API route %s", prefix);
+        sh_api_free(api);
+        return NULL;
+    }
+    return api;
+}
+
+void sh_api_free(sh_api_t *api)
+{
+    if (!api)
+        return;
+    OPENSSL_cleanse(api->key, api->key_len);
+    free(api->key);
+    free(api->prefix);
+    free(api);
+}
+
+const sh_api_stats_t *sh_api_stats(const sh_api_t *api)
+{
+    return &api->stats;
+}

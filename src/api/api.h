@@ -1,0 +1,73 @@
+/* api/api.h — a small JSON-over-HTTP API framework on http/server.h: a
+ * table of routes with path patterns, bearer-key authentication, body
+ * limits and JSON parsing, JSON answers, and requests held open while an
+ * asynchronous operation (a store read, a client's ack) completes.
+ *
+ * Errors are JSON: {"error": "<reason>"} with the right status (400 bad
+ * body, 401 no or wrong key, 404 no such route or object, 405 wrong
+ * method, 413 body over the limit). The key is compared in constant time
+ * and never logged.
+ *
+ * A held request (sh_api_hold) and its operation meet in a sh_api_pending_t
+ * that lives until both are done with it: sh_api_complete() may come
+ * before or after the client leaves, and exactly one answer is sent.
+ */
+#ifndef SH_API_API_H
+#define SH_API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "http/server.h"
+
+typedef struct sh_api sh_api_t;
+typedef struct sh_api_pending sh_api_pending_t;
+
+/* The captured '*' segments of the route pattern, URL-decoded. */
+typedef struct sh_api_call {
+    sh_api_t *api;
+    sh_http_req_t *req;
+    json_t *body; /* parsed JSON body (borrowed), NULL for bodiless methods */
+    const char *params[4];
+    size_t nparams;
+} sh_api_call_t;
+
+/* Must answer (sh_api_reply*) or hold (sh_api_hold) before returning. */
+typedef void (*sh_api_handler_cb)(sh_api_call_t *call, void *data);
+
+typedef struct sh_api_route {
+    sh_http_method_t method;
+    const char *pattern; /* below the prefix, '*' for one segment: "rooms/<*>/join" */
+    bool needs_body;     /* a JSON object body is required */
+    sh_api_handler_cb cb;
+} sh_api_route_t;
+
+typedef struct sh_api_stats {
+    uint64_t by_status[6]; /* index status / 100 */
+    uint64_t unauthorized;
+} sh_api_stats_t;
+
+/* Serves routes (an array of n, static storage) under prefix ("/api/v1/")
+ * for callers presenting `key`; an empty key disables the API (every
+ * request gets 404 "API disabled: no api_key configured"). */
+sh_api_t *sh_api_new(sh_http_t *http, const char *prefix, const char *key, size_t body_limit,
+                     const sh_api_route_t *routes, size_t n, void *data, sh_buf_t *err);
+void sh_api_free(sh_api_t *api);
+const sh_api_stats_t *sh_api_stats(const sh_api_t *api);
+
+/* Answers with body (stolen; NULL sends {}). */
+void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body);
+/* Answers {"error": message}. */
+void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message);
+
+/* Holds the request open; answer later with sh_api_complete. */
+sh_api_pending_t *sh_api_hold(sh_api_call_t *call);
+/* Delivers the held request's answer (body stolen). Safe after the client
+ * left (the answer is dropped). Frees p: do not use it again. */
+void sh_api_complete(sh_api_pending_t *p, unsigned status, json_t *body);
+/* False once the client has gone (the operation may stop early). */
+bool sh_api_pending_alive(const sh_api_pending_t *p);
+
+#endif

@@ -1,0 +1,552 @@
+/* The Open WebUI app: the realtime contract of Open WebUI's socket tier
+ * (backend/open_webui/socket/main.py) served from siohub. See
+ * app/openwebui.h for how it is split and which shapes it serves. */
+#include "app/openwebui.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/random.h"
+
+static const char *const user_list_event = "user-list";
+static const char *const usage_event = "usage";
+
+int64_t owui_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static owui_session_t *session_of(const sh_sio_socket_t *sock)
+{
+    return sh_sio_socket_slot(sock, SH_SIO_SLOT_APP);
+}
+
+owui_session_t *owui_session_by_sid(owui_app_t *app, const char *sid)
+{
+    sh_sio_socket_t *sock = sh_sio_server_socket(app->sio, sid);
+    return sock ? session_of(sock) : NULL;
+}
+
+/* ---- presence: user-list and usage broadcasts, coalesced ---- */
+
+typedef struct presence_read {
+    owui_app_t *app;
+    unsigned which;
+} presence_read_t;
+
+/* Sorted copy of a JSON array of strings, so that set equality is array
+ * equality. */
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+static json_t *sorted_strings(const json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **v = sh_calloc(n ? n : 1, sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_is_string(json_array_get(arr, i)))
+            v[k++] = json_array_get(arr, i);
+    qsort(v, k, sizeof(*v), cmp_json_str);
+    json_t *out = json_array();
+    for (size_t i = 0; i < k; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
+}
+
+static void on_presence_list(int status, json_t *result, void *data)
+{
+    presence_read_t *pr = data;
+    owui_app_t *app = pr->app;
+    unsigned which = pr->which;
+    free(pr);
+    if (status < 0 || !app || app->shutting_down)
+        return;
+    json_t **last = which == OWUI_PRESENCE_USERS ? &app->last_user_ids : &app->last_models;
+    json_t *now = sorted_strings(result);
+    if (*last && json_equal(*last, now)) {
+        json_decref(now);
+        return;
+    }
+    json_decref(*last);
+    *last = now;
+    /* One encode, a reference per socket (hub.h). */
+    json_t *args = json_pack("[{s:O}]", which == OWUI_PRESENCE_USERS ? "user_ids" : "models", now);
+    size_t n =
+        sh_hub_emit(app->nsp, NULL, which == OWUI_PRESENCE_USERS ? user_list_event : usage_event,
+                    args, NULL, 0);
+    json_decref(args);
+    sh_debug("presence: %s broadcast to %zu sockets (%zu entries)",
+             which == OWUI_PRESENCE_USERS ? user_list_event : usage_event, n, json_array_size(now));
+}
+
+static void read_presence(owui_app_t *app, unsigned which)
+{
+    presence_read_t *pr = sh_new0(presence_read_t);
+    pr->app = app;
+    pr->which = which;
+    int rc = which == OWUI_PRESENCE_USERS
+                 ? app->store->ops->user_ids(app->store, on_presence_list, pr)
+                 : app->store->ops->models(app->store, on_presence_list, pr);
+    if (rc < 0)
+        free(pr);
+}
+
+static void on_presence_timer(sh_loop_t *loop, sh_timer_t *t)
+{
+    owui_app_t *app = t->data;
+    unsigned dirty = app->presence_dirty;
+    app->presence_dirty = 0;
+    if (dirty & OWUI_PRESENCE_USERS)
+        read_presence(app, OWUI_PRESENCE_USERS);
+    if (dirty & OWUI_PRESENCE_USAGE)
+        read_presence(app, OWUI_PRESENCE_USAGE);
+}
+
+void owui_presence_mark(owui_app_t *app, unsigned which)
+{
+    if (!app->cfg->presence || app->shutting_down)
+        return;
+    app->presence_dirty |= which;
+    /* The first change opens a window; later ones ride along. So at most
+     * one broadcast of each list per window, whatever the churn. */
+    if (!sh_timer_active(&app->presence_timer))
+        sh_timer_start(app->ctx->loop, &app->presence_timer, (uint64_t)app->cfg->presence_window_ms,
+                       on_presence_timer, app);
+}
+
+/* ---- store completions that matter for presence ---- */
+
+static void on_session_added(int status, json_t *result, void *data)
+{
+    owui_app_t *app = data;
+    if (status == 0)
+        owui_presence_mark(app, OWUI_PRESENCE_USERS | OWUI_PRESENCE_USAGE);
+}
+
+static void on_session_removed(int status, json_t *result, void *data)
+{
+    owui_app_t *app = data;
+    if (status < 0)
+        return;
+    if (json_is_true(json_object_get(result, "user_gone")))
+        owui_presence_mark(app, OWUI_PRESENCE_USERS);
+    if (json_is_true(json_object_get(result, "models_changed")))
+        owui_presence_mark(app, OWUI_PRESENCE_USAGE);
+}
+
+static void on_usage_touched(int status, json_t *result, void *data)
+{
+    owui_app_t *app = data;
+    if (status == 0 && json_is_true(json_object_get(result, "new_model")))
+        owui_presence_mark(app, OWUI_PRESENCE_USAGE);
+}
+
+/* ---- authentication ---- */
+
+/* Verifies a token and resolves its user. Returns a new reference to the
+ * user dict (and *channels) or NULL; failures are logged at debug level
+ * with the reason, never the token. */
+static json_t *authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
+                            json_t **channels)
+{
+    const char *reason = "no token";
+    json_t *claims = NULL, *user = NULL;
+    if (json_is_string(token)) {
+        if (sh_token_verify(app->tokens, json_string_value(token), owui_now(), &claims, &reason) ==
+            0)
+            sh_directory_lookup(app->dir, claims, &user, channels, &reason);
+    }
+    json_decref(claims);
+    if (!user) {
+        app->auth_failed++;
+        sh_debug("openwebui: socket %s from %s: not authenticated: %s", sh_sio_socket_id(sock),
+                 sh_eio_session_peer(sh_sio_socket_session(sock)), reason);
+        return NULL;
+    }
+    app->auth_ok++;
+    return user;
+}
+
+/* Makes the socket an authenticated session of user (stolen): the pools,
+ * the user:{id} room. A socket re-authenticating as another user leaves
+ * the first one's pool entries first. */
+static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user)
+{
+    owui_session_t *s = session_of(sock);
+    const char *id = json_string_value(json_object_get(user, "id"));
+    if (s->user_id && strcmp(s->user_id, id)) {
+        char room[300];
+        snprintf(room, sizeof(room), "user:%s", s->user_id);
+        sh_hub_leave(sock, room);
+        app->store->ops->session_remove(app->store, sh_sio_socket_id(sock), on_session_removed,
+                                        app);
+    }
+    free(s->user_id);
+    json_decref(s->user);
+    s->user_id = sh_strdup(id);
+    s->user = user;
+    char room[300];
+    snprintf(room, sizeof(room), "user:%s", id);
+    sh_hub_join(sock, room);
+    app->store->ops->session_add(app->store, sh_sio_socket_id(sock), user, owui_now(),
+                                 on_session_added, app);
+    sh_debug("openwebui: socket %s is user %s", sh_sio_socket_id(sock), id);
+}
+
+static void join_channels(sh_sio_socket_t *sock, const json_t *channels)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach (channels, i, c) {
+        if (!json_is_string(c))
+            continue;
+        char room[300];
+        snprintf(room, sizeof(room), "channel:%s", json_string_value(c));
+        sh_hub_join(sock, room);
+    }
+}
+
+/* ---- Socket.IO handlers ---- */
+
+/* always_connect: every CONNECT is accepted; a bad token only means the
+ * socket joins nothing and is in no pool. */
+static int on_connect(sh_sio_socket_t *sock, json_t *auth, json_t **error, void *data)
+{
+    owui_session_t *s = sh_new0(owui_session_t);
+    s->sock = sock;
+    sh_sio_socket_set_slot(sock, SH_SIO_SLOT_APP, s);
+    return 0;
+}
+
+static void on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
+{
+    owui_app_t *app = data;
+    json_t *token = json_object_get(auth, "token");
+    if (!token)
+        return;
+    json_t *user = authenticate(app, sock, token, NULL);
+    if (user)
+        enter_session(app, sock, user);
+}
+
+static const json_t *first_arg_object(const sh_sio_args_t *args)
+{
+    json_t *a = json_array_get(args->args, 0);
+    return json_is_object(a) ? a : NULL;
+}
+
+static void handle_user_join(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args,
+                             int64_t ack_id)
+{
+    const json_t *d = first_arg_object(args);
+    json_t *token = json_object_get(json_object_get(d, "auth"), "token");
+    json_t *channels = NULL;
+    json_t *user = token ? authenticate(app, sock, token, &channels) : NULL;
+    if (!user)
+        return; /* Open WebUI answers nothing for a bad token. */
+    json_t *reply = json_pack("[{s:O,s:O}]", "id", json_object_get(user, "id"), "name",
+                              json_object_get(user, "name"));
+    enter_session(app, sock, user);
+    join_channels(sock, channels);
+    json_decref(channels);
+    if (ack_id >= 0)
+        sh_sio_socket_ack(sock, ack_id, reply, NULL, 0);
+    json_decref(reply);
+}
+
+static void handle_join_channels(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args)
+{
+    const json_t *d = first_arg_object(args);
+    json_t *token = json_object_get(json_object_get(d, "auth"), "token");
+    json_t *channels = NULL;
+    json_t *user = token ? authenticate(app, sock, token, &channels) : NULL;
+    if (!user)
+        return;
+    join_channels(sock, channels);
+    json_decref(channels);
+    json_decref(user);
+}
+
+/* channel-events (seed) and events:channel (current): typing from an
+ * authenticated member goes to the channel's room, sender included, under
+ * the same event name; anything from a non-member is dropped. */
+static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const char *event,
+                                 const sh_sio_args_t *args)
+{
+    owui_session_t *s = session_of(sock);
+    const json_t *d = first_arg_object(args);
+    json_t *cid = json_object_get(d, "channel_id");
+    json_t *ev = json_object_get(d, "data");
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!s->user_id || !json_is_string(cid) || !json_is_object(ev) || !type)
+        return;
+    char room[300];
+    snprintf(room, sizeof(room), "channel:%s", json_string_value(cid));
+    if (!sh_hub_in_room(sock, room)) {
+        sh_debug("openwebui: %s from non-member %s of %s dropped", event, s->user_id, room);
+        return;
+    }
+    if (strcmp(type, "typing"))
+        return; /* last_read_at etc. touch Open WebUI's database, not us */
+    json_t *message_id = json_object_get(d, "message_id");
+    json_t *role = json_object_get(s->user, "role");
+    json_t *payload =
+        json_pack("[{s:O,s:O,s:O,s:{s:O,s:O,s:O}}]", "channel_id", cid, "message_id",
+                  message_id ? message_id : json_null(), "data", ev, "user", "id",
+                  json_object_get(s->user, "id"), "name", json_object_get(s->user, "name"), "role",
+                  role ? role : json_null());
+    const char *rooms[] = {room};
+    sh_hub_target_t to = {.rooms = rooms, .nrooms = 1};
+    sh_hub_emit(app->nsp, &to, event, payload, NULL, 0);
+    json_decref(payload);
+}
+
+static void handle_usage(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args)
+{
+    owui_session_t *s = session_of(sock);
+    const char *model = json_string_value(json_object_get(first_arg_object(args), "model"));
+    if (!s->user_id || !model || !model[0])
+        return;
+    app->store->ops->usage_touch(app->store, model, sh_sio_socket_id(sock), owui_now(),
+                                 on_usage_touched, app);
+}
+
+static void on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_args_t *args,
+                     int64_t ack_id, void *data)
+{
+    owui_app_t *app = data;
+    owui_session_t *s = session_of(sock);
+    if (!strcmp(event, "user-join")) {
+        handle_user_join(app, sock, args, ack_id);
+    } else if (!strcmp(event, "join-channels")) {
+        handle_join_channels(app, sock, args);
+    } else if (!strcmp(event, "heartbeat")) {
+        if (s->user_id)
+            app->store->ops->session_touch(app->store, sh_sio_socket_id(sock), owui_now(), NULL,
+                                           NULL);
+    } else if (!strcmp(event, "usage")) {
+        handle_usage(app, sock, args);
+    } else if (!strcmp(event, "user-list")) {
+        /* The asker always gets the list (the broadcast path only sends
+         * changes); everyone else hears of changes through it. */
+        owui_presence_mark(app, OWUI_PRESENCE_USERS);
+        if (app->last_user_ids) {
+            json_t *reply = json_pack("[{s:O}]", "user_ids", app->last_user_ids);
+            sh_sio_socket_emit(sock, user_list_event, reply, NULL, 0, NULL, NULL, NULL);
+            json_decref(reply);
+        }
+    } else if (!strcmp(event, "channel-events") || !strcmp(event, "events:channel")) {
+        handle_channel_event(app, sock, event, args);
+    }
+}
+
+static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
+{
+    owui_app_t *app = data;
+    owui_session_t *s = session_of(sock);
+    if (!s)
+        return;
+    if (s->user_id)
+        app->store->ops->session_remove(app->store, sh_sio_socket_id(sock), on_session_removed,
+                                        app);
+    sh_debug("openwebui: socket %s (%s) disconnected: %s", sh_sio_socket_id(sock),
+             s->user_id ? s->user_id : "anonymous", reason);
+    sh_sio_socket_set_slot(sock, SH_SIO_SLOT_APP, NULL);
+    free(s->user_id);
+    json_decref(s->user);
+    free(s);
+}
+
+static const sh_sio_nsp_handler_t nsp_handler = {
+    .on_connect = on_connect,
+    .on_connected = on_connected,
+    .on_event = on_event,
+    .on_disconnect = on_disconnect,
+};
+
+/* ---- periodic jobs ---- */
+
+static void on_usage_cleaned(int status, json_t *result, void *data)
+{
+    owui_app_t *app = data;
+    if (status == 0 && json_is_true(json_object_get(result, "changed")))
+        owui_presence_mark(app, OWUI_PRESENCE_USAGE);
+}
+
+static void on_usage_timer(sh_loop_t *loop, sh_timer_t *t)
+{
+    owui_app_t *app = t->data;
+    app->store->ops->usage_cleanup(app->store, owui_now(), app->cfg->usage_timeout_ms / 1000,
+                                   on_usage_cleaned, app);
+    sh_timer_start(loop, t, (uint64_t)app->cfg->usage_cleanup_interval_ms, on_usage_timer, app);
+}
+
+static void on_reaped(int status, json_t *result, void *data)
+{
+    owui_app_t *app = data;
+    if (status == 0 && json_array_size(result) > 0) {
+        sh_info("openwebui: reaped %zu stale sessions", json_array_size(result));
+        owui_presence_mark(app, OWUI_PRESENCE_USERS | OWUI_PRESENCE_USAGE);
+    }
+}
+
+static void touch_local(sh_sio_socket_t *sock, void *data)
+{
+    owui_app_t *app = data;
+    owui_session_t *s = session_of(sock);
+    if (s && s->user_id)
+        app->store->ops->session_touch(app->store, sh_sio_socket_id(sock), owui_now(), NULL, NULL);
+}
+
+static uint64_t reap_interval(const owui_app_t *app)
+{
+    uint64_t every = (uint64_t)app->cfg->session_reap_age_ms / 4;
+    return every < 1000 ? 1000 : every;
+}
+
+/* Live sessions of this node are refreshed before the reaper looks, so
+ * only orphans (of a node that died) are old enough to go, even for
+ * clients that never send "heartbeat" (the seed shape has none). */
+static void on_reap_timer(sh_loop_t *loop, sh_timer_t *t)
+{
+    owui_app_t *app = t->data;
+    sh_hub_foreach(app->nsp, touch_local, app);
+    app->store->ops->session_reap(app->store, owui_now(), app->cfg->session_reap_age_ms / 1000,
+                                  on_reaped, app);
+    sh_timer_start(loop, t, reap_interval(app), on_reap_timer, app);
+}
+
+/* ---- the app ---- */
+
+static void owui_destroy(void *p)
+{
+    owui_app_t *app = p;
+    app->shutting_down = true;
+    sh_loop_t *loop = app->ctx->loop;
+    sh_timer_stop(loop, &app->presence_timer);
+    sh_timer_stop(loop, &app->usage_timer);
+    sh_timer_stop(loop, &app->reap_timer);
+    owui_api_cancel_calls(app);
+    /* Engine.IO first: its sessions' ends reach the sockets, the hub and
+     * our on_disconnect; the deferred socket ends run before the hub and
+     * the Socket.IO server go. */
+    sh_eio_server_free(app->eio);
+    sh_loop_run_deferred(loop);
+    sh_hub_free(app->hub);
+    sh_sio_server_free(app->sio);
+    sh_api_free(app->api);
+    /* Store completions still queued name the app: run them now (they see
+     * shutting_down) before the store goes. */
+    sh_loop_run_deferred(loop);
+    sh_store_free(app->store);
+    sh_token_verifier_free(app->tokens);
+    sh_directory_free(app->dir);
+    json_decref(app->last_user_ids);
+    json_decref(app->last_models);
+    sh_app_origins_free(app->origins);
+    free(app);
+}
+
+static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
+{
+    const sh_config_t *cfg = ctx->cfg;
+    owui_app_t *app = sh_new0(owui_app_t);
+    app->ctx = ctx;
+    app->cfg = cfg;
+    sh_list_init(&app->calls);
+    app->origins = sh_app_origins(cfg);
+
+    char random_secret[SH_ID_LEN * 2 + 1];
+    const char *secret = cfg->secret;
+    if (cfg->jwt_algorithm == SH_CONFIG_JWT_HS256 && (!secret || !secret[0])) {
+        /* The README's first command must start: a random secret makes
+         * every token invalid (nobody is authenticated), which is safe. */
+        sh_random_id(random_secret);
+        sh_random_id(random_secret + SH_ID_LEN);
+        secret = random_secret;
+        sh_warn("openwebui: no secret configured (WEBUI_SECRET_KEY or `secret`): using a random "
+                "one, so no Open WebUI token will authenticate");
+    }
+    sh_token_options_t topts = {
+        .alg = cfg->jwt_algorithm,
+        .secret = secret,
+        .public_key_path = cfg->jwt_public_key,
+        .leeway_ms = cfg->jwt_leeway_ms,
+    };
+    app->tokens = sh_token_verifier_new(&topts, err);
+    if (!app->tokens)
+        goto fail;
+    app->dir = sh_directory_new(cfg->directory, err);
+    if (!app->dir)
+        goto fail;
+    app->store = sh_store_memory_new(ctx->loop);
+
+    sh_sio_options_t so = {.connect_timeout = (uint64_t)cfg->connect_timeout_ms};
+    app->sio = sh_sio_server_new(ctx->loop, &so);
+    app->hub = sh_hub_new(app->sio);
+    app->nsp = sh_hub_add_nsp(app->hub, "/", &nsp_handler, app);
+    sh_eio_options_t eo;
+    sh_app_eio_options(cfg, app->origins, &eo, sh_config_path(cfg));
+    app->eio = sh_eio_server_new(ctx->loop, ctx->http, &eo, sh_sio_eio_handler(), app->sio, err);
+    if (!app->eio)
+        goto fail;
+    app->api = owui_api_new(app, err);
+    if (!app->api)
+        goto fail;
+    owui_api_add_ops_routes(app);
+    sh_timer_start(ctx->loop, &app->usage_timer, (uint64_t)cfg->usage_cleanup_interval_ms,
+                   on_usage_timer, app);
+    sh_timer_start(ctx->loop, &app->reap_timer, reap_interval(app), on_reap_timer, app);
+    sh_info("openwebui app: Socket.IO at %s, directory %s, store %s, API %s", eo.path,
+            sh_directory_name(app->dir), app->store->ops->name,
+            cfg->api_key && cfg->api_key[0] ? "enabled at /api/v1/" : "disabled (no api_key)");
+    return app;
+fail:
+    owui_destroy(app);
+    return NULL;
+}
+
+static void owui_begin_shutdown(void *p)
+{
+    owui_app_t *app = p;
+    app->shutting_down = true;
+    owui_api_cancel_calls(app);
+    sh_eio_server_close_all(app->eio);
+}
+
+static size_t owui_active(void *p)
+{
+    owui_app_t *app = p;
+    return sh_eio_server_active(app->eio);
+}
+
+static void owui_reload(void *p)
+{
+    owui_app_t *app = p;
+    sh_buf_t err = SH_BUF_INIT;
+    if (sh_directory_reload(app->dir, &err) < 0)
+        sh_warn("openwebui: directory reload failed, keeping the previous one: %s",
+                sh_buf_peek(&err));
+    else
+        sh_info("openwebui: directory %s reloaded", sh_directory_name(app->dir));
+    sh_buf_release(&err);
+}
+
+const sh_app_ops_t sh_app_openwebui = {
+    .name = "openwebui",
+    .create = owui_create,
+    .begin_shutdown = owui_begin_shutdown,
+    .active = owui_active,
+    .destroy = owui_destroy,
+    .reload = owui_reload,
+};

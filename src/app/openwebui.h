@@ -1,0 +1,78 @@
+/* app/openwebui.h — internals shared by the Open WebUI app's Socket.IO
+ * handlers (openwebui.c) and its HTTP API (openwebui_api.c). Not an
+ * interface for other modules: they see only sh_app_openwebui (app.h).
+ *
+ * The contract is ../shared/openwebui-contract.md in the project notes;
+ * both of its shapes are served at once (seed: USER_POOL, user-list and
+ * usage broadcasts, chat-events, channel-events; current: user:{id} rooms,
+ * events, events:channel, heartbeat, last_seen_at, the reaper).
+ */
+#ifndef SH_APP_OPENWEBUI_H
+#define SH_APP_OPENWEBUI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "app/app.h"
+#include "auth/directory.h"
+#include "auth/token.h"
+#include "core/list.h"
+#include "engineio/server.h"
+#include "hub/hub.h"
+#include "socketio/server.h"
+#include "store/store.h"
+
+/* What the app knows of one of its sockets (in the socket's app slot). */
+typedef struct owui_session {
+    sh_sio_socket_t *sock;
+    char *user_id; /* NULL until authenticated */
+    json_t *user;  /* the user dict, as in SESSION_POOL */
+} owui_session_t;
+
+enum { OWUI_PRESENCE_USERS = 1, OWUI_PRESENCE_USAGE = 2 };
+
+typedef struct owui_app {
+    sh_ctx_t *ctx;
+    const sh_config_t *cfg;
+    char **origins;
+    sh_eio_server_t *eio;
+    sh_sio_server_t *sio;
+    sh_hub_t *hub;
+    sh_hub_nsp_t *nsp; /* "/" */
+    sh_store_t *store;
+    sh_token_verifier_t *tokens;
+    sh_directory_t *dir;
+    sh_api_t *api;
+    /* Presence broadcasts: dirty bits flushed at most once per window,
+     * each only when its list changed since the last one sent. */
+    unsigned presence_dirty;
+    sh_timer_t presence_timer;
+    json_t *last_user_ids;
+    json_t *last_models;
+    /* Periodic jobs. */
+    sh_timer_t usage_timer;
+    sh_timer_t reap_timer;
+    /* Pending /api/v1/call requests, failed at shutdown. */
+    sh_list_t calls;
+    bool shutting_down;
+    uint64_t auth_ok, auth_failed;
+} owui_app_t;
+
+/* Unix seconds (pool timestamps are wall clock, as Open WebUI's). */
+int64_t owui_now(void);
+/* Marks presence lists as changed; a broadcast follows within the window. */
+void owui_presence_mark(owui_app_t *app, unsigned which);
+/* The local session record of a connected socket id, or NULL. */
+owui_session_t *owui_session_by_sid(owui_app_t *app, const char *sid);
+
+/* The HTTP API (openwebui_api.c). */
+sh_api_t *owui_api_new(owui_app_t *app, sh_buf_t *err);
+/* Fails every held /api/v1/call (shutdown). */
+void owui_api_cancel_calls(owui_app_t *app);
+/* /healthz and /metrics. */
+void owui_api_add_ops_routes(owui_app_t *app);
+
+#endif
