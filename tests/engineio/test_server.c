@@ -366,6 +366,51 @@ START_TEST(test_get_held_until_send)
 }
 END_TEST
 
+static bool packets_out_reached(void *arg)
+{
+    return sh_eio_server_stats(F.srv)->packets_out >= *(uint64_t *)arg;
+}
+
+START_TEST(test_poll_answers_carry_at_most_16_packets)
+{
+    /* python-engineio drops a session whose payload has more than 16
+     * packets: the rest waits for the next poll. A heartbeat overtakes a
+     * backlog, so it reaches the client within its timeout. */
+    sh_eio_options_t o = default_opts();
+    o.ping_interval = 50;
+    o.ping_timeout = 5000;
+    start_with(&o);
+    th_eio_t *c = open_client(0);
+    sh_buf_t want = SH_BUF_INIT;
+    for (int i = 0; i < 20; i++) {
+        char t[8];
+        snprintf(t, sizeof(t), "m%d", i);
+        ck_assert_int_eq(send_text(F.last, t), 0);
+    }
+    uint64_t with_ping = sh_eio_server_stats(F.srv)->packets_out + 1;
+    ck_assert(th_run_until(F.env.loop, packets_out_reached, &with_ping, TH_WAIT_MS));
+    sh_buf_append_str(&want, "2");
+    for (int i = 0; i < 15; i++)
+        sh_buf_appendf(&want,
+                       "\x1e"
+                       "4m%d",
+                       i);
+    th_resp_t r = {0};
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), sh_buf_peek(&want));
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4m15\x1e"
+                                           "4m16\x1e"
+                                           "4m17\x1e"
+                                           "4m18\x1e"
+                                           "4m19");
+    ck_assert_int_eq(F.closes, 0);
+    sh_buf_release(&want);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_sends_in_one_iteration_share_one_payload)
 {
     start();
@@ -1008,6 +1053,7 @@ int main(void)
     tcase_add_test(tc, test_bad_posts_close_the_session);
     tcase_add_test(tc, test_get_held_until_send);
     tcase_add_test(tc, test_sends_in_one_iteration_share_one_payload);
+    tcase_add_test(tc, test_poll_answers_carry_at_most_16_packets);
     tcase_add_test(tc, test_overlapping_get_is_an_error);
     tcase_add_test(tc, test_ping_and_ping_timeout);
     tcase_add_test(tc, test_output_limit_closes_session_that_never_polls);

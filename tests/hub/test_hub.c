@@ -199,6 +199,10 @@ START_TEST(test_join_leave_and_sid_room)
     sh_hub_room_foreach(F.nsp, "a", collect_sock, &m);
     snprintf(want, sizeof(want), "%s,%s,", F.sids[0], F.sids[1]);
     ck_assert_str_eq(m.all, want);
+    ck_assert_uint_eq(sh_hub_count(F.nsp), 2);
+    collect_t every = {{0}, 0};
+    sh_hub_foreach(F.nsp, collect_sock, &every);
+    ck_assert_str_eq(every.all, want);
     collect_t none = {{0}, 0};
     sh_hub_room_foreach(F.nsp, "nope", collect_sock, &none);
     ck_assert_int_eq(none.n, 0);

@@ -314,8 +314,11 @@ START_TEST(test_connect_errors)
     /* The session is still usable. */
     char sid[64];
     ck_assert(th_sio_connect(c, "/", NULL, sid, sizeof(sid)));
-    /* Packets for a namespace the client is not connected to are ignored. */
+    /* A packet for a namespace the client is not connected to is an
+     * invalid state: the session closes, as Node's does. */
     post(c, "42/admin,[\"x\"]");
+    wait_disconnects(1);
+    ck_assert_str_eq(F.reason, "forced close");
     ck_assert_int_eq(F.events, 0);
     stop();
 }
