@@ -350,8 +350,7 @@ START_TEST(test_get_held_until_send)
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 60)); /* held */
+    th_eio_get_hold(c);
     ck_assert_ptr_nonnull(F.last);
     ck_assert_int_eq(send_text(F.last, "x"), 0);
     ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
@@ -367,13 +366,57 @@ START_TEST(test_get_held_until_send)
 }
 END_TEST
 
+static bool packets_out_reached(void *arg)
+{
+    return sh_eio_server_stats(F.srv)->packets_out >= *(uint64_t *)arg;
+}
+
+START_TEST(test_poll_answers_carry_at_most_16_packets)
+{
+    /* python-engineio drops a session whose payload has more than 16
+     * packets: the rest waits for the next poll. A heartbeat overtakes a
+     * backlog, so it reaches the client within its timeout. */
+    sh_eio_options_t o = default_opts();
+    o.ping_interval = 50;
+    o.ping_timeout = 5000;
+    start_with(&o);
+    th_eio_t *c = open_client(0);
+    sh_buf_t want = SH_BUF_INIT;
+    for (int i = 0; i < 20; i++) {
+        char t[8];
+        snprintf(t, sizeof(t), "m%d", i);
+        ck_assert_int_eq(send_text(F.last, t), 0);
+    }
+    uint64_t with_ping = sh_eio_server_stats(F.srv)->packets_out + 1;
+    ck_assert(th_run_until(F.env.loop, packets_out_reached, &with_ping, TH_WAIT_MS));
+    sh_buf_append_str(&want, "2");
+    for (int i = 0; i < 15; i++)
+        sh_buf_appendf(&want,
+                       "\x1e"
+                       "4m%d",
+                       i);
+    th_resp_t r = {0};
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), sh_buf_peek(&want));
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4m15\x1e"
+                                           "4m16\x1e"
+                                           "4m17\x1e"
+                                           "4m18\x1e"
+                                           "4m19");
+    ck_assert_int_eq(F.closes, 0);
+    sh_buf_release(&want);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_sends_in_one_iteration_share_one_payload)
 {
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 40));
+    th_eio_get_hold(c);
     sh_msg_t *bin = sh_eio_msg_binary("\xff\x00", 2);
     sh_msg_ref(bin);
     F.in_call = true;
@@ -387,8 +430,7 @@ START_TEST(test_sends_in_one_iteration_share_one_payload)
                                            "4b");
     /* The response is built over the messages (no copies): once it is
      * sent, only our reference is left. */
-    th_run_for(F.env.loop, 10);
-    ck_assert_uint_eq(bin->refs, 1);
+    ck_assert(th_wait_refs(F.env.loop, &bin->refs, 1, TH_WAIT_MS));
     sh_msg_unref(bin);
     th_resp_release(&r);
     stop();
@@ -400,8 +442,7 @@ START_TEST(test_overlapping_get_is_an_error)
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     th_conn_t other;
     th_conn_connect(&other, F.env.loop, F.env.port);
     char target[128];
@@ -426,26 +467,30 @@ END_TEST
 START_TEST(test_ping_and_ping_timeout)
 {
     sh_eio_options_t o = default_opts();
+    /* A ping timeout roomy enough for a loaded machine to pong in time;
+     * the times are checked from before the request that arms each timer,
+     * so they are lower bounds whatever the load. */
     o.ping_interval = 50;
-    o.ping_timeout = 50;
+    o.ping_timeout = 300;
     start_with(&o);
+    uint64_t t0 = sh_time_ms();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    uint64_t t0 = sh_time_ms();
     ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
-    ck_assert_uint_ge(sh_time_ms() - t0, 40);
+    ck_assert_uint_ge(sh_time_ms() - t0, 50);
     ck_assert_str_eq(sh_buf_peek(&r.body), "2");
-    ck_assert_int_eq(th_eio_post_str(c, "3"), 200);
     /* The pong re-arms the ping. */
     t0 = sh_time_ms();
+    ck_assert_int_eq(th_eio_post_str(c, "3"), 200);
     ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
-    ck_assert_uint_ge(sh_time_ms() - t0, 30);
+    ck_assert_uint_ge(sh_time_ms() - t0, 50);
     ck_assert_str_eq(sh_buf_peek(&r.body), "2");
     ck_assert_int_eq(F.closes, 0);
     /* No pong this time: closed after ping_timeout; the held GET ends with
      * a noop (the client is the one that went quiet). */
     th_eio_get_send(c);
     wait_closes(1);
+    ck_assert_uint_ge(sh_time_ms() - t0, 50 + 300); /* t0: before the pong */
     ck_assert_str_eq(F.close_reason, "ping timeout");
     ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
     ck_assert_str_eq(sh_buf_peek(&r.body), "6");
@@ -521,8 +566,7 @@ START_TEST(test_close_answers_held_get_with_close_packet)
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     sh_eio_session_t *s = F.last;
     F.in_call = true;
     sh_eio_close(s);
@@ -558,8 +602,7 @@ START_TEST(test_close_delivers_what_was_queued_first)
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     ck_assert_int_eq(send_text(F.last, "last"), 0);
     F.in_call = true;
     sh_eio_close(F.last);
@@ -571,8 +614,7 @@ START_TEST(test_close_delivers_what_was_queued_first)
     /* On server shutdown the queue is delivered too, then a noop rather
      * than a close packet, so that clients reconnect to the next daemon. */
     c = open_client(1);
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     ck_assert_int_eq(send_text(F.last, "bye"), 0);
     sh_eio_server_close_all(F.srv);
     ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
@@ -704,8 +746,7 @@ START_TEST(test_upgrade_from_polling)
     sh_eio_session_t *s = F.last;
     th_resp_t r = {0};
     sh_buf_t p = SH_BUF_INIT;
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     th_conn_t *ws = &F.ws[0];
     th_conn_connect(ws, F.env.loop, F.env.port);
     char target[128];
@@ -798,11 +839,88 @@ START_TEST(test_failed_probe_keeps_polling)
 }
 END_TEST
 
+START_TEST(test_upgrade_timeout_keeps_polling)
+{
+    sh_eio_options_t o = default_opts();
+    o.upgrade_timeout = 50;
+    start_with(&o);
+    th_eio_t *c = open_client(0);
+    th_resp_t r = {0};
+    sh_buf_t p = SH_BUF_INIT;
+    th_conn_t *ws = &F.ws[0];
+    th_conn_connect(ws, F.env.loop, F.env.port);
+    char target[128];
+    snprintf(target, sizeof(target), PATH "?EIO=4&transport=websocket&sid=%s", c->sid);
+    ck_assert(th_ws_handshake(ws, target, NULL, 0, &r));
+    th_ws_send(ws, SH_WS_OP_TEXT, "2probe", 6);
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_TEXT);
+    ck_assert_str_eq(sh_buf_peek(&p), "3probe");
+    /* While the probe runs, a GET gets a noop at once. */
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "6");
+    /* No "5" within upgrade_timeout: the probe is closed, polling goes on
+     * with what was queued meanwhile. */
+    ck_assert_int_eq(send_text(F.last, "kept"), 0);
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_CLOSE);
+    ws_answer_close(ws);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4kept");
+    ck_assert_str_eq(sh_eio_session_transport(F.last), "polling");
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->upgrades, 0);
+    ck_assert_int_eq(F.closes, 0);
+    sh_buf_release(&p);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_output_limit_on_websocket)
+{
+    sh_eio_options_t o = default_opts();
+    o.output_limit = 64 * 1024;
+    start_with(&o);
+    th_conn_t *ws = &F.ws[0];
+    th_conn_connect(ws, F.env.loop, F.env.port);
+    th_resp_t r = {0};
+    sh_buf_t p = SH_BUF_INIT;
+    ck_assert(th_ws_handshake(ws, PATH "?EIO=4&transport=websocket", NULL, 0, &r));
+    ck_assert_uint_eq(ws_read(ws, &p), SH_WS_OP_TEXT); /* open */
+    sh_eio_session_t *s = F.last;
+    /* The client stops reading; the server keeps sending until the
+     * kernel's buffers and then the session's queue are full. */
+    th_conn_pause(ws);
+    char *chunk = malloc(32 * 1024);
+    memset(chunk, 'w', 32 * 1024);
+    int rc = 0, i;
+    for (i = 0; i < 4000 && rc == 0 && F.closes == 0; i++) {
+        F.in_call = true;
+        rc = sh_eio_send(s, sh_eio_msg_text(SH_EIO_MESSAGE, chunk, 32 * 1024));
+        F.in_call = false;
+        if (rc == 0 && sh_eio_server_stats(F.srv)->slow_dropped == 0)
+            th_run_once(F.env.loop);
+        else
+            break;
+    }
+    free(chunk);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->slow_dropped, 1);
+    ck_assert_uint_eq(sh_eio_server_stats(F.srv)->ws.slow_dropped, 1);
+    ck_assert_int_eq(F.closes, 0); /* deferred */
+    ck_assert_int_eq(send_text(s, "late"), -EPIPE);
+    wait_closes(1);
+    ck_assert_str_eq(F.close_reason, "transport error");
+    th_conn_close(ws);
+    sh_buf_release(&p);
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
 START_TEST(test_websocket_only_session)
 {
     sh_eio_options_t o = default_opts();
     o.ping_interval = 40;
-    o.ping_timeout = 200;
+    o.ping_timeout = 1000;
     start_with(&o);
     F.echo = true;
     th_conn_t *ws = &F.ws[0];
@@ -851,8 +969,7 @@ START_TEST(test_close_all_and_free)
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
     sh_buf_t p = SH_BUF_INIT;
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     th_conn_t *ws = &F.ws[0];
     th_conn_connect(ws, F.env.loop, F.env.port);
     ck_assert(th_ws_handshake(ws, PATH "?EIO=4&transport=websocket", NULL, 0, &r));
@@ -904,8 +1021,7 @@ START_TEST(test_free_with_held_get_and_open_websocket)
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
     sh_buf_t p = SH_BUF_INIT;
-    th_eio_get_send(c);
-    ck_assert(!th_eio_get_wait(c, &r, 30));
+    th_eio_get_hold(c);
     th_conn_t *ws = &F.ws[0];
     th_conn_connect(ws, F.env.loop, F.env.port);
     ck_assert(th_ws_handshake(ws, PATH "?EIO=4&transport=websocket", NULL, 0, &r));
@@ -937,6 +1053,7 @@ int main(void)
     tcase_add_test(tc, test_bad_posts_close_the_session);
     tcase_add_test(tc, test_get_held_until_send);
     tcase_add_test(tc, test_sends_in_one_iteration_share_one_payload);
+    tcase_add_test(tc, test_poll_answers_carry_at_most_16_packets);
     tcase_add_test(tc, test_overlapping_get_is_an_error);
     tcase_add_test(tc, test_ping_and_ping_timeout);
     tcase_add_test(tc, test_output_limit_closes_session_that_never_polls);
@@ -947,6 +1064,8 @@ int main(void)
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_upgrade_from_polling);
     tcase_add_test(tc, test_failed_probe_keeps_polling);
+    tcase_add_test(tc, test_upgrade_timeout_keeps_polling);
+    tcase_add_test(tc, test_output_limit_on_websocket);
     tcase_add_test(tc, test_websocket_only_session);
     tcase_add_test(tc, test_close_all_and_free);
     tcase_add_test(tc, test_free_with_held_get_and_open_websocket);

@@ -458,14 +458,15 @@ START_TEST(test_suspend_resume_from_timer)
     ck_assert_int_eq(F.calls, 2);
     ck_assert_int_eq(F.resumed_calls, 1);
     /* The request ended: its owner heard it once. */
-    th_run_for(F.env.loop, 20);
+    ck_assert(th_wait_count(F.env.loop, &F.done_calls, 1, TH_WAIT_MS));
+    th_run_for(F.env.loop, 10);
     ck_assert_int_eq(F.done_calls, 1);
     ck_assert_ptr_eq(F.done_owner, &F);
     /* The connection is still usable (keep-alive after a resume). */
     th_conn_write_str(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
     ck_assert(th_http_read(&c, &r, TH_WAIT_MS));
     ck_assert_str_eq(sh_buf_peek(&r.body), "late");
-    ck_assert_int_eq(F.done_calls, 2);
+    ck_assert(th_wait_count(F.env.loop, &F.done_calls, 2, TH_WAIT_MS));
     th_resp_release(&r);
     th_conn_close(&c);
     stop();
@@ -484,7 +485,7 @@ START_TEST(test_client_leaves_while_suspended)
     th_conn_t c;
     th_conn_connect(&c, F.env.loop, F.env.port);
     th_conn_write_str(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
-    th_run_until(F.env.loop, NULL, NULL, 30);
+    ck_assert(th_wait_count(F.env.loop, &F.calls, 1, TH_WAIT_MS));
     ck_assert_ptr_nonnull(F.held);
     ck_assert_int_eq(F.calls, 1);
     th_conn_close(&c);
@@ -509,7 +510,7 @@ START_TEST(test_free_with_suspended_request)
     th_conn_t c;
     th_conn_connect(&c, F.env.loop, F.env.port);
     th_conn_write_str(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
-    th_run_until(F.env.loop, NULL, NULL, 30);
+    ck_assert(th_wait_count(F.env.loop, &F.calls, 1, TH_WAIT_MS));
     ck_assert_ptr_nonnull(F.held);
     /* libmicrohttpd aborts when stopped with a suspended connection: the
      * layer must resume it first, and tell the owner once. */
@@ -609,8 +610,7 @@ START_TEST(test_upgrade_hands_over_socket_with_extra)
     ck_assert(th_ws_read(&c, &op, &payload, TH_WAIT_MS));
     ck_assert_uint_eq(op, SH_WS_OP_CLOSE);
     ck_assert(th_conn_wait_eof(&c, TH_WAIT_MS));
-    th_run_for(F.env.loop, 10);
-    ck_assert_int_eq(F.ws_closes, 1);
+    ck_assert(th_wait_count(F.env.loop, &F.ws_closes, 1, TH_WAIT_MS));
     ck_assert_int_eq(F.done_calls, 0);
     sh_buf_release(&payload);
     th_resp_release(&r);

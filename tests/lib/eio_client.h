@@ -34,6 +34,10 @@ int th_eio_open(th_eio_t *c, th_env_t *env, const char *path, const char *extra_
 json_t *th_eio_open_json(const th_resp_t *r);
 /* Sends a GET for the session without waiting for it. */
 void th_eio_get_send(th_eio_t *c);
+/* Sends a GET and runs the loop until the server has taken it (its
+ * handler ran) without answering: the GET is held. Fails the test if it
+ * was answered. */
+void th_eio_get_hold(th_eio_t *c);
 /* Waits for the outstanding GET's answer. */
 bool th_eio_get_wait(th_eio_t *c, th_resp_t *r, unsigned timeout_ms);
 /* Sends a GET and waits for its answer. */

@@ -58,6 +58,40 @@ bool th_run_until(sh_loop_t *loop, th_cond_fn cond, void *arg, unsigned timeout_
     return u.met;
 }
 
+typedef struct want_int {
+    const int *p;
+    int at_least;
+} want_int_t;
+
+static bool int_reached(void *arg)
+{
+    want_int_t *w = arg;
+    return *w->p >= w->at_least;
+}
+
+bool th_wait_count(sh_loop_t *loop, const int *p, int at_least, unsigned timeout_ms)
+{
+    want_int_t w = {p, at_least};
+    return th_run_until(loop, int_reached, &w, timeout_ms);
+}
+
+typedef struct want_uint {
+    const unsigned *p;
+    unsigned want;
+} want_uint_t;
+
+static bool uint_equal(void *arg)
+{
+    want_uint_t *w = arg;
+    return *w->p == w->want;
+}
+
+bool th_wait_refs(sh_loop_t *loop, const unsigned *p, unsigned want, unsigned timeout_ms)
+{
+    want_uint_t w = {p, want};
+    return th_run_until(loop, uint_equal, &w, timeout_ms);
+}
+
 void th_run_for(sh_loop_t *loop, unsigned ms)
 {
     th_run_until(loop, NULL, NULL, ms);

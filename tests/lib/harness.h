@@ -36,6 +36,11 @@ typedef bool (*th_cond_fn)(void *arg);
  * timeout_ms. The iteration that sees cond true still polls once (timeout
  * 0) before sh_loop_run returns. */
 bool th_run_until(sh_loop_t *loop, th_cond_fn cond, void *arg, unsigned timeout_ms);
+/* Runs the loop until *p >= at_least (a callback counter) or timeout_ms
+ * passed; returns whether it got there. */
+bool th_wait_count(sh_loop_t *loop, const int *p, int at_least, unsigned timeout_ms);
+/* Runs the loop until *p == want (a reference count) or timeout_ms passed. */
+bool th_wait_refs(sh_loop_t *loop, const unsigned *p, unsigned want, unsigned timeout_ms);
 /* Runs the loop for ms milliseconds. */
 void th_run_for(sh_loop_t *loop, unsigned ms);
 /* Runs exactly one iteration: pending deferred calls, a poll that does not

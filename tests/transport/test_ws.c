@@ -396,7 +396,7 @@ END_TEST
 START_TEST(test_owner_close_handshake)
 {
     sh_ws_options_t o = default_opts();
-    o.close_linger = 1000;
+    o.close_linger = 5000; /* far past wait_closed's bound */
     start(&o, NULL, 0);
     ck_assert_int_eq(send_msg(sh_msg_new("last", 4, false)), 0);
     close_conn(SH_WS_CLOSE_GOING_AWAY, "done");
@@ -414,9 +414,7 @@ START_TEST(test_owner_close_handshake)
      * frame completes the handshake well before the linger. */
     peer_frame(SH_WS_OP_TEXT, true, "ignored", 7);
     peer_close_frame(SH_WS_CLOSE_GOING_AWAY, "");
-    uint64_t t0 = sh_time_ms();
     ck_assert(wait_closed());
-    ck_assert_uint_lt(sh_time_ms() - t0, 500);
     ck_assert_int_eq(F.closes, 1);
     ck_assert_uint_eq(F.close_code, SH_WS_CLOSE_GOING_AWAY);
     ck_assert_str_eq(F.close_reason, "done");
@@ -434,12 +432,12 @@ START_TEST(test_owner_close_linger_expires)
     sh_ws_options_t o = default_opts();
     o.close_linger = 60;
     start(&o, NULL, 0);
+    uint64_t t0 = sh_time_ms();
     close_conn(SH_WS_CLOSE_NORMAL, "bye");
     sh_buf_t payload = SH_BUF_INIT;
     ck_assert_uint_eq(read_frame(&payload), SH_WS_OP_CLOSE);
-    uint64_t t0 = sh_time_ms();
     ck_assert(wait_closed());
-    ck_assert_uint_ge(sh_time_ms() - t0, 50);
+    ck_assert_uint_ge(sh_time_ms() - t0, 60);
     ck_assert_uint_eq(F.close_code, SH_WS_CLOSE_NORMAL);
     ck_assert(th_conn_wait_eof(&F.peer, TH_WAIT_MS));
     sh_buf_release(&payload);
