@@ -87,8 +87,14 @@ static int send_packet(sh_sio_socket_t *sock, sh_sio_type_t type, int64_t id, co
 
 /* ---- sockets ---- */
 
+/* Frees a socket and any acks still pending (their callbacks have run, or
+ * are dropped on teardown). */
 static void socket_free(sh_sio_socket_t *sock)
 {
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &sock->acks);
+    while (sh_map_iter_next(&it))
+        free(sh_map_iter_remove(&it));
     sh_map_release(&sock->acks);
     free(sock);
 }
