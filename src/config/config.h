@@ -102,6 +102,10 @@ typedef struct sh_config {
     char *websocket_manager; /* "redis" selects Redis; anything else: none */
     char *redis_url;
     char *redis_key_prefix;
+    char *redis_channel;
+    bool room_channels;
+    int64_t node_ttl_ms;
+    int64_t lock_timeout_ms;
 
     /* Not a setting: the file the values were read from, NULL when none
      * was (defaults, environment and options only). For the start-up log. */

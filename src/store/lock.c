@@ -1,0 +1,165 @@
+#include "store/lock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "redis/redis.h"
+
+/* Extends the lock only while it is still ours. */
+static const char lua_renew[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "end\n"
+                                "return 0\n";
+/* Deletes the lock only while it is still ours. */
+static const char lua_release[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                  "  return redis.call('DEL', KEYS[1])\n"
+                                  "end\n"
+                                  "return 0\n";
+
+/* The Redis round trip outlives the runner when it is freed meanwhile. */
+typedef struct attempt {
+    sh_leader_t *l; /* NULL once the runner is gone */
+    bool renewal;
+} attempt_t;
+
+struct sh_leader {
+    sh_loop_t *loop;
+    sh_redis_t *redis;
+    char *key;
+    char *owner;
+    uint64_t ttl, interval;
+    sh_leader_job_cb job;
+    void *data;
+    bool held;
+    attempt_t *inflight;
+    sh_redis_script_t *renew, *release;
+    sh_timer_t timer;
+    sh_leader_stats_t stats;
+};
+
+static void run_job(sh_leader_t *l)
+{
+    l->stats.runs++;
+    l->job(l->data);
+}
+
+static void on_attempt(int status, const redisReply *reply, void *data)
+{
+    attempt_t *a = data;
+    sh_leader_t *l = a->l;
+    bool renewal = a->renewal;
+    free(a);
+    if (!l)
+        return;
+    l->inflight = NULL;
+    bool ok;
+    if (renewal)
+        ok = status == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+    else
+        ok = status == 0 && reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "OK");
+    if (ok) {
+        if (!l->held) {
+            l->stats.acquired++;
+            sh_info("lock %s: acquired; this node runs the job", l->key);
+        }
+        l->held = true;
+        run_job(l);
+        return;
+    }
+    if (l->held) {
+        l->stats.lost++;
+        sh_warn("lock %s: %s; another node may run the job, retrying", l->key,
+                status < 0 ? "renewal failed (Redis unreachable)" : "lost");
+    }
+    l->held = false;
+}
+
+static void on_tick(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_leader_t *l = t->data;
+    sh_timer_start(loop, t, l->interval, on_tick, l);
+    if (!l->redis) {
+        run_job(l);
+        return;
+    }
+    if (l->inflight)
+        return; /* the last round trip is still out: do not pile up */
+    attempt_t *a = sh_new0(attempt_t);
+    a->l = l;
+    a->renewal = l->held;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)l->ttl);
+    int rc;
+    if (l->held) {
+        const char *argv[] = {l->key, l->owner, ttl};
+        rc = sh_redis_eval(l->redis, l->renew, on_attempt, a, 1, 3, argv, NULL);
+    } else {
+        const char *argv[] = {"SET", l->key, l->owner, "NX", "PX", ttl};
+        rc = sh_redis_command_argv(l->redis, on_attempt, a, 6, argv, NULL);
+    }
+    if (rc < 0) {
+        free(a);
+        if (l->held) {
+            l->stats.lost++;
+            sh_warn("lock %s: cannot renew (%s); retrying", l->key, strerror(-rc));
+        }
+        l->held = false;
+        return;
+    }
+    l->inflight = a;
+}
+
+sh_leader_t *sh_leader_new(sh_loop_t *loop, struct sh_redis *redis, const char *key,
+                           const char *owner, uint64_t ttl_ms, uint64_t interval_ms,
+                           sh_leader_job_cb job, void *data)
+{
+    sh_leader_t *l = sh_new0(sh_leader_t);
+    l->loop = loop;
+    l->redis = redis;
+    l->key = sh_strdup(key);
+    l->owner = sh_strdup(owner);
+    l->ttl = ttl_ms;
+    l->interval = interval_ms;
+    l->job = job;
+    l->data = data;
+    if (redis) {
+        l->renew = sh_redis_script_new(lua_renew);
+        l->release = sh_redis_script_new(lua_release);
+    }
+    sh_timer_start(loop, &l->timer, interval_ms, on_tick, l);
+    return l;
+}
+
+void sh_leader_free(sh_leader_t *l)
+{
+    if (!l)
+        return;
+    sh_timer_stop(l->loop, &l->timer);
+    if (l->inflight)
+        l->inflight->l = NULL;
+    if (l->held && l->redis) {
+        /* Let another node take over at once rather than after the ttl. */
+        const char *argv[] = {l->key, l->owner};
+        sh_redis_eval(l->redis, l->release, NULL, NULL, 1, 2, argv, NULL);
+        sh_info("lock %s: released", l->key);
+    }
+    sh_redis_script_free(l->renew);
+    sh_redis_script_free(l->release);
+    free(l->key);
+    free(l->owner);
+    free(l);
+}
+
+bool sh_leader_held(const sh_leader_t *l)
+{
+    return l->redis ? l->held : true;
+}
+
+const sh_leader_stats_t *sh_leader_stats(const sh_leader_t *l)
+{
+    return &l->stats;
+}

@@ -1,0 +1,44 @@
+/* store/lock.h — periodic jobs that run on one node of the fleet at a time,
+ * under a Redis lock (Open WebUI's usage_cleanup_lock and its session
+ * cleanup lock).
+ *
+ * Every `interval` the runner either takes the lock (SET key owner NX PX
+ * ttl) or, when it holds it, renews it with a Lua script that extends the
+ * expiry only if the value is still ours; the job runs only right after a
+ * successful take or renew. ttl must exceed interval, so a holder that dies
+ * hands the job to another node within ttl. A node that fails to renew (it
+ * lost the lock, or Redis is away) stops running the job and keeps trying
+ * to take it: unlike Open WebUI's loop, the job never stops for good.
+ *
+ * Without Redis (one process) the runner simply runs the job every interval.
+ * Free releases the lock (a script that deletes it only if still ours).
+ */
+#ifndef SH_STORE_LOCK_H
+#define SH_STORE_LOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop/loop.h"
+
+struct sh_redis;
+typedef struct sh_leader sh_leader_t;
+
+typedef void (*sh_leader_job_cb)(void *data);
+
+typedef struct sh_leader_stats {
+    uint64_t acquired; /* times the lock was taken */
+    uint64_t lost;     /* times a renewal found it gone or failed */
+    uint64_t runs;     /* job runs */
+} sh_leader_stats_t;
+
+/* redis NULL: no lock, the job runs every interval. owner identifies this
+ * node (the lock's value). */
+sh_leader_t *sh_leader_new(sh_loop_t *loop, struct sh_redis *redis, const char *key,
+                           const char *owner, uint64_t ttl_ms, uint64_t interval_ms,
+                           sh_leader_job_cb job, void *data);
+void sh_leader_free(sh_leader_t *l);
+bool sh_leader_held(const sh_leader_t *l);
+const sh_leader_stats_t *sh_leader_stats(const sh_leader_t *l);
+
+#endif
