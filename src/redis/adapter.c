@@ -1,0 +1,98 @@
+#include "redis/adapter.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/log.h"
+
+static void on_ready(sh_loop_t *loop, sh_io_t *io, unsigned events)
+{
+    sh_redis_io_t *rio = io->data;
+    if (rio->on_dispatch)
+        rio->on_dispatch(rio, true);
+    /* An error (ECONNREFUSED while connecting, a reset) is found by the
+     * handler that reads or checks the socket: the read side when hiredis
+     * watches it, else the write side (connect in progress). */
+    if (rio->ac && (events & SH_IO_READ))
+        redisAsyncHandleRead(rio->ac);
+    if (rio->ac && (events & SH_IO_WRITE))
+        redisAsyncHandleWrite(rio->ac);
+    if (rio->on_dispatch)
+        rio->on_dispatch(rio, false);
+}
+
+static void update(sh_redis_io_t *rio)
+{
+    if (rio->want == 0) {
+        sh_io_stop(rio->loop, &rio->io);
+        return;
+    }
+    int rc = sh_io_start(rio->loop, &rio->io, rio->ac->c.fd, rio->want, on_ready, rio);
+    if (rc < 0)
+        sh_error("redis: cannot watch fd %d: %s", rio->ac->c.fd, strerror(-rc));
+}
+
+static void add_read(void *privdata)
+{
+    sh_redis_io_t *rio = privdata;
+    if (rio->want & SH_IO_READ)
+        return;
+    rio->want |= SH_IO_READ;
+    update(rio);
+}
+
+static void del_read(void *privdata)
+{
+    sh_redis_io_t *rio = privdata;
+    if (!(rio->want & SH_IO_READ))
+        return;
+    rio->want &= ~(unsigned)SH_IO_READ;
+    update(rio);
+}
+
+static void add_write(void *privdata)
+{
+    sh_redis_io_t *rio = privdata;
+    if (rio->want & SH_IO_WRITE)
+        return;
+    rio->want |= SH_IO_WRITE;
+    update(rio);
+}
+
+static void del_write(void *privdata)
+{
+    sh_redis_io_t *rio = privdata;
+    if (!(rio->want & SH_IO_WRITE))
+        return;
+    rio->want &= ~(unsigned)SH_IO_WRITE;
+    update(rio);
+}
+
+static void cleanup(void *privdata)
+{
+    sh_redis_io_t *rio = privdata;
+    const redisAsyncContext *ac = rio->ac;
+    /* Before redisFree() closes the fd: the watch goes first. */
+    sh_io_stop(rio->loop, &rio->io);
+    rio->want = 0;
+    rio->ac = NULL;
+    if (ac && rio->on_cleanup)
+        rio->on_cleanup(rio, ac);
+}
+
+int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *ac)
+{
+    if (ac->ev.data || ac->c.fd < 0)
+        return -EINVAL;
+    rio->loop = loop;
+    rio->ac = ac;
+    rio->want = 0;
+    ac->data = rio;
+    ac->ev.data = rio;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* adapter.h — a hiredis async context driven by our loop (the shape of
+ * hiredis' adapters/libuv.h).
+ *
+ * hiredis asks for read/write interest through five hooks; we keep one
+ * level-triggered fd watch whose events follow those requests, and call
+ * redisAsyncHandleRead/Write when the fd is ready. Level-triggered because
+ * hiredis reads at most 16 KiB per call and relies on being called again
+ * while bytes remain.
+ *
+ * Lifetime rules (hiredis 0.14 async.c):
+ *  - hiredis frees the context itself when the connection fails, inside
+ *    redisAsyncHandleRead/Write, and inside redisAsyncFree unless a reply
+ *    callback of that context is running (then after it returns). Every
+ *    path goes through the cleanup hook, exactly once: there we stop the
+ *    watch, clear rio->ac and tell the owner through on_cleanup. After it
+ *    the context is gone; rio (embedded in its owner) stays valid.
+ *  - The watch callback checks rio->ac again between the read and the write
+ *    handler, because the read may have freed the context.
+ *  - on_dispatch (optional) brackets each event delivery: hiredis runs the
+ *    owner's reply callbacks and then still touches rio (cleanup) before
+ *    redisAsyncHandleRead returns, so an owner freed from inside a reply
+ *    callback must postpone releasing its memory until the bracket closes.
+ *  - onConnect callbacks must not free the context (0.14 does not check for
+ *    it after the callback).
+ */
+#ifndef SH_REDIS_ADAPTER_H
+#define SH_REDIS_ADAPTER_H
+
+#include <stdbool.h>
+
+#include <hiredis/async.h>
+
+#include "loop/loop.h"
+
+typedef struct sh_redis_io sh_redis_io_t;
+
+struct sh_redis_io {
+    sh_loop_t *loop;
+    redisAsyncContext *ac; /* NULL when detached or freed by hiredis */
+    sh_io_t io;
+    unsigned want; /* SH_IO_READ | SH_IO_WRITE as hiredis last asked */
+    /* hiredis is freeing rio->ac (still readable: ac->c.err, errstr). */
+    void (*on_cleanup)(sh_redis_io_t *rio, const redisAsyncContext *ac);
+    /* Called with true before and false after each event delivery. */
+    void (*on_dispatch)(sh_redis_io_t *rio, bool enter);
+    void *data;
+};
+
+/* Hooks ac into loop through rio (zeroed, or detached since), and sets
+ * ac->ev and ac->data = rio. The caller sets rio->on_cleanup, on_dispatch
+ * and data. Returns 0, or -EINVAL if ac already has event hooks or a
+ * negative fd. */
+int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *ac);
+
+#endif

@@ -1,0 +1,915 @@
+/* The Redis client against a real redis-server (tests/lib/redis_server.h),
+ * started by each test on a free 127.0.0.1 port. Tests count callbacks and
+ * check their statuses, order and that none runs from inside a call. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "harness.h"
+#include "redis/redis.h"
+#include "redis_server.h"
+
+#define WAIT_MS 5000
+
+typedef struct ctx ctx_t;
+
+typedef struct result {
+    ctx_t *x;
+    int calls;
+    int status;
+    int type;
+    long long integer;
+    size_t elements;
+    char str[512]; /* string, status or error; for arrays, element 0 */
+    size_t len;
+    unsigned seq;      /* completion order */
+    bool free_client;  /* sh_redis_free from inside the callback */
+    bool was_up;       /* sh_redis_up() seen from inside the callback */
+    int resend_status; /* a command issued from inside the callback */
+} result_t;
+
+typedef struct msgs {
+    ctx_t *x;
+    int n;
+    char channel[64];
+    char pattern[64];
+    bool has_pattern;
+    char payload[256];
+    size_t len;
+    bool unsubscribe_self;
+    bool free_client;
+} msgs_t;
+
+struct ctx {
+    sh_loop_t *loop;
+    th_redis_t srv;
+    sh_redis_t *r;
+    int ups, downs;
+    bool up;
+    char reason[256];
+    unsigned seq;
+    bool free_on_state;
+};
+
+/* ---- callbacks ---- */
+
+static void on_state(sh_redis_t *r, bool up, const char *reason, void *data)
+{
+    ctx_t *x = data;
+    ck_assert_ptr_eq(r, x->r);
+    /* Transitions alternate, starting with "up". */
+    ck_assert(up != x->up);
+    ck_assert(up == sh_redis_up(r));
+    x->up = up;
+    if (up)
+        x->ups++;
+    else
+        x->downs++;
+    snprintf(x->reason, sizeof(x->reason), "%s", reason);
+    if (x->free_on_state) {
+        sh_redis_free(r);
+        x->r = NULL;
+    }
+}
+
+static void on_result(int status, const redisReply *reply, void *data)
+{
+    result_t *res = data;
+    res->calls++;
+    res->status = status;
+    res->seq = ++res->x->seq;
+    res->was_up = res->x->r ? sh_redis_up(res->x->r) : false;
+    if (reply) {
+        ck_assert_int_eq(status, 0);
+        res->type = reply->type;
+        res->integer = reply->integer;
+        res->elements = reply->elements;
+        const redisReply *s = reply;
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0)
+            s = reply->element[0];
+        if (s->str) {
+            res->len = s->len < sizeof(res->str) - 1 ? s->len : sizeof(res->str) - 1;
+            memcpy(res->str, s->str, res->len);
+            res->str[res->len] = '\0';
+        }
+    } else {
+        ck_assert_int_lt(status, 0);
+    }
+    if (res->free_client) {
+        sh_redis_free(res->x->r);
+        res->x->r = NULL;
+    } else if (status < 0 && res->x->r) {
+        const char *argv[] = {"PING"};
+        res->resend_status = sh_redis_command_argv(res->x->r, NULL, NULL, 1, argv, NULL);
+    }
+}
+
+static void on_message(const char *channel, const char *pattern, const char *payload, size_t len,
+                       void *data)
+{
+    msgs_t *m = data;
+    m->n++;
+    snprintf(m->channel, sizeof(m->channel), "%s", channel);
+    m->has_pattern = pattern != NULL;
+    snprintf(m->pattern, sizeof(m->pattern), "%s", pattern ? pattern : "");
+    m->len = len < sizeof(m->payload) ? len : sizeof(m->payload);
+    memcpy(m->payload, payload, m->len);
+    if (m->unsubscribe_self) {
+        if (pattern)
+            ck_assert_int_eq(sh_redis_punsubscribe(m->x->r, pattern, on_message, m), 0);
+        else
+            ck_assert_int_eq(sh_redis_unsubscribe(m->x->r, channel, on_message, m), 0);
+    }
+    if (m->free_client) {
+        sh_redis_free(m->x->r);
+        m->x->r = NULL;
+    }
+}
+
+/* ---- conditions ---- */
+
+static bool res_done(void *arg)
+{
+    return ((result_t *)arg)->calls > 0;
+}
+
+static bool is_up(void *arg)
+{
+    ctx_t *x = arg;
+    return x->up;
+}
+
+static bool is_down(void *arg)
+{
+    ctx_t *x = arg;
+    return !x->up && x->downs > 0;
+}
+
+static bool subscribed(void *arg)
+{
+    ctx_t *x = arg;
+    return x->up && sh_redis_subscribed(x->r);
+}
+
+static bool got_msg(void *arg)
+{
+    return ((msgs_t *)arg)->n > 0;
+}
+
+/* ---- set-up ---- */
+
+static void res_init(result_t *res, ctx_t *x)
+{
+    memset(res, 0, sizeof(*res));
+    res->x = x;
+    res->status = 1;
+}
+
+static void ctx_start(ctx_t *x, bool unixsocket, const char *const *extra)
+{
+    memset(x, 0, sizeof(*x));
+    x->loop = sh_loop_new();
+    ck_assert_ptr_nonnull(x->loop);
+    th_redis_start(&x->srv, 0, unixsocket, extra);
+}
+
+static void ctx_stop(ctx_t *x)
+{
+    sh_redis_free(x->r);
+    x->r = NULL;
+    sh_loop_run_deferred(x->loop);
+    sh_loop_free(x->loop);
+    th_redis_stop(&x->srv);
+}
+
+/* A client of x's server; opts may be NULL (defaults). userinfo e.g.
+ * ":pw@" or "". */
+static sh_redis_t *client_url(ctx_t *x, const char *url, const sh_redis_options_t *opts)
+{
+    sh_redis_options_t o = {0};
+    if (opts)
+        o = *opts;
+    o.url = url;
+    o.on_state = on_state;
+    o.state_data = x;
+    sh_buf_t err = SH_BUF_INIT;
+    sh_redis_t *r = sh_redis_new(x->loop, &o, &err);
+    ck_assert_msg(r != NULL, "sh_redis_new: %s", sh_buf_peek(&err));
+    sh_buf_release(&err);
+    return r;
+}
+
+static sh_redis_t *client(ctx_t *x, const char *userinfo, int db, const sh_redis_options_t *opts)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "redis://%s127.0.0.1:%u/%d", userinfo, (unsigned)x->srv.port, db);
+    return client_url(x, url, opts);
+}
+
+static void wait_up(ctx_t *x)
+{
+    ck_assert_msg(th_run_until(x->loop, is_up, x, WAIT_MS), "client did not come up: %s",
+                  x->r ? sh_redis_last_error(x->r) : "(freed)");
+}
+
+static void wait_res(ctx_t *x, result_t *res)
+{
+    ck_assert_msg(th_run_until(x->loop, res_done, res, WAIT_MS), "no callback");
+}
+
+static int cmd(ctx_t *x, result_t *res, int argc, const char **argv)
+{
+    res_init(res, x);
+    return sh_redis_command_argv(x->r, on_result, res, argc, argv, NULL);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_reply_types)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    ck_assert(!sh_redis_up(x.r));
+    ck_assert_int_eq(x.ups, 0);
+    wait_up(&x);
+    char want[64];
+    snprintf(want, sizeof(want), "connected to 127.0.0.1:%u", (unsigned)x.srv.port);
+    ck_assert_str_eq(x.reason, want);
+
+    result_t set, get, nil, incr, rpush, lrange, err, fset, fget, pub;
+    const char *setv[] = {"SET", "bin", "a\0b"};
+    size_t setl[] = {3, 3, 3};
+    res_init(&set, &x);
+    ck_assert_int_eq(sh_redis_command_argv(x.r, on_result, &set, 3, setv, setl), 0);
+    const char *getv[] = {"GET", "bin"};
+    ck_assert_int_eq(cmd(&x, &get, 2, getv), 0);
+    const char *nilv[] = {"GET", "missing"};
+    ck_assert_int_eq(cmd(&x, &nil, 2, nilv), 0);
+    const char *incrv[] = {"INCR", "counter"};
+    ck_assert_int_eq(cmd(&x, &incr, 2, incrv), 0);
+    const char *rpushv[] = {"RPUSH", "list", "a", "b", "c"};
+    ck_assert_int_eq(cmd(&x, &rpush, 5, rpushv), 0);
+    const char *lrangev[] = {"LRANGE", "list", "0", "-1"};
+    ck_assert_int_eq(cmd(&x, &lrange, 4, lrangev), 0);
+    const char *errv[] = {"NOSUCHCOMMAND", "x"};
+    ck_assert_int_eq(cmd(&x, &err, 2, errv), 0);
+    res_init(&fset, &x);
+    ck_assert_int_eq(sh_redis_command(x.r, on_result, &fset, "SET %s %b", "k2", "xyz", (size_t)2),
+                     0);
+    res_init(&fget, &x);
+    ck_assert_int_eq(sh_redis_command(x.r, on_result, &fget, "GET %s", "k2"), 0);
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "nobody", "p", 1, on_result, &pub), 0);
+    /* Nothing called back from inside the calls. */
+    ck_assert_int_eq(set.calls + get.calls + pub.calls, 0);
+    /* Bad arguments are refused at once. */
+    ck_assert_int_eq(sh_redis_command_argv(x.r, on_result, &set, 0, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(sh_redis_command(x.r, on_result, &set, "GET %q"), -EINVAL);
+
+    wait_res(&x, &pub);
+    ck_assert_int_eq(set.calls, 1);
+    ck_assert_int_eq(set.status, 0);
+    ck_assert_int_eq(set.type, REDIS_REPLY_STATUS);
+    ck_assert_str_eq(set.str, "OK");
+    ck_assert_int_eq(get.type, REDIS_REPLY_STRING);
+    ck_assert_uint_eq(get.len, 3);
+    ck_assert_mem_eq(get.str, "a\0b", 3);
+    ck_assert_int_eq(nil.type, REDIS_REPLY_NIL);
+    ck_assert_int_eq(incr.type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(incr.integer, 1);
+    ck_assert_int_eq(rpush.integer, 3);
+    ck_assert_int_eq(lrange.type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(lrange.elements, 3);
+    ck_assert_str_eq(lrange.str, "a");
+    ck_assert_int_eq(err.status, 0);
+    ck_assert_int_eq(err.type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strncmp(err.str, "ERR unknown command", 19) == 0, "%s", err.str);
+    ck_assert_str_eq(fset.str, "OK");
+    ck_assert_str_eq(fget.str, "xy");
+    ck_assert_int_eq(pub.type, REDIS_REPLY_INTEGER);
+    ck_assert_int_eq(pub.integer, 0);
+    /* Each exactly once, in the order made. */
+    result_t *all[] = {&set, &get, &nil, &incr, &rpush, &lrange, &err, &fset, &fget, &pub};
+    for (unsigned i = 0; i < 10; i++) {
+        ck_assert_int_eq(all[i]->calls, 1);
+        ck_assert_uint_eq(all[i]->seq, i + 1);
+    }
+    sh_redis_stats_t st;
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.commands, 10);
+    ck_assert_uint_eq(st.errors, 1);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(st.timeouts, 0);
+    ck_assert_uint_eq(st.reconnects, 0);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_order)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    enum { N = 300 };
+    static result_t res[N];
+    for (int i = 0; i < N; i++) {
+        const char *v[] = {"INCR", "n"};
+        ck_assert_int_eq(cmd(&x, &res[i], 2, v), 0);
+        if (i % 50 == 0) /* no callback wanted: not counted, still in line */
+            ck_assert_int_eq(sh_redis_command_argv(x.r, NULL, NULL, 2, v, NULL), 0);
+    }
+    wait_res(&x, &res[N - 1]);
+    long long expect = 0;
+    for (int i = 0; i < N; i++) {
+        expect += 1 + (i % 50 == 0);
+        ck_assert_int_eq(res[i].calls, 1);
+        ck_assert_uint_eq(res[i].seq, (unsigned)i + 1);
+        ck_assert_int_eq(res[i].integer, expect - (i % 50 == 0));
+    }
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_not_connected_then_up)
+{
+    ctx_t x;
+    memset(&x, 0, sizeof(x));
+    x.loop = sh_loop_new();
+    uint16_t port = th_free_port();
+    char url[128];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", (unsigned)port);
+    sh_redis_options_t o = {.reconnect_min_ms = 20, .reconnect_max_ms = 80};
+    x.r = client_url(&x, url, &o);
+    ck_assert(!sh_redis_up(x.r));
+    result_t res;
+    const char *v[] = {"PING"};
+    ck_assert_int_eq(cmd(&x, &res, 1, v), -ENOTCONN);
+    th_run_for(x.loop, 300);
+    ck_assert_int_eq(res.calls, 0); /* refused calls never call back */
+    ck_assert_int_eq(x.ups + x.downs, 0);
+    ck_assert_msg(strstr(sh_redis_last_error(x.r), "refused"), "%s", sh_redis_last_error(x.r));
+    ck_assert_int_eq(sh_redis_publish(x.r, "c", "p", 1, NULL, NULL), -ENOTCONN);
+    sh_redis_stats_t st;
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.rejected, 2);
+    ck_assert_uint_eq(st.commands, 0);
+
+    /* Redis appears: the client connects by itself. */
+    th_redis_start(&x.srv, port, false, NULL);
+    wait_up(&x);
+    ck_assert_int_eq(x.ups, 1);
+    ck_assert_int_eq(x.downs, 0);
+    ck_assert_int_eq(cmd(&x, &res, 1, v), 0);
+    wait_res(&x, &res);
+    ck_assert_str_eq(res.str, "PONG");
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_timeout_then_reconnect)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    sh_redis_options_t o = {
+        .command_timeout_ms = 200, .reconnect_min_ms = 20, .reconnect_max_ms = 100};
+    x.r = client(&x, "", 0, &o);
+    wait_up(&x);
+    result_t slow, behind;
+    const char *sleepv[] = {"DEBUG", "SLEEP", "1"};
+    const char *pingv[] = {"PING"};
+    uint64_t t0 = sh_time_ms();
+    ck_assert_int_eq(cmd(&x, &slow, 3, sleepv), 0);
+    ck_assert_int_eq(cmd(&x, &behind, 1, pingv), 0);
+    wait_res(&x, &slow);
+    uint64_t took = sh_time_ms() - t0;
+    ck_assert_int_eq(slow.status, -ETIMEDOUT);
+    ck_assert_msg(took >= 190 && took < 800, "timed out after %llu ms", (unsigned long long)took);
+    /* Down already inside the callback: a command made there is refused. */
+    ck_assert(!slow.was_up);
+    ck_assert_int_eq(slow.resend_status, -ENOTCONN);
+    ck_assert_int_eq(behind.calls, 1);
+    ck_assert_int_eq(behind.status, -ECONNRESET);
+    ck_assert(!sh_redis_up(x.r));
+    ck_assert(th_run_until(x.loop, is_down, &x, WAIT_MS));
+    ck_assert_str_eq(x.reason, "command timed out after 200 ms");
+    ck_assert_str_eq(sh_redis_last_error(x.r), "command timed out after 200 ms");
+
+    /* It reconnects once Redis answers again (after its sleep). */
+    wait_up(&x);
+    ck_assert_int_eq(x.ups, 2);
+    ck_assert_int_eq(x.downs, 1);
+    result_t ping;
+    ck_assert_int_eq(cmd(&x, &ping, 1, pingv), 0);
+    wait_res(&x, &ping);
+    ck_assert_str_eq(ping.str, "PONG");
+    sh_redis_stats_t st;
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.timeouts, 1);
+    ck_assert_uint_eq(st.reconnects, 1);
+    ck_assert_uint_eq(st.errors, 2);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_connect_timeout)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    /* A stopped server: the kernel completes the TCP handshake, nobody
+     * answers the handshake commands. */
+    th_redis_pause(&x.srv);
+    sh_redis_options_t o = {
+        .connect_timeout_ms = 150, .reconnect_min_ms = 10, .reconnect_max_ms = 40};
+    x.r = client(&x, "", 0, &o);
+    th_run_for(x.loop, 500);
+    ck_assert(!sh_redis_up(x.r));
+    ck_assert_int_eq(x.ups, 0);
+    ck_assert_str_eq(sh_redis_last_error(x.r), "no answer within 150 ms of connecting");
+    th_redis_resume(&x.srv);
+    wait_up(&x);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_restart_resubscribes)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    sh_redis_options_t o = {.reconnect_min_ms = 20, .reconnect_max_ms = 100};
+    x.r = client(&x, "", 0, &o);
+    msgs_t chan = {.x = &x}, pat = {.x = &x};
+    /* Subscribing works before the client is up: it is remembered. */
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "chan", on_message, &chan), 0);
+    ck_assert_int_eq(sh_redis_psubscribe(x.r, "pat.*", on_message, &pat), 0);
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "chan", on_message, &chan), -EEXIST);
+    ck_assert(!sh_redis_subscribed(x.r));
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+
+    result_t pub;
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "chan", "x\0y", 3, on_result, &pub), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &chan, WAIT_MS));
+    wait_res(&x, &pub);
+    ck_assert_int_eq(pub.integer, 1);
+    ck_assert_str_eq(chan.channel, "chan");
+    ck_assert(!chan.has_pattern);
+    ck_assert_uint_eq(chan.len, 3);
+    ck_assert_mem_eq(chan.payload, "x\0y", 3);
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "pat.1", "hello", 5, on_result, &pub), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &pat, WAIT_MS));
+    ck_assert_str_eq(pat.channel, "pat.1");
+    ck_assert(pat.has_pattern);
+    ck_assert_str_eq(pat.pattern, "pat.*");
+    ck_assert_mem_eq(pat.payload, "hello", 5);
+    ck_assert_int_eq(chan.n, 1);
+
+    /* Redis dies: down, commands refused at once. */
+    th_redis_kill(&x.srv);
+    ck_assert(th_run_until(x.loop, is_down, &x, WAIT_MS));
+    ck_assert_int_eq(x.downs, 1);
+    ck_assert_int_eq(sh_redis_publish(x.r, "chan", "z", 1, NULL, NULL), -ENOTCONN);
+    th_run_for(x.loop, 150); /* a few failed attempts */
+    ck_assert(!sh_redis_up(x.r));
+
+    /* Back on the same port: up again, subscriptions resumed. */
+    th_redis_restart(&x.srv);
+    wait_up(&x);
+    ck_assert_int_eq(x.ups, 2);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    chan.n = pat.n = 0;
+    redisReply *rep = th_redis_cmd(&x.srv, "PUBLISH chan %b", "after\0restart", (size_t)13);
+    ck_assert_int_eq(rep->integer, 1);
+    freeReplyObject(rep);
+    ck_assert(th_run_until(x.loop, got_msg, &chan, WAIT_MS));
+    ck_assert_uint_eq(chan.len, 13);
+    ck_assert_mem_eq(chan.payload, "after\0restart", 13);
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "pat.2", "again", 5, on_result, &pub), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &pat, WAIT_MS));
+    ck_assert_str_eq(pat.channel, "pat.2");
+    sh_redis_stats_t st;
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.reconnects, 2); /* the command and the subscriber connection */
+    ck_assert_uint_eq(st.messages, 4);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_unsubscribe)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    msgs_t a = {.x = &x}, b = {.x = &x}, once = {.x = &x, .unsubscribe_self = true};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "c", on_message, &a), 0);
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "c", on_message, &b), 0);
+    ck_assert_int_eq(sh_redis_psubscribe(x.r, "c*", on_message, &once), 0);
+    ck_assert_int_eq(sh_redis_unsubscribe(x.r, "c", on_message, &once), -ENOENT);
+    ck_assert_int_eq(sh_redis_punsubscribe(x.r, "nope", on_message, &a), -ENOENT);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+
+    result_t pub;
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "c", "1", 1, on_result, &pub), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &b, WAIT_MS));
+    wait_res(&x, &pub);
+    ck_assert_int_eq(pub.integer, 2); /* the channel and the pattern */
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_int_eq(once.n, 1);
+    /* once removed itself from inside its callback; a is removed now. */
+    ck_assert_int_eq(sh_redis_unsubscribe(x.r, "c", on_message, &a), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    b.n = 0;
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "c", "2", 1, on_result, &pub), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &b, WAIT_MS));
+    wait_res(&x, &pub);
+    ck_assert_int_eq(pub.integer, 1);
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_int_eq(once.n, 1);
+    ck_assert_mem_eq(b.payload, "2", 1);
+    /* The last one: Redis has no subscriber left. */
+    ck_assert_int_eq(sh_redis_unsubscribe(x.r, "c", on_message, &b), 0);
+    th_run_for(x.loop, 50);
+    ck_assert(sh_redis_subscribed(x.r));
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "c", "3", 1, on_result, &pub), 0);
+    wait_res(&x, &pub);
+    ck_assert_int_eq(pub.integer, 0);
+    /* And subscribing again works on the same connection. */
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "c", on_message, &a), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    res_init(&pub, &x);
+    ck_assert_int_eq(sh_redis_publish(x.r, "c", "4", 1, on_result, &pub), 0);
+    wait_res(&x, &pub);
+    ck_assert_int_eq(pub.integer, 1);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_evalsha_fallback)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    sh_redis_script_t *s = sh_redis_script_new("return {KEYS[1], ARGV[1], #ARGV}");
+    /* The SHA-1 of the source, as SCRIPT LOAD would return it. */
+    redisReply *rep = th_redis_cmd(&x.srv, "SCRIPT LOAD %s", "return {KEYS[1], ARGV[1], #ARGV}");
+    ck_assert_str_eq(sh_redis_script_sha(s), rep->str);
+    freeReplyObject(rep);
+    rep = th_redis_cmd(&x.srv, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+
+    const char *argv[] = {"key", "a\0b", "more"};
+    size_t lens[] = {3, 3, 4};
+    result_t res;
+    sh_redis_stats_t st;
+    /* Not loaded: NOSCRIPT, resent as EVAL. */
+    res_init(&res, &x);
+    ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &res, 1, 3, argv, lens), 0);
+    wait_res(&x, &res);
+    ck_assert_int_eq(res.calls, 1);
+    ck_assert_int_eq(res.type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(res.elements, 3);
+    ck_assert_str_eq(res.str, "key");
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.noscript, 1);
+    /* Loaded by the EVAL: EVALSHA hits. */
+    res_init(&res, &x);
+    ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &res, 1, 3, argv, lens), 0);
+    wait_res(&x, &res);
+    ck_assert_uint_eq(res.elements, 3);
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.noscript, 1);
+    /* The cache flushed (as a restart would): transparent again, and the
+     * script may be freed by its owner while it runs. */
+    result_t flush;
+    const char *flushv[] = {"SCRIPT", "FLUSH"};
+    ck_assert_int_eq(cmd(&x, &flush, 2, flushv), 0);
+    res_init(&res, &x);
+    ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &res, 1, 3, argv, lens), 0);
+    sh_redis_script_free(s);
+    wait_res(&x, &res);
+    ck_assert_int_eq(res.status, 0);
+    ck_assert_int_eq(res.type, REDIS_REPLY_ARRAY);
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.noscript, 2);
+    ck_assert_uint_eq(st.errors, 0);
+
+    /* A script error is the caller's reply; bad counts are refused. */
+    sh_redis_script_t *bad = sh_redis_script_new("return redis.call('NOSUCH')");
+    res_init(&res, &x);
+    ck_assert_int_eq(sh_redis_eval(x.r, bad, on_result, &res, 0, 0, NULL, NULL), 0);
+    wait_res(&x, &res);
+    ck_assert_int_eq(res.type, REDIS_REPLY_ERROR);
+    ck_assert_int_eq(sh_redis_eval(x.r, bad, on_result, &res, 2, 1, argv, NULL), -EINVAL);
+    ck_assert_int_eq(sh_redis_eval(x.r, bad, on_result, &res, -1, 0, NULL, NULL), -EINVAL);
+    sh_redis_script_free(bad);
+    sh_redis_script_free(NULL);
+    ctx_stop(&x);
+}
+END_TEST
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    sh_buf_t b = SH_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        sh_buf_append(&b, chunk, n);
+    fclose(f);
+    return sh_buf_steal(&b, NULL);
+}
+
+START_TEST(test_auth_select_and_logs)
+{
+    /* Everything logged here goes to a file the test reads back. */
+    char logpath[] = "/tmp/siohub-redis-log-XXXXXX";
+    int logfd = mkstemp(logpath);
+    ck_assert_int_ge(logfd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(logfd, 2);
+    sh_log_set_level(SH_LOG_DEBUG);
+
+    ctx_t x;
+    const char *extra[] = {"--requirepass", "s3cr3t!pw", NULL};
+    ctx_start(&x, false, extra);
+    sh_redis_options_t o = {
+        .client_name = "siohub-test", .reconnect_min_ms = 10, .reconnect_max_ms = 30};
+    x.r = client(&x, ":s3cr3t%21pw@", 3, &o);
+    wait_up(&x);
+    result_t res;
+    const char *setv[] = {"SET", "authkey", "v3"};
+    ck_assert_int_eq(cmd(&x, &res, 3, setv), 0);
+    wait_res(&x, &res);
+    ck_assert_str_eq(res.str, "OK");
+    const char *infov[] = {"CLIENT", "INFO"};
+    ck_assert_int_eq(cmd(&x, &res, 2, infov), 0);
+    wait_res(&x, &res);
+    ck_assert_msg(strstr(res.str, " name=siohub-test ") && strstr(res.str, " db=3 "), "%s",
+                  res.str);
+    /* The key landed in database 3. */
+    redisContext *c = th_redis_connect(&x.srv);
+    redisReply *rep = redisCommand(c, "SELECT 3");
+    freeReplyObject(rep);
+    rep = redisCommand(c, "GET authkey");
+    ck_assert_str_eq(rep->str, "v3");
+    freeReplyObject(rep);
+    /* An ACL user. */
+    rep = redisCommand(c, "ACL SETUSER alice on >alice-pw ~* &* +@all");
+    ck_assert_str_eq(rep->str, "OK");
+    freeReplyObject(rep);
+    redisFree(c);
+    sh_redis_free(x.r);
+    x.r = NULL;
+    x.up = false;
+    x.r = client(&x, "alice:alice-pw@", 0, &o);
+    wait_up(&x);
+    const char *whov[] = {"ACL", "WHOAMI"};
+    ck_assert_int_eq(cmd(&x, &res, 2, whov), 0);
+    wait_res(&x, &res);
+    ck_assert_str_eq(res.str, "alice");
+    sh_redis_free(x.r);
+
+    /* A wrong password: never up, the reason says why, retried quietly. */
+    x.up = false;
+    x.ups = 0;
+    x.r = client(&x, ":wrong-pw@", 0, &o);
+    th_run_for(x.loop, 300);
+    ck_assert_int_eq(x.ups, 0);
+    ck_assert_msg(strncmp(sh_redis_last_error(x.r), "AUTH failed: WRONGPASS", 22) == 0, "%s",
+                  sh_redis_last_error(x.r));
+    sh_redis_free(x.r);
+    /* No password at all: the handshake's PING is refused. */
+    o.client_name = NULL;
+    x.r = client(&x, "", 0, &o);
+    th_run_for(x.loop, 200);
+    ck_assert_int_eq(x.ups, 0);
+    ck_assert_msg(strncmp(sh_redis_last_error(x.r), "PING failed: NOAUTH", 19) == 0, "%s",
+                  sh_redis_last_error(x.r));
+    ctx_stop(&x);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(logfd);
+    char *log = read_file(logpath);
+    unlink(logpath);
+    ck_assert_msg(strstr(log, "redis: connected to 127.0.0.1:"), "%s", log);
+    ck_assert_msg(strstr(log, "AUTH failed: WRONGPASS"), "%s", log);
+    ck_assert_msg(!strstr(log, "s3cr3t") && !strstr(log, "alice-pw") && !strstr(log, "wrong-pw"),
+                  "a password was logged:\n%s", log);
+    free(log);
+}
+END_TEST
+
+START_TEST(test_unix_socket)
+{
+    ctx_t x;
+    ctx_start(&x, true, NULL);
+    char url[256];
+    snprintf(url, sizeof(url), "unix://%s?db=2", x.srv.sock);
+    x.r = client_url(&x, url, NULL);
+    wait_up(&x);
+    char want[256];
+    snprintf(want, sizeof(want), "connected to unix:%s", x.srv.sock);
+    ck_assert_str_eq(x.reason, want);
+    result_t res;
+    const char *setv[] = {"SET", "ux", "1"};
+    ck_assert_int_eq(cmd(&x, &res, 3, setv), 0);
+    wait_res(&x, &res);
+    redisContext *c = th_redis_connect(&x.srv);
+    redisReply *rep = redisCommand(c, "SELECT 2");
+    freeReplyObject(rep);
+    rep = redisCommand(c, "GET ux");
+    ck_assert_str_eq(rep->str, "1");
+    freeReplyObject(rep);
+    redisFree(c);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_max_pending)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    sh_redis_options_t o = {.max_pending = 3};
+    x.r = client(&x, "", 0, &o);
+    wait_up(&x);
+    result_t res[5];
+    const char *v[] = {"PING"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cmd(&x, &res[i], 1, v), 0);
+    ck_assert_int_eq(cmd(&x, &res[3], 1, v), -ENOBUFS);
+    sh_redis_stats_t st;
+    sh_redis_stats(x.r, &st);
+    ck_assert_uint_eq(st.pending, 3);
+    ck_assert_uint_eq(st.rejected, 1);
+    wait_res(&x, &res[2]);
+    ck_assert_int_eq(res[3].calls, 0);
+    ck_assert_int_eq(cmd(&x, &res[4], 1, v), 0);
+    wait_res(&x, &res[4]);
+    ck_assert_str_eq(res[4].str, "PONG");
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_free_cancels)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    const char *v[] = {"PING"};
+    result_t res[5];
+
+    /* Freed with commands in flight: each called once, -ECANCELED, before
+     * sh_redis_free returns; nothing afterwards. */
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(cmd(&x, &res[i], 1, v), 0);
+    sh_redis_free(x.r);
+    x.r = NULL;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(res[i].calls, 1);
+        ck_assert_int_eq(res[i].status, -ECANCELED);
+        ck_assert_uint_eq(res[i].seq, (unsigned)i + 1);
+    }
+    th_run_for(x.loop, 50);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(res[i].calls, 1);
+
+    /* Freed from inside a reply callback: the rest are cancelled. */
+    x.up = false;
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(cmd(&x, &res[i], 1, v), 0);
+    res[0].free_client = true;
+    wait_res(&x, &res[4]);
+    ck_assert_ptr_null(x.r);
+    ck_assert_int_eq(res[0].status, 0);
+    for (int i = 1; i < 5; i++) {
+        ck_assert_int_eq(res[i].calls, 1);
+        ck_assert_int_eq(res[i].status, -ECANCELED);
+    }
+
+    /* Freed from inside the state callback. */
+    x.up = false;
+    x.free_on_state = true;
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    ck_assert_ptr_null(x.r);
+    th_run_for(x.loop, 30);
+    x.free_on_state = false;
+
+    /* Freed from inside a message callback, with a command in flight. */
+    x.up = false;
+    x.r = client(&x, "", 0, NULL);
+    msgs_t m = {.x = &x, .free_client = true};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "bye", on_message, &m), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    redisReply *rep = th_redis_cmd(&x.srv, "PUBLISH bye now");
+    freeReplyObject(rep);
+    const char *sleepv[] = {"DEBUG", "SLEEP", "0.2"};
+    ck_assert_int_eq(cmd(&x, &res[0], 3, sleepv), 0);
+    ck_assert(th_run_until(x.loop, got_msg, &m, WAIT_MS));
+    ck_assert_ptr_null(x.r);
+    ck_assert_int_eq(res[0].calls, 1);
+    ck_assert_int_eq(res[0].status, -ECANCELED);
+    ck_assert_int_eq(m.n, 1);
+
+    /* Freed from inside the timeout callback. */
+    x.up = false;
+    sh_redis_options_t o = {.command_timeout_ms = 100};
+    x.r = client(&x, "", 0, &o);
+    wait_up(&x);
+    ck_assert_int_eq(cmd(&x, &res[0], 3, sleepv), 0);
+    ck_assert_int_eq(cmd(&x, &res[1], 1, v), 0);
+    res[0].free_client = true;
+    wait_res(&x, &res[0]);
+    ck_assert_int_eq(res[0].status, -ETIMEDOUT);
+    ck_assert_int_eq(res[1].status, -ECANCELED);
+    ck_assert_ptr_null(x.r);
+
+    /* Freed while down, with a reconnect timer armed; and NULL. */
+    th_redis_kill(&x.srv);
+    x.r = client(&x, "", 0, NULL);
+    th_run_for(x.loop, 50);
+    sh_redis_free(x.r);
+    x.r = NULL;
+    sh_redis_free(NULL);
+    ctx_stop(&x);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    sh_loop_t *loop = sh_loop_new();
+    sh_buf_t err = SH_BUF_INIT;
+    sh_redis_options_t o = {.url = "redis://host:0"};
+    ck_assert_ptr_null(sh_redis_new(loop, &o, &err));
+    ck_assert_str_eq(sh_buf_peek(&err), "invalid Redis URL: port must be a number from 1 to 65535");
+    sh_buf_reset(&err);
+    o.url = NULL;
+    ck_assert_ptr_null(sh_redis_new(loop, &o, &err));
+    sh_buf_reset(&err);
+    o = (sh_redis_options_t){.url = "redis://h", .client_name = "has space"};
+    ck_assert_ptr_null(sh_redis_new(loop, &o, &err));
+    ck_assert_str_eq(
+        sh_buf_peek(&err),
+        "invalid Redis client name: 1 to 64 printable ASCII characters without spaces");
+    sh_buf_reset(&err);
+    o = (sh_redis_options_t){.url = "redis://h", .reconnect_min_ms = 500, .reconnect_max_ms = 100};
+    ck_assert_ptr_null(sh_redis_new(loop, &o, &err));
+    ck_assert_str_eq(sh_buf_peek(&err),
+                     "Redis reconnect_max_ms (100) is below reconnect_min_ms (500)");
+    sh_buf_release(&err);
+    sh_loop_free(loop);
+}
+END_TEST
+
+int main(void)
+{
+    if (!th_redis_available()) {
+        printf("SKIP: REDIS_SERVER is not set (redis-server not found)\n");
+        return 77;
+    }
+    /* hiredis writes with write(2): a server killed mid-test must not kill
+     * the test with SIGPIPE (siohubd ignores it too). */
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("redis");
+    TCase *tc = tcase_create("redis");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_reply_types);
+    tcase_add_test(tc, test_order);
+    tcase_add_test(tc, test_not_connected_then_up);
+    tcase_add_test(tc, test_timeout_then_reconnect);
+    tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_restart_resubscribes);
+    tcase_add_test(tc, test_unsubscribe);
+    tcase_add_test(tc, test_evalsha_fallback);
+    tcase_add_test(tc, test_auth_select_and_logs);
+    tcase_add_test(tc, test_unix_socket);
+    tcase_add_test(tc, test_max_pending);
+    tcase_add_test(tc, test_free_cancels);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
