@@ -102,6 +102,14 @@ struct sh_store {
  * dicts do. */
 sh_store_t *sh_store_memory_new(sh_loop_t *loop);
 
+struct sh_redis;
+/* The Redis backend on a client the caller owns (and frees after the
+ * store): keys "{prefix}:session_pool" etc.; session entries carry
+ * "siohub_node": node_id, so the reaper can drop the entries of a node
+ * whose liveness key "{prefix}:siohub:node:{id}" expired. */
+sh_store_t *sh_store_redis_new(sh_loop_t *loop, struct sh_redis *redis, const char *prefix,
+                               const char *node_id);
+
 static inline void sh_store_free(sh_store_t *st)
 {
     if (st)
