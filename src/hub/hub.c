@@ -311,6 +311,11 @@ sh_hub_nsp_t *sh_hub_nsp(const sh_hub_t *hub, const char *name)
     return NULL;
 }
 
+const char *sh_hub_nsp_name(const sh_hub_nsp_t *nsp)
+{
+    return nsp->name;
+}
+
 sh_hub_nsp_t *sh_hub_socket_nsp(const sh_sio_socket_t *sock)
 {
     const member_t *m = member_of(sock);

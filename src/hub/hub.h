@@ -48,6 +48,7 @@ const sh_hub_stats_t *sh_hub_stats(const sh_hub_t *hub);
 sh_hub_nsp_t *sh_hub_add_nsp(sh_hub_t *hub, const char *name, const sh_sio_nsp_handler_t *app,
                              void *data);
 sh_hub_nsp_t *sh_hub_nsp(const sh_hub_t *hub, const char *name);
+const char *sh_hub_nsp_name(const sh_hub_nsp_t *nsp);
 /* The hub namespace a socket belongs to. */
 sh_hub_nsp_t *sh_hub_socket_nsp(const sh_sio_socket_t *sock);
 
