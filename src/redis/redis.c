@@ -555,6 +555,16 @@ static void check_deadlines(conn_t *c)
     if (sh_list_empty(&c->pending))
         return;
     cmd_t *head = sh_container_of(c->pending.next, cmd_t, node);
+    if (head->deadline <= now) {
+        /* The loop runs due timers before I/O, so a reply that arrived in
+         * the same instant may still sit in the socket: read once before
+         * calling it a timeout. (This may run callbacks, or lose the
+         * context; hence the checks again.) */
+        redisAsyncHandleRead(c->rio.ac);
+        if (c->state != CONN_READY || sh_list_empty(&c->pending))
+            return;
+        head = sh_container_of(c->pending.next, cmd_t, node);
+    }
     if (head->deadline > now) {
         arm_deadline(c, head->deadline);
         return;
