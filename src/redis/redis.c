@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "redis/adapter.h"
+#include "redis/resolve.h"
 #include "redis/url.h"
 
 #define DEFAULT_COMMAND_TIMEOUT_MS 2000
@@ -46,6 +47,7 @@ typedef enum { CONN_CMD, CONN_SUB } conn_kind_t;
 
 typedef enum {
     CONN_OFF,       /* no context; the timer reconnects */
+    CONN_RESOLVING, /* looking the host name up (resolve.h) */
     CONN_HANDSHAKE, /* connecting, or AUTH/SELECT/SETNAME in flight */
     CONN_READY,     /* commands (or subscriptions) go out */
     CONN_BROKEN,    /* being freed: hiredis is failing the callbacks */
@@ -60,6 +62,8 @@ typedef struct conn {
     bool ever_ready;
     bool dropping; /* redisAsyncFree called on the current context */
     sh_redis_io_t rio;
+    sh_resolve_t *resolving;
+    char ip[64];       /* the address the host name gave, for logs */
     sh_list_t pending; /* cmd_t in send order */
     size_t npending;
     sh_timer_t timer;
@@ -239,7 +243,7 @@ static void cmd_complete(cmd_t *cmd, int status, const redisReply *reply)
         cmd->cb(status, reply, cmd->data);
 }
 
-/* Links an accepted command; arms the lazy deadline check. */
+/* Puts an accepted command in line for its reply. */
 static void cmd_track(cmd_t *cmd, uint64_t deadline)
 {
     conn_t *c = cmd->conn;
@@ -262,7 +266,7 @@ static void arm_deadline(conn_t *c, uint64_t due)
  * our own drop). Commands are refused from here on. */
 static void conn_broken(conn_t *c)
 {
-    if (c->state == CONN_BROKEN || c->state == CONN_OFF)
+    if (c->state == CONN_BROKEN || c->state == CONN_OFF || c->state == CONN_RESOLVING)
         return;
     c->was_ready = c->state == CONN_READY;
     c->state = CONN_BROKEN;
@@ -319,6 +323,8 @@ static void conn_down(conn_t *c, const char *reason)
     c->unconfirmed = 0;
     c->drop_reason[0] = '\0';
     c->dropping = false;
+    sh_resolve_cancel(c->resolving);
+    c->resolving = NULL;
     sh_timer_stop(r->loop, &c->timer);
     if (r->freeing)
         return;
@@ -468,10 +474,13 @@ static void conn_ready(conn_t *c)
     if (c->ever_ready)
         r->stats.reconnects++;
     c->ever_ready = true;
+    char via[80] = "";
+    if (c->ip[0] && r->url.host && strcmp(c->ip, r->url.host) != 0)
+        snprintf(via, sizeof(via), " [%s]", c->ip);
     if (r->url.db != 0)
-        sh_info("redis: connected to %s db %d (%s)", r->address, r->url.db, conn_name(c));
+        sh_info("redis: connected to %s%s db %d (%s)", r->address, via, r->url.db, conn_name(c));
     else
-        sh_info("redis: connected to %s (%s)", r->address, conn_name(c));
+        sh_info("redis: connected to %s%s (%s)", r->address, via, conn_name(c));
     if (c->kind == CONN_CMD) {
         char reason[REASON_MAX];
         snprintf(reason, sizeof(reason), "connected to %s", r->address);
@@ -494,12 +503,14 @@ static void handshake_reply(conn_t *c, cmd_t *cmd, const redisReply *reply)
         conn_ready(c);
 }
 
-static void conn_start(conn_t *c)
+/* Opens the context (to ip, or to the unix socket) and sends the
+ * handshake; the connect deadline is already armed. */
+static void conn_connect(conn_t *c, const char *ip)
 {
     sh_redis_t *r = c->r;
     char reason[REASON_MAX];
-    redisAsyncContext *ac = r->url.path ? redisAsyncConnectUnix(r->url.path)
-                                        : redisAsyncConnect(r->url.host, r->url.port);
+    redisAsyncContext *ac =
+        ip ? redisAsyncConnect(ip, r->url.port) : redisAsyncConnectUnix(r->url.path);
     if (!ac) {
         snprintf(reason, sizeof(reason), "out of memory");
         goto fail;
@@ -511,7 +522,7 @@ static void conn_start(conn_t *c)
     /* hiredis 0.14 does not set close-on-exec. */
     fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
     /* A subscriber may be silent for hours: keepalive finds a dead peer. */
-    if (!r->url.path && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
+    if (ip && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
         snprintf(reason, sizeof(reason), "%s", ac->c.errstr);
         goto fail;
     }
@@ -525,7 +536,6 @@ static void conn_start(conn_t *c)
     c->state = CONN_HANDSHAKE;
     c->drop_reason[0] = '\0';
     c->dropping = false;
-    sh_timer_start(r->loop, &c->timer, r->connect_timeout_ms, on_conn_timer, c);
     send_handshake(c);
     return;
 fail:
@@ -534,6 +544,41 @@ fail:
         redisAsyncFree(ac);
     c->was_ready = false;
     conn_down(c, reason);
+}
+
+static void on_resolved(const char *ip, const char *error, void *data)
+{
+    conn_t *c = data;
+    c->resolving = NULL;
+    if (!ip) {
+        char reason[REASON_MAX];
+        snprintf(reason, sizeof(reason), "cannot resolve %s: %s", c->r->url.host, error);
+        c->was_ready = false;
+        conn_down(c, reason);
+        return;
+    }
+    snprintf(c->ip, sizeof(c->ip), "%s", ip);
+    conn_connect(c, ip);
+}
+
+/* One attempt: resolve (off the loop thread), connect, handshake, all
+ * within connect_timeout_ms. */
+static void conn_start(conn_t *c)
+{
+    sh_redis_t *r = c->r;
+    sh_timer_start(r->loop, &c->timer, r->connect_timeout_ms, on_conn_timer, c);
+    if (r->url.path) {
+        conn_connect(c, NULL);
+        return;
+    }
+    c->state = CONN_RESOLVING;
+    c->resolving = sh_resolve_start(r->loop, r->url.host, on_resolved, c);
+    if (!c->resolving) {
+        char reason[REASON_MAX];
+        snprintf(reason, sizeof(reason), "cannot start a name lookup: %s", strerror(errno));
+        c->was_ready = false;
+        conn_down(c, reason);
+    }
 }
 
 /* ---- timers ---- */
@@ -555,6 +600,16 @@ static void check_deadlines(conn_t *c)
     if (sh_list_empty(&c->pending))
         return;
     cmd_t *head = sh_container_of(c->pending.next, cmd_t, node);
+    if (head->deadline <= now) {
+        /* The loop runs due timers before I/O, so a reply that arrived in
+         * the same instant may still sit in the socket: read once before
+         * calling it a timeout. (This may run callbacks, or lose the
+         * context; hence the checks again.) */
+        redisAsyncHandleRead(c->rio.ac);
+        if (c->state != CONN_READY || sh_list_empty(&c->pending))
+            return;
+        head = sh_container_of(c->pending.next, cmd_t, node);
+    }
     if (head->deadline > now) {
         arm_deadline(c, head->deadline);
         return;
@@ -579,6 +634,15 @@ static void on_conn_timer(sh_loop_t *loop, sh_timer_t *t)
     case CONN_OFF:
         conn_start(c);
         break;
+    case CONN_RESOLVING: {
+        /* The lookup thread finishes on its own; its answer is dropped. */
+        char reason[REASON_MAX];
+        snprintf(reason, sizeof(reason), "looking up %s took over %u ms", r->url.host,
+                 r->connect_timeout_ms);
+        c->was_ready = false;
+        conn_down(c, reason);
+        break;
+    }
     case CONN_HANDSHAKE:
         conn_dropf(c, "no answer within %u ms of connecting", r->connect_timeout_ms);
         break;
@@ -800,6 +864,7 @@ static void destroy(sh_redis_t *r)
     conn_t *conns[] = {&r->cmd, &r->sub};
     for (int i = 0; i < 2; i++) {
         sh_timer_stop(r->loop, &conns[i]->timer);
+        sh_resolve_cancel(conns[i]->resolving);
         /* Freed in sh_redis_free, or by hiredis right after the callback
          * that called it; nothing can remain. */
         if (conns[i]->rio.ac)
@@ -839,6 +904,8 @@ void sh_redis_free(sh_redis_t *r)
     for (int i = 0; i < 2; i++) {
         conn_t *c = conns[i];
         sh_timer_stop(r->loop, &c->timer);
+        sh_resolve_cancel(c->resolving);
+        c->resolving = NULL;
         conn_drop(c);
     }
     leave(r);

@@ -3,14 +3,15 @@
  * A client holds two hiredis async connections (adapter.h): one for
  * commands, and one for subscriptions, made on the first subscribe (a
  * subscribed connection can run nothing else). Each connects on its own,
- * runs AUTH / SELECT / CLIENT SETNAME before anything else is sent, and
- * when lost reconnects after an exponential backoff with full jitter:
+ * runs AUTH / SELECT / CLIENT SETNAME before anything else is sent (a PING
+ * when there is nothing to set up), and when lost reconnects after an
+ * exponential backoff with full jitter:
  * delay = uniform[0, min(reconnect_max, reconnect_min * 2^failures)].
  *
  * Invariants:
- *  - Loop thread only. Nothing blocks the loop except name resolution:
- *    hiredis 0.14 calls getaddrinfo() synchronously, so prefer an IP
- *    address or a name /etc/hosts answers. The process must ignore
+ *  - Loop thread only, and nothing blocks it: host names are looked up on
+ *    a helper thread (resolve.h; hiredis 0.14 would call getaddrinfo() on
+ *    ours) and hiredis is handed the address. The process must ignore
  *    SIGPIPE (hiredis writes with write(2)).
  *  - "Up" means the command connection is connected and its handshake is
  *    done. While it is not up, every command call returns -ENOTCONN at
@@ -30,9 +31,12 @@
  *  - Subscriptions are remembered by the client and issued again after
  *    every reconnect of the subscriber connection; messages published
  *    while it was down are lost (Redis pub/sub keeps nothing).
- *  - State changes reach on_state from a deferred call, each transition
- *    once and in order (up, down, up ...), never from inside a call the
- *    owner made. The first report is "up" (the client starts down).
+ *  - State changes reach on_state from a deferred call, never from inside
+ *    a call the owner made, alternating and starting with "up" (the client
+ *    starts down). Each "up" is a fresh connection (the owner rewrites
+ *    what it keeps in Redis); should three transitions pile up before the
+ *    deferred call runs, the pair that cancels out is merged away, so the
+ *    owner always ends on the current state.
  *  - Every object that gets callbacks here may be freed from inside them:
  *    sh_redis_free only marks the client when a callback is running, and
  *    the memory goes when the loop returns from it.
@@ -68,7 +72,7 @@ typedef void (*sh_redis_message_cb)(const char *channel, const char *pattern, co
 typedef struct sh_redis_options {
     const char *url;             /* see url.h; required */
     unsigned command_timeout_ms; /* 0: 2000 */
-    unsigned connect_timeout_ms; /* connect + handshake; 0: 2000 */
+    unsigned connect_timeout_ms; /* name lookup + connect + handshake; 0: 2000 */
     unsigned reconnect_min_ms;   /* backoff base; 0: 100 */
     unsigned reconnect_max_ms;   /* backoff cap; 0: 5000 */
     unsigned max_pending;        /* commands in flight; 0: 10000 */

@@ -419,6 +419,46 @@ START_TEST(test_timeout_then_reconnect)
 }
 END_TEST
 
+START_TEST(test_host_names)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    char url[128];
+    snprintf(url, sizeof(url), "redis://localhost:%u", (unsigned)x.srv.port);
+    x.r = client_url(&x, url, NULL);
+    wait_up(&x);
+    char want[64];
+    snprintf(want, sizeof(want), "connected to localhost:%u", (unsigned)x.srv.port);
+    ck_assert_str_eq(x.reason, want);
+    result_t res;
+    const char *v[] = {"PING"};
+    ck_assert_int_eq(cmd(&x, &res, 1, v), 0);
+    wait_res(&x, &res);
+    ck_assert_str_eq(res.str, "PONG");
+    sh_redis_free(x.r);
+
+    /* A name that does not resolve: down, and the reason says so. (With
+     * no DNS at all the lookup times out instead; either is fine.) */
+    x.up = false;
+    x.ups = 0;
+    sh_redis_options_t o = {.connect_timeout_ms = 3000};
+    x.r = client_url(&x, "redis://siohub-no-such-host.invalid:6379", &o);
+    uint64_t t0 = sh_time_ms();
+    while (strncmp(sh_redis_last_error(x.r), "connecting to", 13) == 0 && sh_time_ms() - t0 < 4000)
+        th_run_for(x.loop, 20);
+    const char *e = sh_redis_last_error(x.r);
+    ck_assert_msg(strncmp(e, "cannot resolve siohub-no-such-host.invalid: ", 44) == 0 ||
+                      strcmp(e, "looking up siohub-no-such-host.invalid took over 3000 ms") == 0,
+                  "%s", e);
+    ck_assert_int_eq(x.ups, 0);
+    /* Freed while a lookup may be running. */
+    sh_redis_free(x.r);
+    x.r = client_url(&x, "redis://siohub-no-such-host.invalid:6379", &o);
+    th_run_once(x.loop);
+    ctx_stop(&x);
+}
+END_TEST
+
 START_TEST(test_connect_timeout)
 {
     ctx_t x;
@@ -898,6 +938,7 @@ int main(void)
     tcase_add_test(tc, test_order);
     tcase_add_test(tc, test_not_connected_then_up);
     tcase_add_test(tc, test_timeout_then_reconnect);
+    tcase_add_test(tc, test_host_names);
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_restart_resubscribes);
     tcase_add_test(tc, test_unsubscribe);
