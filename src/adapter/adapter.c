@@ -1,0 +1,504 @@
+#include "adapter/adapter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/pubsub_msg.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/random.h"
+#include "redis/redis.h"
+
+/* A call waiting for its ack, here or on another node. */
+typedef struct call {
+    sh_adapter_t *a;
+    uint64_t handle;
+    bool local;
+    char sid[64];   /* local: the socket, to cancel its ack */
+    int64_t ack_id; /* local: the Socket.IO ack id */
+    sh_adapter_call_cb cb;
+    void *data;
+} call_t;
+
+/* A remote node's call being answered by a socket of ours. */
+typedef struct remote_ack {
+    sh_adapter_t *a;
+    char *host_id;
+    char *sid;
+    char *nsp;
+    int64_t id;
+} remote_ack_t;
+
+struct sh_adapter {
+    sh_adapter_options_t opts;
+    char *channel;
+    char *pattern; /* CHANNEL#* when room_channels */
+    char host_id[33];
+    sh_map_t calls; /* handle (decimal) -> call_t */
+    uint64_t next_handle;
+    sh_adapter_stats_t stats;
+};
+
+static void handle_key(char *buf, size_t n, uint64_t handle)
+{
+    snprintf(buf, n, "%llu", (unsigned long long)handle);
+}
+
+/* ---- publishing ---- */
+
+static void publish(sh_adapter_t *a, const sh_pubsub_msg_t *m, const char *room_channel_room)
+{
+    if (!a->opts.redis)
+        return;
+    sh_buf_t b = SH_BUF_INIT;
+    if (sh_pubsub_msg_encode(m, &b) < 0) {
+        sh_warn("adapter: cannot encode a %s message", sh_pubsub_method_name(m->method));
+        sh_buf_release(&b);
+        return;
+    }
+    char chan[1024];
+    const char *target = a->channel;
+    if (room_channel_room && a->opts.room_channels) {
+        snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
+                 room_channel_room);
+        target = chan;
+    }
+    /* Fire and forget, as python-socketio publishes; while Redis is away
+     * nothing is queued (memory stays bounded) and other nodes miss it. */
+    if (sh_redis_publish(a->opts.redis, target, sh_buf_peek(&b), sh_buf_avail(&b), NULL, NULL) < 0)
+        a->stats.publish_fails++;
+    else
+        a->stats.published++;
+    sh_buf_release(&b);
+}
+
+static json_t *string_list(const char *const *v, size_t n)
+{
+    if (!n)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(v[i]));
+    return arr;
+}
+
+size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
+                       const char *event, json_t *args, sh_msg_t *const *bins, size_t nbins)
+{
+    size_t n = sh_hub_emit(nsp, to, event, args, bins, nbins);
+    if (!a->opts.redis)
+        return n;
+    json_t *empty = NULL;
+    sh_pubsub_msg_t m = {
+        .method = SH_PUBSUB_EMIT,
+        .host_id = a->host_id,
+        .nsp = (char *)sh_hub_nsp_name(nsp),
+        .event = (char *)event,
+        .rooms = to ? string_list(to->rooms, to->nrooms) : NULL,
+        .skip_sids = to ? string_list(to->except, to->nexcept) : NULL,
+        .args = args ? args : (empty = json_array()),
+        .bins = (sh_msg_t **)bins,
+        .nbins = nbins,
+    };
+    const char *single = to && to->nrooms == 1 && to->nexcept == 0 ? to->rooms[0] : NULL;
+    publish(a, &m, single);
+    json_decref(m.rooms);
+    json_decref(m.skip_sids);
+    json_decref(empty);
+    return n;
+}
+
+/* ---- calls ---- */
+
+static call_t *call_take(sh_adapter_t *a, uint64_t handle)
+{
+    char key[24];
+    handle_key(key, sizeof(key), handle);
+    return sh_map_del(&a->calls, key);
+}
+
+static void on_local_ack(sh_sio_server_t *srv, const char *socket_id, int status,
+                         const sh_sio_args_t *args, void *data)
+{
+    call_t *c = data;
+    call_take(c->a, c->handle);
+    c->cb(status < 0 ? -ECONNRESET : 0, status < 0 ? NULL : args, c->data);
+    free(c);
+}
+
+int sh_adapter_call(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid, const char *event,
+                    json_t *args, sh_msg_t *const *bins, size_t nbins, sh_adapter_call_cb cb,
+                    void *data, uint64_t *handle)
+{
+    sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, sid);
+    if (sock && sh_hub_socket_nsp(sock) != nsp)
+        sock = NULL;
+    if (!sock && !a->opts.redis)
+        return -EPIPE;
+    call_t *c = sh_new0(call_t);
+    c->a = a;
+    c->handle = ++a->next_handle;
+    c->cb = cb;
+    c->data = data;
+    snprintf(c->sid, sizeof(c->sid), "%s", sid);
+    if (sock) {
+        c->local = true;
+        int rc = sh_sio_socket_emit(sock, event, args, bins, nbins, on_local_ack, c, &c->ack_id);
+        if (rc < 0) {
+            free(c);
+            return rc;
+        }
+    } else {
+        /* python-socketio's form: the target room is the sid and the
+         * callback tuple (room, namespace, id) comes back in a "callback"
+         * message addressed to our host_id. */
+        json_t *empty = NULL;
+        json_t *room = json_pack("[s]", sid);
+        sh_pubsub_msg_t m = {
+            .method = SH_PUBSUB_EMIT,
+            .host_id = a->host_id,
+            .nsp = (char *)sh_hub_nsp_name(nsp),
+            .event = (char *)event,
+            .rooms = room,
+            .args = args ? args : (empty = json_array()),
+            .bins = (sh_msg_t **)bins,
+            .nbins = nbins,
+            .has_callback = true,
+            .cb_room = (char *)sid,
+            .cb_nsp = (char *)sh_hub_nsp_name(nsp),
+            .cb_id = (int64_t)c->handle,
+        };
+        publish(a, &m, sid);
+        json_decref(room);
+        json_decref(empty);
+        a->stats.remote_calls++;
+    }
+    char key[24];
+    handle_key(key, sizeof(key), c->handle);
+    sh_map_set(&a->calls, key, c);
+    if (handle)
+        *handle = c->handle;
+    return 0;
+}
+
+void sh_adapter_cancel_call(sh_adapter_t *a, uint64_t handle)
+{
+    call_t *c = call_take(a, handle);
+    if (!c)
+        return;
+    if (c->local) {
+        sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, c->sid);
+        if (sock)
+            sh_sio_socket_cancel_ack(sock, c->ack_id);
+    }
+    free(c);
+}
+
+/* ---- disconnects and rooms ---- */
+
+static sh_sio_socket_t *local_socket(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid)
+{
+    sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, sid);
+    return sock && sh_hub_socket_nsp(sock) == nsp ? sock : NULL;
+}
+
+int sh_adapter_disconnect(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid)
+{
+    sh_sio_socket_t *sock = local_socket(a, nsp, sid);
+    if (sock) {
+        sh_sio_socket_disconnect(sock, true);
+        return 1;
+    }
+    sh_pubsub_msg_t m = {
+        .method = SH_PUBSUB_DISCONNECT,
+        .host_id = a->host_id,
+        .nsp = (char *)sh_hub_nsp_name(nsp),
+        .sid = (char *)sid,
+    };
+    publish(a, &m, NULL);
+    return 0;
+}
+
+int sh_adapter_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid, const char *room,
+                    bool join)
+{
+    sh_sio_socket_t *sock = local_socket(a, nsp, sid);
+    if (sock) {
+        if (join)
+            sh_hub_join(sock, room);
+        else
+            sh_hub_leave(sock, room);
+        return 1;
+    }
+    json_t *rooms = json_pack("[s]", room);
+    sh_pubsub_msg_t m = {
+        .method = join ? SH_PUBSUB_ENTER_ROOM : SH_PUBSUB_LEAVE_ROOM,
+        .host_id = a->host_id,
+        .nsp = (char *)sh_hub_nsp_name(nsp),
+        .sid = (char *)sid,
+        .rooms = rooms,
+    };
+    publish(a, &m, NULL);
+    json_decref(rooms);
+    return 0;
+}
+
+static void collect_sid(sh_sio_socket_t *sock, void *data)
+{
+    json_array_append_new(data, json_string(sh_sio_socket_id(sock)));
+}
+
+static void close_room_here(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room)
+{
+    /* Collect first: leaving changes the room being walked. */
+    json_t *sids = json_array();
+    sh_hub_room_foreach(nsp, room, collect_sid, sids);
+    size_t i;
+    json_t *v;
+    json_array_foreach (sids, i, v) {
+        sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, json_string_value(v));
+        if (sock)
+            sh_hub_leave(sock, room);
+    }
+    json_decref(sids);
+}
+
+void sh_adapter_close_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room)
+{
+    close_room_here(a, nsp, room);
+    json_t *rooms = json_pack("[s]", room);
+    sh_pubsub_msg_t m = {
+        .method = SH_PUBSUB_CLOSE_ROOM,
+        .host_id = a->host_id,
+        .nsp = (char *)sh_hub_nsp_name(nsp),
+        .rooms = rooms,
+    };
+    publish(a, &m, NULL);
+    json_decref(rooms);
+}
+
+/* ---- receiving ---- */
+
+static void on_answer_for_remote(sh_sio_server_t *srv, const char *socket_id, int status,
+                                 const sh_sio_args_t *args, void *data)
+{
+    remote_ack_t *r = data;
+    if (status == 0) {
+        /* The ack goes back to the node that asked, as python-socketio's
+         * _return_callback publishes it. */
+        sh_pubsub_msg_t m = {
+            .method = SH_PUBSUB_CALLBACK,
+            .host_id = r->host_id,
+            .nsp = r->nsp,
+            .sid = r->sid,
+            .id = r->id,
+            .args = args->args,
+            .bins = (sh_msg_t **)args->bins,
+            .nbins = args->nbins,
+        };
+        publish(r->a, &m, NULL);
+    }
+    free(r->host_id);
+    free(r->sid);
+    free(r->nsp);
+    free(r);
+}
+
+static void receive_emit(sh_adapter_t *a, sh_pubsub_msg_t *m)
+{
+    sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, m->nsp);
+    if (!nsp)
+        return; /* not a namespace of ours: python-socketio drops it too */
+    if (m->has_callback) {
+        /* An emit that wants an ack targets one sid. */
+        sh_sio_socket_t *sock = m->cb_room ? local_socket(a, nsp, m->cb_room) : NULL;
+        if (!sock || !m->host_id)
+            return;
+        remote_ack_t *r = sh_new0(remote_ack_t);
+        r->a = a;
+        r->host_id = sh_strdup(m->host_id);
+        r->sid = sh_strdup(m->cb_room);
+        r->nsp = sh_strdup(m->cb_nsp ? m->cb_nsp : m->nsp);
+        r->id = m->cb_id;
+        if (sh_sio_socket_emit(sock, m->event, m->args, m->bins, m->nbins, on_answer_for_remote, r,
+                               NULL) < 0) {
+            free(r->host_id);
+            free(r->sid);
+            free(r->nsp);
+            free(r);
+        }
+        return;
+    }
+    size_t nrooms = json_array_size(m->rooms), nskip = json_array_size(m->skip_sids);
+    const char **rooms = sh_calloc(nrooms + 1, sizeof(char *));
+    const char **skip = sh_calloc(nskip + 1, sizeof(char *));
+    for (size_t i = 0; i < nrooms; i++)
+        rooms[i] = json_string_value(json_array_get(m->rooms, i));
+    for (size_t i = 0; i < nskip; i++)
+        skip[i] = json_string_value(json_array_get(m->skip_sids, i));
+    sh_hub_target_t to = {.rooms = rooms, .nrooms = nrooms, .except = skip, .nexcept = nskip};
+    sh_hub_emit(nsp, &to, m->event, m->args, m->bins, m->nbins);
+    free(rooms);
+    free(skip);
+    if (!nrooms && a->opts.on_remote_broadcast)
+        a->opts.on_remote_broadcast(m->nsp, m->event, m->args, a->opts.data);
+}
+
+static void receive_callback(sh_adapter_t *a, sh_pubsub_msg_t *m)
+{
+    if (!m->host_id || strcmp(m->host_id, a->host_id) || m->id <= 0)
+        return; /* an ack for another node */
+    call_t *c = call_take(a, (uint64_t)m->id);
+    if (!c || c->local) {
+        if (c)
+            free(c);
+        return;
+    }
+    sh_sio_args_t args = {.args = m->args, .bins = m->bins, .nbins = m->nbins};
+    c->cb(0, &args, c->data);
+    free(c);
+}
+
+static void receive(sh_adapter_t *a, const char *payload, size_t len)
+{
+    sh_pubsub_msg_t m;
+    const char *why = NULL;
+    int rc = sh_pubsub_msg_parse(payload, len, &m, &why);
+    if (rc == -ENOTSUP) {
+        a->stats.ignored++;
+        sh_debug("adapter: message ignored: %s", why ? why : "?");
+        return;
+    }
+    if (rc < 0) {
+        a->stats.dropped++;
+        sh_warn("adapter: message on %s dropped: %s", a->channel, why ? why : "malformed");
+        return;
+    }
+    if (m.method != SH_PUBSUB_CALLBACK && m.host_id && !strcmp(m.host_id, a->host_id)) {
+        a->stats.skipped_own++;
+        sh_pubsub_msg_release(&m);
+        return;
+    }
+    a->stats.received++;
+    sh_hub_nsp_t *nsp = m.nsp ? sh_hub_nsp(a->opts.hub, m.nsp) : NULL;
+    const char *room = json_string_value(json_array_get(m.rooms, 0));
+    switch (m.method) {
+    case SH_PUBSUB_EMIT:
+        receive_emit(a, &m);
+        break;
+    case SH_PUBSUB_CALLBACK:
+        receive_callback(a, &m);
+        break;
+    case SH_PUBSUB_DISCONNECT:
+        if (nsp && m.sid) {
+            sh_sio_socket_t *sock = local_socket(a, nsp, m.sid);
+            if (sock)
+                sh_sio_socket_disconnect(sock, true);
+        }
+        break;
+    case SH_PUBSUB_ENTER_ROOM:
+    case SH_PUBSUB_LEAVE_ROOM:
+        if (nsp && m.sid && room) {
+            sh_sio_socket_t *sock = local_socket(a, nsp, m.sid);
+            if (sock && m.method == SH_PUBSUB_ENTER_ROOM)
+                sh_hub_join(sock, room);
+            else if (sock)
+                sh_hub_leave(sock, room);
+        }
+        break;
+    case SH_PUBSUB_CLOSE_ROOM:
+        if (nsp && room)
+            close_room_here(a, nsp, room);
+        break;
+    }
+    sh_pubsub_msg_release(&m);
+}
+
+static void on_channel_message(const char *channel, const char *pattern, const char *payload,
+                               size_t len, void *data)
+{
+    sh_adapter_t *a = data;
+    if (pattern) {
+        /* CHANNEL#NSP#ROOM: only rooms with members here are worth a
+         * decode (that is the point of room channels). */
+        const char *rest = channel + strlen(a->channel) + 1;
+        const char *hash = strchr(rest, '#');
+        if (!hash)
+            return;
+        char nspname[256];
+        size_t nl = (size_t)(hash - rest);
+        if (nl >= sizeof(nspname))
+            return;
+        memcpy(nspname, rest, nl);
+        nspname[nl] = '\0';
+        sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, nspname);
+        if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
+            return;
+    }
+    receive(a, payload, len);
+}
+
+/* ---- life ---- */
+
+sh_adapter_t *sh_adapter_new(const sh_adapter_options_t *opts)
+{
+    sh_adapter_t *a = sh_new0(sh_adapter_t);
+    a->opts = *opts;
+    a->channel = sh_strdup(opts->channel ? opts->channel : "socketio");
+    a->opts.channel = a->channel;
+    /* 32 hex digits, like python-socketio's uuid4().hex. */
+    unsigned char raw[16];
+    sh_random_bytes(raw, sizeof(raw));
+    for (int i = 0; i < 16; i++)
+        snprintf(a->host_id + 2 * i, 3, "%02x", raw[i]);
+    if (opts->redis) {
+        sh_redis_subscribe(opts->redis, a->channel, on_channel_message, a);
+        if (opts->room_channels) {
+            size_t n = strlen(a->channel) + 3;
+            a->pattern = sh_malloc(n);
+            snprintf(a->pattern, n, "%s#*", a->channel);
+            sh_redis_psubscribe(opts->redis, a->pattern, on_channel_message, a);
+        }
+    }
+    return a;
+}
+
+void sh_adapter_free(sh_adapter_t *a)
+{
+    if (!a)
+        return;
+    if (a->opts.redis) {
+        sh_redis_unsubscribe(a->opts.redis, a->channel, on_channel_message, a);
+        if (a->pattern)
+            sh_redis_punsubscribe(a->opts.redis, a->pattern, on_channel_message, a);
+    }
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &a->calls);
+    while (sh_map_iter_next(&it)) {
+        call_t *c = sh_map_iter_remove(&it);
+        if (c->local) {
+            sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, c->sid);
+            if (sock)
+                sh_sio_socket_cancel_ack(sock, c->ack_id);
+        }
+        c->cb(-ECANCELED, NULL, c->data);
+        free(c);
+    }
+    sh_map_release(&a->calls);
+    free(a->pattern);
+    free(a->channel);
+    free(a);
+}
+
+const char *sh_adapter_host_id(const sh_adapter_t *a)
+{
+    return a->host_id;
+}
+
+const sh_adapter_stats_t *sh_adapter_stats(const sh_adapter_t *a)
+{
+    return &a->stats;
+}

@@ -1,0 +1,677 @@
+/* adapter/pickle.c — restricted unpickler (see pickle.h).
+ *
+ * Opcode semantics follow CPython's Modules/_pickle.c (the unpickler
+ * python-socketio's peers use) and Lib/pickletools.py (the opcode table):
+ *
+ * - MARK starts a new frame of the stack: opcodes see only the values above
+ *   the innermost mark (CPython's "fence") and underflow otherwise.
+ * - MEMOIZE stores at index len(memo), the number of distinct indexes in use
+ *   (CPython's memo is a dict), not at the highest index + 1.
+ * - LONG1/LONG4 are little-endian two's complement of any length; a value
+ *   that needs more than 64 bits is refused (jansson integers are int64).
+ * - BINFLOAT is a big-endian IEEE 754 double.
+ *
+ * Every value built lives in an arena that holds one jansson reference to
+ * it and records its kind (str, bytes, list, tuple, dict, other scalar),
+ * nesting depth and estimated JSON size; the stack and the memo hold arena
+ * indexes (each stack slot also holds one jansson reference). That makes
+ * the cycle rule exact and cheap: a list or dict may be changed only while
+ * its refcount is 2 — the arena's and the one stack slot naming it — so
+ * nothing contains it and no other slot names it, and whatever is added
+ * cannot reach back to it. Python writes a container's items right after
+ * creating it, so real pickles always pass; a self-reference needs a
+ * BINGET of the container first, which raises its refcount.
+ */
+#include "adapter/pickle.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/utf8.h"
+
+enum kind { K_SCALAR, K_STR, K_BYTES, K_LIST, K_TUPLE, K_DICT };
+
+typedef struct obj {
+    json_t *v;       /* one reference, the arena's */
+    uint64_t weight; /* estimated JSON bytes when expanded */
+    uint8_t kind;
+    uint8_t depth; /* 0 for scalars, 1 + the deepest child for containers */
+} obj_t;
+
+#define MEMO_EMPTY UINT32_MAX
+
+typedef struct dec {
+    const uint8_t *p;
+    size_t n, pos;
+    obj_t *arena;
+    size_t narena, cap_arena;
+    uint32_t *stack; /* arena indexes; each slot holds a jansson reference */
+    size_t nstack, cap_stack;
+    size_t *marks; /* stack heights at each open MARK */
+    size_t nmarks, cap_marks;
+    uint32_t *memo; /* arena indexes or MEMO_EMPTY */
+    size_t cap_memo, memo_used;
+    sh_msg_t **bins;
+    size_t nbins;
+    size_t slots; /* container slots filled so far */
+    const char *err;
+} dec_t;
+
+/* Estimated JSON sizes of scalars (an int64 is at most 20 characters, a
+ * real written with 17 digits at most 24, a placeholder about 30). */
+#define W_INT         20
+#define W_REAL        24
+#define W_CONST       5
+#define W_PLACEHOLDER 32
+
+/* ---- opcodes (Lib/pickletools.py) */
+enum {
+    OP_MARK = '(',
+    OP_STOP = '.',
+    OP_BININT = 'J',
+    OP_BININT1 = 'K',
+    OP_BININT2 = 'M',
+    OP_NONE = 'N',
+    OP_BINUNICODE = 'X',
+    OP_APPEND = 'a',
+    OP_EMPTY_DICT = '}',
+    OP_APPENDS = 'e',
+    OP_BINGET = 'h',
+    OP_LONG_BINGET = 'j',
+    OP_EMPTY_LIST = ']',
+    OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r',
+    OP_SETITEM = 's',
+    OP_TUPLE = 't',
+    OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u',
+    OP_BINFLOAT = 'G',
+    OP_PROTO = 0x80,
+    OP_TUPLE1 = 0x85,
+    OP_TUPLE2 = 0x86,
+    OP_TUPLE3 = 0x87,
+    OP_NEWTRUE = 0x88,
+    OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a,
+    OP_LONG4 = 0x8b,
+    OP_BINBYTES = 'B',
+    OP_SHORT_BINBYTES = 'C',
+    OP_SHORT_BINUNICODE = 0x8c,
+    OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e,
+    OP_MEMOIZE = 0x94,
+    OP_FRAME = 0x95,
+    OP_BYTEARRAY8 = 0x96,
+};
+
+/* Every other opcode Python knows, by name, so a rejection says what was
+ * refused. None of them is ever acted on. */
+static const struct {
+    uint8_t op;
+    const char *reason;
+} forbidden[] = {
+    {'0', "forbidden opcode POP"},
+    {'1', "forbidden opcode POP_MARK"},
+    {'2', "forbidden opcode DUP"},
+    {'F', "forbidden opcode FLOAT (protocol 0)"},
+    {'I', "forbidden opcode INT (protocol 0)"},
+    {'L', "forbidden opcode LONG (protocol 0)"},
+    {'P', "forbidden opcode PERSID"},
+    {'Q', "forbidden opcode BINPERSID"},
+    {'R', "forbidden opcode REDUCE"},
+    {'S', "forbidden opcode STRING (protocol 0)"},
+    {'T', "forbidden opcode BINSTRING"},
+    {'U', "forbidden opcode SHORT_BINSTRING"},
+    {'V', "forbidden opcode UNICODE (protocol 0)"},
+    {'b', "forbidden opcode BUILD"},
+    {'c', "forbidden opcode GLOBAL"},
+    {'d', "forbidden opcode DICT (protocol 0)"},
+    {'g', "forbidden opcode GET (protocol 0)"},
+    {'i', "forbidden opcode INST"},
+    {'l', "forbidden opcode LIST (protocol 0)"},
+    {'o', "forbidden opcode OBJ"},
+    {'p', "forbidden opcode PUT (protocol 0)"},
+    {0x81, "forbidden opcode NEWOBJ"},
+    {0x82, "forbidden opcode EXT1"},
+    {0x83, "forbidden opcode EXT2"},
+    {0x84, "forbidden opcode EXT4"},
+    {0x8f, "forbidden opcode EMPTY_SET"},
+    {0x90, "forbidden opcode ADDITEMS"},
+    {0x91, "forbidden opcode FROZENSET"},
+    {0x92, "forbidden opcode NEWOBJ_EX"},
+    {0x93, "forbidden opcode STACK_GLOBAL"},
+    {0x97, "forbidden opcode NEXT_BUFFER"},
+    {0x98, "forbidden opcode READONLY_BUFFER"},
+};
+
+static int fail(dec_t *d, const char *reason)
+{
+    if (!d->err)
+        d->err = reason;
+    return -1;
+}
+
+/* ---- input */
+
+static int need(dec_t *d, uint64_t k)
+{
+    if (k > d->n - d->pos)
+        return fail(d, "truncated pickle");
+    return 0;
+}
+
+static uint64_t get_le(const uint8_t *p, int k)
+{
+    uint64_t v = 0;
+    for (int i = k - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Reads a k-byte little-endian unsigned argument. */
+static int arg_le(dec_t *d, int k, uint64_t *v)
+{
+    if (need(d, (uint64_t)k) < 0)
+        return -1;
+    *v = get_le(d->p + d->pos, k);
+    d->pos += (size_t)k;
+    return 0;
+}
+
+/* ---- arena, stack, memo */
+
+static uint64_t add_weight(uint64_t a, uint64_t b)
+{
+    /* Saturate just past the limit: callers compare against it. */
+    uint64_t s = a + b;
+    return s > SH_PICKLE_MAX_EXPANDED ? (uint64_t)SH_PICKLE_MAX_EXPANDED + 1 : s;
+}
+
+/* Takes the reference v (NULL is jansson's failure: refused as bad). */
+static int64_t new_value(dec_t *d, json_t *v, enum kind kind, uint64_t weight, const char *bad)
+{
+    if (!v)
+        return fail(d, bad);
+    if (d->narena == SH_PICKLE_MAX_VALUES) {
+        json_decref(v);
+        return fail(d, "too many values");
+    }
+    if (weight > SH_PICKLE_MAX_EXPANDED) {
+        json_decref(v);
+        return fail(d, "value expands too much");
+    }
+    if (d->narena == d->cap_arena) {
+        d->cap_arena = d->cap_arena ? d->cap_arena * 2 : 64;
+        d->arena = sh_realloc(d->arena, d->cap_arena * sizeof(*d->arena));
+    }
+    obj_t *o = &d->arena[d->narena];
+    o->v = v;
+    o->weight = weight;
+    o->kind = (uint8_t)kind;
+    o->depth = kind == K_LIST || kind == K_TUPLE || kind == K_DICT || kind == K_BYTES;
+    return (int64_t)d->narena++;
+}
+
+static int push(dec_t *d, uint32_t idx)
+{
+    /* Each push is an opcode of at least one byte, so this bounds memory
+     * by the input size; the limit only keeps a BINGET flood small. */
+    if (d->nstack == SH_PICKLE_MAX_VALUES)
+        return fail(d, "stack too deep");
+    if (d->nstack == d->cap_stack) {
+        d->cap_stack = d->cap_stack ? d->cap_stack * 2 : 64;
+        d->stack = sh_realloc(d->stack, d->cap_stack * sizeof(*d->stack));
+    }
+    json_incref(d->arena[idx].v);
+    d->stack[d->nstack++] = idx;
+    return 0;
+}
+
+static int push_new(dec_t *d, json_t *v, enum kind kind, uint64_t weight, const char *bad)
+{
+    int64_t idx = new_value(d, v, kind, weight, bad);
+    return idx < 0 ? -1 : push(d, (uint32_t)idx);
+}
+
+/* Drops the stack slots from height h up (their references go). */
+static void pop_to(dec_t *d, size_t h)
+{
+    while (d->nstack > h)
+        json_decref(d->arena[d->stack[--d->nstack]].v);
+}
+
+static size_t fence(const dec_t *d)
+{
+    return d->nmarks ? d->marks[d->nmarks - 1] : 0;
+}
+
+/* Values above the innermost mark. */
+static size_t above_fence(const dec_t *d)
+{
+    return d->nstack - fence(d);
+}
+
+static int pop_mark(dec_t *d, size_t *h)
+{
+    if (!d->nmarks)
+        return fail(d, "no MARK to close");
+    *h = d->marks[--d->nmarks];
+    return 0;
+}
+
+static int memo_put(dec_t *d, uint64_t idx)
+{
+    if (!above_fence(d))
+        return fail(d, "memo store from an empty stack");
+    if (idx >= SH_PICKLE_MAX_MEMO)
+        return fail(d, "memo index too large");
+    if (idx >= d->cap_memo) {
+        size_t cap = d->cap_memo ? d->cap_memo : 64;
+        while (cap <= idx)
+            cap *= 2;
+        if (cap > SH_PICKLE_MAX_MEMO)
+            cap = SH_PICKLE_MAX_MEMO;
+        d->memo = sh_realloc(d->memo, cap * sizeof(*d->memo));
+        for (size_t i = d->cap_memo; i < cap; i++)
+            d->memo[i] = MEMO_EMPTY;
+        d->cap_memo = cap;
+    }
+    if (d->memo[idx] == MEMO_EMPTY)
+        d->memo_used++;
+    d->memo[idx] = d->stack[d->nstack - 1];
+    return 0;
+}
+
+static int memo_get(dec_t *d, uint64_t idx)
+{
+    if (idx >= d->cap_memo || d->memo[idx] == MEMO_EMPTY)
+        return fail(d, "memo index not defined");
+    return push(d, d->memo[idx]);
+}
+
+/* ---- containers */
+
+/* May container idx (of the given kind) be changed? See the file comment. */
+static int check_target(dec_t *d, uint32_t idx, enum kind kind)
+{
+    const obj_t *o = &d->arena[idx];
+    if (o->kind != kind)
+        return fail(d, kind == K_LIST ? "APPEND to something not a list"
+                                      : "SETITEM to something not a dict");
+    if (o->v->refcount != 2)
+        return fail(d, "container changed after being shared (cycle)");
+    return 0;
+}
+
+/* Accounts for child (weight extra: separators and key) going into parent. */
+static int account(dec_t *d, obj_t *parent, const obj_t *child, uint64_t extra)
+{
+    if (++d->slots > SH_PICKLE_MAX_VALUES)
+        return fail(d, "too many elements");
+    if (child->depth + 1 > parent->depth) {
+        if (child->depth + 1 > SH_PICKLE_MAX_DEPTH)
+            return fail(d, "nested too deep");
+        parent->depth = (uint8_t)(child->depth + 1);
+    }
+    parent->weight = add_weight(parent->weight, add_weight(child->weight, extra));
+    if (parent->weight > SH_PICKLE_MAX_EXPANDED)
+        return fail(d, "value expands too much");
+    return 0;
+}
+
+/* Appends stack[from..nstack) to the list stack[from - 1] and pops them. */
+static int append_items(dec_t *d, size_t from)
+{
+    uint32_t t = d->stack[from - 1];
+    if (check_target(d, t, K_LIST) < 0)
+        return -1;
+    for (size_t i = from; i < d->nstack; i++) {
+        const obj_t *c = &d->arena[d->stack[i]];
+        if (account(d, &d->arena[t], c, 1) < 0)
+            return -1;
+        json_array_append(d->arena[t].v, c->v);
+    }
+    pop_to(d, from);
+    return 0;
+}
+
+/* Sets the key/value pairs stack[from..nstack) in the dict stack[from - 1]
+ * and pops them. */
+static int set_items(dec_t *d, size_t from)
+{
+    uint32_t t = d->stack[from - 1];
+    if ((d->nstack - from) % 2)
+        return fail(d, "SETITEMS with an odd number of values");
+    if (check_target(d, t, K_DICT) < 0)
+        return -1;
+    for (size_t i = from; i < d->nstack; i += 2) {
+        const obj_t *k = &d->arena[d->stack[i]];
+        const obj_t *v = &d->arena[d->stack[i + 1]];
+        if (k->kind != K_STR)
+            return fail(d, "dict key is not a str");
+        /* jansson writes such a key as "\u0000" but refuses to read it back
+         * (as it refuses it in any Socket.IO packet). */
+        if (strlen(json_string_value(k->v)) != json_string_length(k->v))
+            return fail(d, "dict key holds NUL");
+        /* key, colon and comma */
+        if (account(d, &d->arena[t], v, add_weight(k->weight, 2)) < 0)
+            return -1;
+        if (json_object_setn(d->arena[t].v, json_string_value(k->v), json_string_length(k->v),
+                             v->v) < 0)
+            return fail(d, "dict key is not a str");
+    }
+    pop_to(d, from);
+    return 0;
+}
+
+/* Replaces stack[from..nstack) by a tuple of them. */
+static int make_tuple(dec_t *d, size_t from)
+{
+    json_t *a = json_array();
+    int64_t t = new_value(d, a, K_TUPLE, 2, "out of memory");
+    if (t < 0)
+        return -1;
+    for (size_t i = from; i < d->nstack; i++) {
+        const obj_t *c = &d->arena[d->stack[i]];
+        if (account(d, &d->arena[t], c, 1) < 0)
+            return -1;
+        json_array_append(a, c->v);
+    }
+    pop_to(d, from);
+    return push(d, (uint32_t)t);
+}
+
+/* ---- scalars */
+
+static int load_int(dec_t *d, int64_t v)
+{
+    return push_new(d, json_integer(v), K_SCALAR, W_INT, "out of memory");
+}
+
+/* LONG1/LONG4 payload: little-endian two's complement, any length. */
+static int load_long(dec_t *d, uint64_t len)
+{
+    if (need(d, len) < 0)
+        return -1;
+    const uint8_t *p = d->p + d->pos;
+    d->pos += (size_t)len;
+    if (len == 0)
+        return load_int(d, 0);
+    uint8_t fill = (p[len - 1] & 0x80) ? 0xff : 0x00;
+    /* Beyond 8 bytes only sign extension may follow, and the 64-bit value
+     * must carry the same sign. */
+    for (uint64_t i = 8; i < len; i++)
+        if (p[i] != fill)
+            return fail(d, "int does not fit int64");
+    if (len >= 8 && ((p[7] & 0x80) ? 0xff : 0x00) != fill)
+        return fail(d, "int does not fit int64");
+    size_t k = len < 8 ? (size_t)len : 8;
+    uint64_t u = get_le(p, (int)k);
+    if (k < 8 && fill)
+        u |= ~(uint64_t)0 << (8 * k);
+    return load_int(d, (int64_t)u);
+}
+
+static int load_float(dec_t *d)
+{
+    if (need(d, 8) < 0)
+        return -1;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | d->p[d->pos + (size_t)i];
+    d->pos += 8;
+    double x;
+    memcpy(&x, &u, sizeof(x));
+    if (!isfinite(x))
+        return fail(d, "float is not finite");
+    return push_new(d, json_real(x), K_SCALAR, W_REAL, "float is not finite");
+}
+
+static int load_str(dec_t *d, uint64_t len)
+{
+    if (need(d, len) < 0)
+        return -1;
+    const char *s = (const char *)d->p + d->pos;
+    d->pos += (size_t)len;
+    if (!sh_utf8_valid(s, (size_t)len))
+        return fail(d, "str is not valid UTF-8");
+    return push_new(d, json_stringn_nocheck(s, (size_t)len), K_STR, add_weight(len, 2),
+                    "out of memory");
+}
+
+static int load_bytes(dec_t *d, uint64_t len)
+{
+    if (need(d, len) < 0)
+        return -1;
+    if (d->nbins == SH_PICKLE_MAX_BINS)
+        return fail(d, "too many bytes values");
+    json_t *ph = json_pack("{s:b,s:I}", "_placeholder", 1, "num", (json_int_t)d->nbins);
+    if (push_new(d, ph, K_BYTES, W_PLACEHOLDER, "out of memory") < 0)
+        return -1;
+    if (!d->bins)
+        d->bins = sh_calloc(SH_PICKLE_MAX_BINS, sizeof(*d->bins));
+    d->bins[d->nbins++] = sh_msg_new(d->p + d->pos, (size_t)len, true);
+    d->pos += (size_t)len;
+    return 0;
+}
+
+/* ---- the loop */
+
+static int step(dec_t *d, uint8_t op)
+{
+    uint64_t v;
+    size_t h;
+
+    switch (op) {
+    case OP_PROTO:
+        if (arg_le(d, 1, &v) < 0)
+            return -1;
+        if (v < 2 || v > 5)
+            return fail(d, "unsupported pickle protocol (2 to 5 only)");
+        return 0;
+    case OP_FRAME:
+        /* Frames only group opcodes for buffered reads; the input is all
+         * here, so the length is checked and otherwise ignored. */
+        if (arg_le(d, 8, &v) < 0)
+            return -1;
+        return v > d->n - d->pos ? fail(d, "FRAME past the end of the input") : 0;
+    case OP_MARK:
+        /* Python nests one mark per container being filled. */
+        if (d->nmarks == SH_PICKLE_MAX_DEPTH + 1)
+            return fail(d, "too many open MARKs");
+        if (d->nmarks == d->cap_marks) {
+            d->cap_marks = d->cap_marks ? d->cap_marks * 2 : 16;
+            d->marks = sh_realloc(d->marks, d->cap_marks * sizeof(*d->marks));
+        }
+        d->marks[d->nmarks++] = d->nstack;
+        return 0;
+    case OP_EMPTY_DICT:
+        return push_new(d, json_object(), K_DICT, 2, "out of memory");
+    case OP_EMPTY_LIST:
+        return push_new(d, json_array(), K_LIST, 2, "out of memory");
+    case OP_EMPTY_TUPLE:
+        return push_new(d, json_array(), K_TUPLE, 2, "out of memory");
+    case OP_APPEND:
+        if (above_fence(d) < 2)
+            return fail(d, "stack underflow");
+        return append_items(d, d->nstack - 1);
+    case OP_APPENDS:
+        if (pop_mark(d, &h) < 0)
+            return -1;
+        if (h <= fence(d))
+            return fail(d, "stack underflow");
+        return append_items(d, h);
+    case OP_SETITEM:
+        if (above_fence(d) < 3)
+            return fail(d, "stack underflow");
+        return set_items(d, d->nstack - 2);
+    case OP_SETITEMS:
+        if (pop_mark(d, &h) < 0)
+            return -1;
+        if (h <= fence(d))
+            return fail(d, "stack underflow");
+        return set_items(d, h);
+    case OP_TUPLE:
+        if (pop_mark(d, &h) < 0)
+            return -1;
+        return make_tuple(d, h);
+    case OP_TUPLE1:
+    case OP_TUPLE2:
+    case OP_TUPLE3: {
+        size_t k = (size_t)(op - OP_TUPLE1 + 1);
+        if (above_fence(d) < k)
+            return fail(d, "stack underflow");
+        return make_tuple(d, d->nstack - k);
+    }
+    case OP_BININT:
+        if (arg_le(d, 4, &v) < 0)
+            return -1;
+        return load_int(d, (int32_t)(uint32_t)v);
+    case OP_BININT1:
+        if (arg_le(d, 1, &v) < 0)
+            return -1;
+        return load_int(d, (int64_t)v);
+    case OP_BININT2:
+        if (arg_le(d, 2, &v) < 0)
+            return -1;
+        return load_int(d, (int64_t)v);
+    case OP_LONG1:
+        if (arg_le(d, 1, &v) < 0)
+            return -1;
+        return load_long(d, v);
+    case OP_LONG4:
+        if (arg_le(d, 4, &v) < 0)
+            return -1;
+        if (v & 0x80000000u)
+            return fail(d, "negative LONG4 length");
+        return load_long(d, v);
+    case OP_BINFLOAT:
+        return load_float(d);
+    case OP_SHORT_BINUNICODE:
+        return arg_le(d, 1, &v) < 0 ? -1 : load_str(d, v);
+    case OP_BINUNICODE:
+        return arg_le(d, 4, &v) < 0 ? -1 : load_str(d, v);
+    case OP_BINUNICODE8:
+        return arg_le(d, 8, &v) < 0 ? -1 : load_str(d, v);
+    case OP_SHORT_BINBYTES:
+        return arg_le(d, 1, &v) < 0 ? -1 : load_bytes(d, v);
+    case OP_BINBYTES:
+        return arg_le(d, 4, &v) < 0 ? -1 : load_bytes(d, v);
+    case OP_BINBYTES8:
+    case OP_BYTEARRAY8:
+        return arg_le(d, 8, &v) < 0 ? -1 : load_bytes(d, v);
+    case OP_NEWTRUE:
+        return push_new(d, json_true(), K_SCALAR, W_CONST, "out of memory");
+    case OP_NEWFALSE:
+        return push_new(d, json_false(), K_SCALAR, W_CONST, "out of memory");
+    case OP_NONE:
+        return push_new(d, json_null(), K_SCALAR, W_CONST, "out of memory");
+    case OP_MEMOIZE:
+        return memo_put(d, d->memo_used);
+    case OP_BINPUT:
+        return arg_le(d, 1, &v) < 0 ? -1 : memo_put(d, v);
+    case OP_LONG_BINPUT:
+        return arg_le(d, 4, &v) < 0 ? -1 : memo_put(d, v);
+    case OP_BINGET:
+        return arg_le(d, 1, &v) < 0 ? -1 : memo_get(d, v);
+    case OP_LONG_BINGET:
+        return arg_le(d, 4, &v) < 0 ? -1 : memo_get(d, v);
+    default:
+        break;
+    }
+    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
+        if (forbidden[i].op == op)
+            return fail(d, forbidden[i].reason);
+    return fail(d, "unknown opcode");
+}
+
+static void dec_free(dec_t *d)
+{
+    pop_to(d, 0);
+    for (size_t i = 0; i < d->narena; i++)
+        json_decref(d->arena[i].v);
+    for (size_t i = 0; i < d->nbins; i++)
+        sh_msg_unref(d->bins[i]);
+    free(d->arena);
+    free(d->stack);
+    free(d->marks);
+    free(d->memo);
+    free(d->bins);
+}
+
+static int run(dec_t *d)
+{
+    if (d->n > SH_PICKLE_MAX_INPUT)
+        return fail(d, "pickle too large");
+    if (d->n == 0 || d->p[0] != OP_PROTO)
+        return fail(d, "not a protocol 2-5 pickle (no PROTO opcode first)");
+    while (d->pos < d->n) {
+        uint8_t op = d->p[d->pos++];
+        if (op == OP_STOP) {
+            if (d->nmarks)
+                return fail(d, "STOP with an open MARK");
+            if (d->nstack != 1)
+                return fail(d, "STOP must leave exactly one value");
+            if (d->pos != d->n)
+                return fail(d, "bytes after STOP");
+            return 0;
+        }
+        if (step(d, op) < 0)
+            return -1;
+    }
+    return fail(d, "truncated pickle (no STOP)");
+}
+
+int sh_pickle_decode(const void *p, size_t n, sh_pickle_t *out, const char **err)
+{
+    dec_t d = {.p = p, .n = n};
+    memset(out, 0, sizeof(*out));
+    if (run(&d) < 0) {
+        dec_free(&d);
+        if (err)
+            *err = d.err;
+        return -EINVAL;
+    }
+    /* The stack's one slot holds the result's reference: hand it over. */
+    out->value = d.arena[d.stack[0]].v;
+    d.nstack = 0;
+    for (size_t i = 0; i < d.narena; i++)
+        if (d.arena[i].kind == K_TUPLE)
+            out->ntuples++;
+    if (out->ntuples) {
+        out->tuples = sh_calloc(out->ntuples, sizeof(*out->tuples));
+        size_t j = 0;
+        for (size_t i = 0; i < d.narena; i++)
+            if (d.arena[i].kind == K_TUPLE)
+                out->tuples[j++] = json_incref(d.arena[i].v);
+    }
+    out->bins = d.bins;
+    out->nbins = d.nbins;
+    d.bins = NULL;
+    d.nbins = 0;
+    dec_free(&d);
+    return 0;
+}
+
+bool sh_pickle_is_tuple(const sh_pickle_t *pk, const json_t *v)
+{
+    for (size_t i = 0; i < pk->ntuples; i++)
+        if (pk->tuples[i] == v)
+            return true;
+    return false;
+}
+
+void sh_pickle_release(sh_pickle_t *pk)
+{
+    json_decref(pk->value);
+    for (size_t i = 0; i < pk->nbins; i++)
+        sh_msg_unref(pk->bins[i]);
+    free(pk->bins);
+    for (size_t i = 0; i < pk->ntuples; i++)
+        json_decref(pk->tuples[i]);
+    free(pk->tuples);
+    memset(pk, 0, sizeof(*pk));
+}

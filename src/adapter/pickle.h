@@ -1,0 +1,83 @@
+/* adapter/pickle.h — a restricted unpickler: Python pickle protocols 2-5
+ * holding plain values only, decoded into jansson values. Pure, no I/O.
+ *
+ * Why: python-socketio up to 5.13 publishes its pub/sub messages with
+ * pickle.dumps (protocol 4 by default). Unpickling is code execution in
+ * Python (GLOBAL + REDUCE call any function), so this decoder knows only the
+ * opcodes that build dict, list, tuple, str, bytes, bytearray, int, float,
+ * bool and None. Any other opcode — GLOBAL, STACK_GLOBAL, REDUCE, BUILD,
+ * INST, OBJ, NEWOBJ, NEWOBJ_EX, EXT1/2/4, PERSID, BINPERSID, sets, buffers,
+ * and the text opcodes of protocols 0 and 1 — rejects the whole input: the
+ * reason names the opcode, nothing is built from it and nothing is looked
+ * up or called.
+ *
+ * Mapping (Python -> JSON):
+ *   dict -> object (every key must be a str without NUL, which jansson
+ *           cannot read back from JSON; a later duplicate key wins, as in
+ *           Python); list -> array; tuple -> array, recorded as a tuple
+ *           (sh_pickle_is_tuple); str -> string (strict UTF-8: lone
+ *           surrogates, which pickle writes with "surrogatepass", are
+ *           refused); bytes and bytearray -> {"_placeholder":true,"num":N}
+ *           with the bytes as attachment N (a binary sh_msg_t), N counted in
+ *           stream order — the shape Socket.IO uses for binary event
+ *           arguments; int -> integer (must fit int64_t); float -> real
+ *           (must be finite); True/False -> true/false; None -> null.
+ *
+ * Shared values: a value fetched from the memo (BINGET) is the same json_t
+ * at each place (one reference each); a shared bytes value is one
+ * attachment whose placeholder appears at each place. The result is always
+ * a tree as json_dumps and json_decref see it: a structure that contains
+ * itself (Python's a = []; a.append(a)) is rejected ("cycle"), and so is
+ * any change to a container after a second reference to it exists — which
+ * no acyclic pickle written by Python does.
+ *
+ * Limits (each rejects with a reason): input size, values created, container
+ * slots filled, nesting depth, open marks, memo index, attachments, and the
+ * estimated JSON size of any value once shared references are expanded (a
+ * few bytes of BINGETs must not expand into gigabytes — the "billion laughs"
+ * of pickle). The pickle must start with PROTO 2-5 and end with STOP leaving
+ * exactly one value; bytes after STOP are refused.
+ */
+#ifndef SH_ADAPTER_PICKLE_H
+#define SH_ADAPTER_PICKLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "core/msg.h"
+
+#define SH_PICKLE_MAX_INPUT  (16u << 20) /* bytes */
+#define SH_PICKLE_MAX_VALUES 262144      /* values created; also container slots filled */
+#define SH_PICKLE_MAX_DEPTH  100         /* containers nested in containers */
+#define SH_PICKLE_MAX_MEMO   262144      /* memo indexes 0 .. MAX_MEMO - 1 */
+/* Attachments: as many as a Socket.IO packet from a peer may carry
+ * (SH_SIO_MAX_ATTACHMENTS), so whatever is decoded can be relayed. */
+#define SH_PICKLE_MAX_BINS 64
+/* Estimated JSON bytes of any value with shared references expanded. */
+#define SH_PICKLE_MAX_EXPANDED (64u << 20)
+
+typedef struct sh_pickle {
+    json_t *value;   /* owned */
+    sh_msg_t **bins; /* owned references, binary messages */
+    size_t nbins;
+    json_t **tuples; /* owned references: the arrays that were tuples */
+    size_t ntuples;
+} sh_pickle_t;
+
+/* Decodes the pickle p[0..n). On success returns 0 and *out owns the value,
+ * the attachments and the tuple list; release it with sh_pickle_release.
+ * On failure returns -EINVAL, leaves *out empty (releasing it is harmless)
+ * and, when err is not NULL, points *err at a static reason. */
+int sh_pickle_decode(const void *p, size_t n, sh_pickle_t *out, const char **err);
+
+/* True when v (any value inside pk->value) was decoded from a tuple. A
+ * memo-shared tuple is one json_t, so identity answers for every place it
+ * appears. Linear in the number of tuples decoded. */
+bool sh_pickle_is_tuple(const sh_pickle_t *pk, const json_t *v);
+
+/* Releases what sh_pickle_decode gave; *pk is empty afterwards. */
+void sh_pickle_release(sh_pickle_t *pk);
+
+#endif
