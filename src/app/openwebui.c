@@ -81,9 +81,9 @@ static void on_presence_list(int status, json_t *result, void *data)
     *last = now;
     /* One encode, a reference per socket (hub.h). */
     json_t *args = json_pack("[{s:O}]", which == OWUI_PRESENCE_USERS ? "user_ids" : "models", now);
-    size_t n =
-        sh_hub_emit(app->nsp, NULL, which == OWUI_PRESENCE_USERS ? user_list_event : usage_event,
-                    args, NULL, 0);
+    size_t n = sh_adapter_emit(app->adapter, app->nsp, NULL,
+                               which == OWUI_PRESENCE_USERS ? user_list_event : usage_event, args,
+                               NULL, 0);
     json_decref(args);
     sh_debug("presence: %s broadcast to %zu sockets (%zu entries)",
              which == OWUI_PRESENCE_USERS ? user_list_event : usage_event, n, json_array_size(now));
@@ -151,30 +151,142 @@ static void on_usage_touched(int status, json_t *result, void *data)
         owui_presence_mark(app, OWUI_PRESENCE_USAGE);
 }
 
-/* ---- authentication ---- */
+/* ---- authentication ----
+ *
+ * A token is checked in steps: signature and times (auth/token.c), then
+ * the user (auth/directory.c), then, with Redis, Open WebUI's revocation
+ * keys. The last step is a round trip, so authentication completes from a
+ * callback that finds the socket again by id (it may have gone meanwhile).
+ * Failures are logged at debug level with the reason, never the token.
+ */
 
-/* Verifies a token and resolves its user. Returns a new reference to the
- * user dict (and *channels) or NULL; failures are logged at debug level
- * with the reason, never the token. */
-static json_t *authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
-                            json_t **channels)
+typedef enum { AUTH_CONNECT, AUTH_USER_JOIN, AUTH_JOIN_CHANNELS } auth_purpose_t;
+
+typedef struct auth_req {
+    owui_app_t *app;
+    char sock_id[SH_ID_LEN + 1];
+    auth_purpose_t purpose;
+    int64_t ack_id;
+    json_t *user;
+    json_t *channels;
+    double iat; /* -1 when the token has none */
+} auth_req_t;
+
+static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user);
+static void join_channels(sh_sio_socket_t *sock, const json_t *channels);
+
+static void auth_req_free(auth_req_t *r)
+{
+    json_decref(r->user);
+    json_decref(r->channels);
+    free(r);
+}
+
+static void auth_finish(auth_req_t *r, bool revoked)
+{
+    owui_app_t *app = r->app;
+    sh_sio_socket_t *sock = app->shutting_down ? NULL : sh_sio_server_socket(app->sio, r->sock_id);
+    if (!sock || !sh_sio_socket_slot(sock, SH_SIO_SLOT_APP)) {
+        auth_req_free(r);
+        return;
+    }
+    if (revoked) {
+        app->auth_revoked++;
+        sh_debug("openwebui: socket %s: not authenticated: token revoked", r->sock_id);
+        auth_req_free(r);
+        return;
+    }
+    app->auth_ok++;
+    if (r->purpose == AUTH_JOIN_CHANNELS) {
+        join_channels(sock, r->channels);
+        auth_req_free(r);
+        return;
+    }
+    json_t *reply = json_pack("[{s:O,s:O}]", "id", json_object_get(r->user, "id"), "name",
+                              json_object_get(r->user, "name"));
+    enter_session(app, sock, json_incref(r->user));
+    if (r->purpose == AUTH_USER_JOIN) {
+        join_channels(sock, r->channels);
+        if (r->ack_id >= 0)
+            sh_sio_socket_ack(sock, r->ack_id, reply, NULL, 0);
+    }
+    json_decref(reply);
+    auth_req_free(r);
+}
+
+/* Open WebUI's revocation keys: the token's jti marked revoked, or a
+ * revoked_at for the user at or after the token was issued. */
+static const char lua_revocation[] = "local t = 0\n"
+                                     "if ARGV[1] ~= '' then t = redis.call('EXISTS', ARGV[1]) end\n"
+                                     "local at = redis.call('GET', ARGV[2])\n"
+                                     "return {t, at or ''}\n";
+
+static void on_revocation(int status, const redisReply *reply, void *data)
+{
+    auth_req_t *r = data;
+    bool revoked = false;
+    if (status == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        const redisReply *t = reply->element[0], *at = reply->element[1];
+        if (t->type == REDIS_REPLY_INTEGER && t->integer == 1)
+            revoked = true;
+        if (at->type == REDIS_REPLY_STRING && at->len > 0 && r->iat >= 0) {
+            char buf[64];
+            snprintf(buf, sizeof(buf), "%.*s", (int)at->len, at->str);
+            char *end;
+            double when = strtod(buf, &end);
+            if (end != buf && when >= r->iat)
+                revoked = true;
+        }
+    } else if (status < 0 || reply->type == REDIS_REPLY_ERROR) {
+        /* Redis unreachable: signature and expiry still hold, and a fleet
+         * that loses Redis keeps serving; revocation waits for it. */
+        sh_debug("openwebui: revocation check unavailable for socket %s", r->sock_id);
+    }
+    auth_finish(r, revoked);
+}
+
+static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
+                         auth_purpose_t purpose, int64_t ack_id)
 {
     const char *reason = "no token";
-    json_t *claims = NULL, *user = NULL;
+    json_t *claims = NULL, *user = NULL, *channels = NULL;
     if (json_is_string(token)) {
         if (sh_token_verify(app->tokens, json_string_value(token), owui_now(), &claims, &reason) ==
             0)
-            sh_directory_lookup(app->dir, claims, &user, channels, &reason);
+            sh_directory_lookup(app->dir, claims, &user, purpose == AUTH_CONNECT ? NULL : &channels,
+                                &reason);
     }
-    json_decref(claims);
     if (!user) {
+        json_decref(claims);
         app->auth_failed++;
         sh_debug("openwebui: socket %s from %s: not authenticated: %s", sh_sio_socket_id(sock),
                  sh_eio_session_peer(sh_sio_socket_session(sock)), reason);
-        return NULL;
+        return;
     }
-    app->auth_ok++;
-    return user;
+    auth_req_t *r = sh_new0(auth_req_t);
+    r->app = app;
+    snprintf(r->sock_id, sizeof(r->sock_id), "%s", sh_sio_socket_id(sock));
+    r->purpose = purpose;
+    r->ack_id = ack_id;
+    r->user = user;
+    r->channels = channels;
+    json_t *iat = json_object_get(claims, "iat");
+    r->iat = json_is_number(iat) ? json_number_value(iat) : -1;
+    if (!app->redis || !sh_redis_up(app->redis)) {
+        json_decref(claims);
+        auth_finish(r, false);
+        return;
+    }
+    char tkey[512] = "", ukey[512];
+    const char *jti = json_string_value(json_object_get(claims, "jti"));
+    if (jti && strlen(jti) < 256)
+        snprintf(tkey, sizeof(tkey), "%s%s:revoked", app->k_token_revoked_prefix, jti);
+    snprintf(ukey, sizeof(ukey), "%s%s:revoked_at", app->k_user_revoked_prefix,
+             json_string_value(json_object_get(user, "id")));
+    json_decref(claims);
+    const char *argv[] = {tkey, ukey};
+    if (sh_redis_eval(app->redis, app->revocation, on_revocation, r, 0, 2, argv, NULL) < 0)
+        auth_finish(r, false);
 }
 
 /* Makes the socket an authenticated session of user (stolen): the pools,
@@ -232,11 +344,8 @@ static void on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
 {
     owui_app_t *app = data;
     json_t *token = json_object_get(auth, "token");
-    if (!token)
-        return;
-    json_t *user = authenticate(app, sock, token, NULL);
-    if (user)
-        enter_session(app, sock, user);
+    if (token)
+        authenticate(app, sock, token, AUTH_CONNECT, -1);
 }
 
 static const json_t *first_arg_object(const sh_sio_args_t *args)
@@ -245,36 +354,22 @@ static const json_t *first_arg_object(const sh_sio_args_t *args)
     return json_is_object(a) ? a : NULL;
 }
 
+/* Open WebUI answers nothing for a bad token: no ack, no error. */
 static void handle_user_join(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args,
                              int64_t ack_id)
 {
     const json_t *d = first_arg_object(args);
     json_t *token = json_object_get(json_object_get(d, "auth"), "token");
-    json_t *channels = NULL;
-    json_t *user = token ? authenticate(app, sock, token, &channels) : NULL;
-    if (!user)
-        return; /* Open WebUI answers nothing for a bad token. */
-    json_t *reply = json_pack("[{s:O,s:O}]", "id", json_object_get(user, "id"), "name",
-                              json_object_get(user, "name"));
-    enter_session(app, sock, user);
-    join_channels(sock, channels);
-    json_decref(channels);
-    if (ack_id >= 0)
-        sh_sio_socket_ack(sock, ack_id, reply, NULL, 0);
-    json_decref(reply);
+    if (token)
+        authenticate(app, sock, token, AUTH_USER_JOIN, ack_id);
 }
 
 static void handle_join_channels(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args)
 {
     const json_t *d = first_arg_object(args);
     json_t *token = json_object_get(json_object_get(d, "auth"), "token");
-    json_t *channels = NULL;
-    json_t *user = token ? authenticate(app, sock, token, &channels) : NULL;
-    if (!user)
-        return;
-    join_channels(sock, channels);
-    json_decref(channels);
-    json_decref(user);
+    if (token)
+        authenticate(app, sock, token, AUTH_JOIN_CHANNELS, -1);
 }
 
 /* channel-events (seed) and events:channel (current): typing from an
@@ -307,7 +402,7 @@ static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const c
                   role ? role : json_null());
     const char *rooms[] = {room};
     sh_hub_target_t to = {.rooms = rooms, .nrooms = 1};
-    sh_hub_emit(app->nsp, &to, event, payload, NULL, 0);
+    sh_adapter_emit(app->adapter, app->nsp, &to, event, payload, NULL, 0);
     json_decref(payload);
 }
 
@@ -383,12 +478,12 @@ static void on_usage_cleaned(int status, json_t *result, void *data)
         owui_presence_mark(app, OWUI_PRESENCE_USAGE);
 }
 
-static void on_usage_timer(sh_loop_t *loop, sh_timer_t *t)
+/* Under usage_cleanup_lock: on one node of the fleet at a time. */
+static void usage_job(void *data)
 {
-    owui_app_t *app = t->data;
+    owui_app_t *app = data;
     app->store->ops->usage_cleanup(app->store, owui_now(), app->cfg->usage_timeout_ms / 1000,
                                    on_usage_cleaned, app);
-    sh_timer_start(loop, t, (uint64_t)app->cfg->usage_cleanup_interval_ms, on_usage_timer, app);
 }
 
 static void on_reaped(int status, json_t *result, void *data)
@@ -408,22 +503,85 @@ static void touch_local(sh_sio_socket_t *sock, void *data)
         app->store->ops->session_touch(app->store, sh_sio_socket_id(sock), owui_now(), NULL, NULL);
 }
 
+/* How often the reaper runs: a quarter of the reap age, and with Redis at
+ * least every node_ttl, so a dead node's sessions go within about
+ * 2 x node_ttl of its key expiring. */
 static uint64_t reap_interval(const owui_app_t *app)
 {
     uint64_t every = (uint64_t)app->cfg->session_reap_age_ms / 4;
+    if (app->redis && every > (uint64_t)app->cfg->node_ttl_ms)
+        every = (uint64_t)app->cfg->node_ttl_ms;
     return every < 1000 ? 1000 : every;
 }
 
-/* Live sessions of this node are refreshed before the reaper looks, so
- * only orphans (of a node that died) are old enough to go, even for
- * clients that never send "heartbeat" (the seed shape has none). */
-static void on_reap_timer(sh_loop_t *loop, sh_timer_t *t)
+/* Under session_cleanup_lock: removes the sessions whose last_seen_at is
+ * older than session_reap_age, and with Redis those of dead nodes. */
+static void reap_job(void *data)
+{
+    owui_app_t *app = data;
+    app->store->ops->session_reap(app->store, owui_now(), app->cfg->session_reap_age_ms / 1000,
+                                  on_reaped, app);
+}
+
+/* Every node refreshes its own live sessions, so only orphans grow old,
+ * even for clients that never send "heartbeat" (the seed shape has none). */
+static void on_refresh_timer(sh_loop_t *loop, sh_timer_t *t)
 {
     owui_app_t *app = t->data;
     sh_hub_foreach(app->nsp, touch_local, app);
-    app->store->ops->session_reap(app->store, owui_now(), app->cfg->session_reap_age_ms / 1000,
-                                  on_reaped, app);
-    sh_timer_start(loop, t, reap_interval(app), on_reap_timer, app);
+    sh_timer_start(loop, t, reap_interval(app), on_refresh_timer, app);
+}
+
+/* ---- Redis coming and going ---- */
+
+static void rewrite_local(sh_sio_socket_t *sock, void *data)
+{
+    owui_app_t *app = data;
+    owui_session_t *s = session_of(sock);
+    if (s && s->user_id)
+        app->store->ops->session_add(app->store, sh_sio_socket_id(sock), s->user, owui_now(), NULL,
+                                     NULL);
+}
+
+/* After an outage (or a Redis restart that lost its data) this node writes
+ * its own pool entries again, so the pools are whole once every node is
+ * back; while Redis is away local delivery goes on and the pools wait. */
+static void on_redis_state(sh_redis_t *r, bool up, const char *reason, void *data)
+{
+    owui_app_t *app = data;
+    if (!up) {
+        sh_warn("openwebui: Redis unavailable (%s): serving local clients only", reason);
+        return;
+    }
+    sh_info("openwebui: Redis up (%s): rewriting this node's pool entries", reason);
+    if (app->beacon)
+        sh_beacon_kick(app->beacon);
+    sh_hub_foreach(app->nsp, rewrite_local, app);
+    owui_presence_mark(app, OWUI_PRESENCE_USERS | OWUI_PRESENCE_USAGE);
+}
+
+/* Another node broadcast a presence list: remember it as the last one the
+ * clients saw, so this node's next broadcast is sent only on a real
+ * change. */
+static void on_remote_broadcast(const char *nsp, const char *event, json_t *args, void *data)
+{
+    owui_app_t *app = data;
+    if (strcmp(nsp, "/"))
+        return;
+    json_t *first = json_array_get(args, 0);
+    json_t **last = NULL;
+    json_t *list = NULL;
+    if (!strcmp(event, user_list_event)) {
+        last = &app->last_user_ids;
+        list = json_object_get(first, "user_ids");
+    } else if (!strcmp(event, usage_event)) {
+        last = &app->last_models;
+        list = json_object_get(first, "models");
+    }
+    if (!last || !json_is_array(list))
+        return;
+    json_decref(*last);
+    *last = sorted_strings(list);
 }
 
 /* ---- the app ---- */
@@ -434,14 +592,18 @@ static void owui_destroy(void *p)
     app->shutting_down = true;
     sh_loop_t *loop = app->ctx->loop;
     sh_timer_stop(loop, &app->presence_timer);
-    sh_timer_stop(loop, &app->usage_timer);
-    sh_timer_stop(loop, &app->reap_timer);
+    sh_timer_stop(loop, &app->refresh_timer);
+    sh_leader_free(app->usage_leader);
+    sh_leader_free(app->reap_leader);
+    app->usage_leader = app->reap_leader = NULL;
     owui_api_cancel_calls(app);
     /* Engine.IO first: its sessions' ends reach the sockets, the hub and
      * our on_disconnect; the deferred socket ends run before the hub and
      * the Socket.IO server go. */
     sh_eio_server_free(app->eio);
     sh_loop_run_deferred(loop);
+    /* Calls still waiting get -ECANCELED from the adapter. */
+    sh_adapter_free(app->adapter);
     sh_hub_free(app->hub);
     sh_sio_server_free(app->sio);
     sh_api_free(app->api);
@@ -449,6 +611,12 @@ static void owui_destroy(void *p)
      * shutting_down) before the store goes. */
     sh_loop_run_deferred(loop);
     sh_store_free(app->store);
+    sh_beacon_free(app->beacon);
+    sh_redis_script_free(app->revocation);
+    /* Last: everything above may still have sent a command. */
+    sh_redis_free(app->redis);
+    free(app->k_token_revoked_prefix);
+    free(app->k_user_revoked_prefix);
     sh_token_verifier_free(app->tokens);
     sh_directory_free(app->dir);
     json_decref(app->last_user_ids);
@@ -489,12 +657,47 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     app->dir = sh_directory_new(cfg->directory, err);
     if (!app->dir)
         goto fail;
-    app->store = sh_store_memory_new(ctx->loop);
+    sh_random_id(app->node_id);
+    if (sh_config_redis(cfg)) {
+        char name[64];
+        snprintf(name, sizeof(name), "siohub-%s", app->node_id);
+        sh_redis_options_t ro = {
+            .url = cfg->redis_url,
+            .client_name = name,
+            .on_state = on_redis_state,
+            .state_data = app,
+        };
+        app->redis = sh_redis_new(ctx->loop, &ro, err);
+        if (!app->redis)
+            goto fail;
+        app->store = sh_store_redis_new(ctx->loop, app->redis, cfg->redis_key_prefix, app->node_id);
+        app->beacon = sh_beacon_new(ctx->loop, app->redis, cfg->redis_key_prefix, app->node_id,
+                                    (uint64_t)cfg->node_ttl_ms);
+        app->revocation = sh_redis_script_new(lua_revocation);
+        size_t n = strlen(cfg->redis_key_prefix) + 16;
+        app->k_token_revoked_prefix = sh_malloc(n);
+        snprintf(app->k_token_revoked_prefix, n, "%s:auth:token:", cfg->redis_key_prefix);
+        app->k_user_revoked_prefix = sh_malloc(n);
+        snprintf(app->k_user_revoked_prefix, n, "%s:auth:user:", cfg->redis_key_prefix);
+    } else {
+        app->store = sh_store_memory_new(ctx->loop);
+    }
 
     sh_sio_options_t so = {.connect_timeout = (uint64_t)cfg->connect_timeout_ms};
     app->sio = sh_sio_server_new(ctx->loop, &so);
     app->hub = sh_hub_new(app->sio);
     app->nsp = sh_hub_add_nsp(app->hub, "/", &nsp_handler, app);
+    sh_adapter_options_t ao = {
+        .loop = ctx->loop,
+        .sio = app->sio,
+        .hub = app->hub,
+        .redis = app->redis,
+        .channel = cfg->redis_channel,
+        .room_channels = cfg->room_channels,
+        .on_remote_broadcast = on_remote_broadcast,
+        .data = app,
+    };
+    app->adapter = sh_adapter_new(&ao);
     sh_eio_options_t eo;
     sh_app_eio_options(cfg, app->origins, &eo, sh_config_path(cfg));
     app->eio = sh_eio_server_new(ctx->loop, ctx->http, &eo, sh_sio_eio_handler(), app->sio, err);
@@ -504,11 +707,18 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     if (!app->api)
         goto fail;
     owui_api_add_ops_routes(app);
-    sh_timer_start(ctx->loop, &app->usage_timer, (uint64_t)cfg->usage_cleanup_interval_ms,
-                   on_usage_timer, app);
-    sh_timer_start(ctx->loop, &app->reap_timer, reap_interval(app), on_reap_timer, app);
-    sh_info("openwebui app: Socket.IO at %s, directory %s, store %s, API %s", eo.path,
-            sh_directory_name(app->dir), app->store->ops->name,
+    char key[512];
+    snprintf(key, sizeof(key), "%s:usage_cleanup_lock", cfg->redis_key_prefix);
+    app->usage_leader =
+        sh_leader_new(ctx->loop, app->redis, key, app->node_id, (uint64_t)cfg->lock_timeout_ms,
+                      (uint64_t)cfg->usage_cleanup_interval_ms, usage_job, app);
+    snprintf(key, sizeof(key), "%s:session_cleanup_lock", cfg->redis_key_prefix);
+    app->reap_leader =
+        sh_leader_new(ctx->loop, app->redis, key, app->node_id, (uint64_t)cfg->lock_timeout_ms,
+                      reap_interval(app), reap_job, app);
+    sh_timer_start(ctx->loop, &app->refresh_timer, reap_interval(app), on_refresh_timer, app);
+    sh_info("openwebui app: Socket.IO at %s, node %s, directory %s, store %s, API %s", eo.path,
+            app->node_id, sh_directory_name(app->dir), app->store->ops->name,
             cfg->api_key && cfg->api_key[0] ? "enabled at /api/v1/" : "disabled (no api_key)");
     return app;
 fail:
@@ -521,13 +731,27 @@ static void owui_begin_shutdown(void *p)
     owui_app_t *app = p;
     app->shutting_down = true;
     owui_api_cancel_calls(app);
+    /* Hand the locks over now and drop the liveness key, while the loop
+     * still runs to send the commands. */
+    sh_leader_free(app->usage_leader);
+    sh_leader_free(app->reap_leader);
+    app->usage_leader = app->reap_leader = NULL;
+    sh_beacon_free(app->beacon);
+    app->beacon = NULL;
     sh_eio_server_close_all(app->eio);
 }
 
 static size_t owui_active(void *p)
 {
     owui_app_t *app = p;
-    return sh_eio_server_active(app->eio);
+    size_t n = sh_eio_server_active(app->eio);
+    if (app->redis && sh_redis_up(app->redis)) {
+        /* Commands still in flight: this node's last pool updates. */
+        sh_redis_stats_t rs;
+        sh_redis_stats(app->redis, &rs);
+        n += (size_t)rs.pending;
+    }
+    return n;
 }
 
 static void owui_reload(void *p)

@@ -22,7 +22,12 @@
 #include "core/list.h"
 #include "engineio/server.h"
 #include "hub/hub.h"
+#include "adapter/adapter.h"
+#include "core/random.h"
+#include "redis/redis.h"
 #include "socketio/server.h"
+#include "store/beacon.h"
+#include "store/lock.h"
 #include "store/store.h"
 
 /* What the app knows of one of its sockets (in the socket's app slot). */
@@ -43,6 +48,17 @@ typedef struct owui_app {
     sh_hub_t *hub;
     sh_hub_nsp_t *nsp; /* "/" */
     sh_store_t *store;
+    /* The fleet (all NULL without Redis except the adapter and leaders,
+     * which then act on this process alone). */
+    char node_id[SH_ID_LEN + 1];
+    sh_redis_t *redis;
+    sh_adapter_t *adapter;
+    sh_beacon_t *beacon;
+    sh_leader_t *usage_leader;
+    sh_leader_t *reap_leader;
+    sh_redis_script_t *revocation;
+    char *k_token_revoked_prefix; /* "{prefix}:auth:token:" */
+    char *k_user_revoked_prefix;  /* "{prefix}:auth:user:" */
     sh_token_verifier_t *tokens;
     sh_directory_t *dir;
     sh_api_t *api;
@@ -52,13 +68,13 @@ typedef struct owui_app {
     sh_timer_t presence_timer;
     json_t *last_user_ids;
     json_t *last_models;
-    /* Periodic jobs. */
-    sh_timer_t usage_timer;
-    sh_timer_t reap_timer;
+    /* This node refreshes its sessions' last_seen_at before the reaper
+     * (which runs on one node) looks. */
+    sh_timer_t refresh_timer;
     /* Pending /api/v1/call requests, failed at shutdown. */
     sh_list_t calls;
     bool shutting_down;
-    uint64_t auth_ok, auth_failed;
+    uint64_t auth_ok, auth_failed, auth_revoked;
 } owui_app_t;
 
 /* Unix seconds (pool timestamps are wall clock, as Open WebUI's). */

@@ -86,7 +86,7 @@ static void api_emit(sh_api_call_t *call, void *data)
     json_t *args = emit_args(call);
     const char *rooms[] = {room};
     sh_hub_target_t target = {.rooms = rooms, .nrooms = 1};
-    size_t n = sh_hub_emit(nsp, &target, event, args, NULL, 0);
+    size_t n = sh_adapter_emit(app->adapter, nsp, &target, event, args, NULL, 0);
     json_decref(args);
     sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
 }
@@ -122,36 +122,66 @@ static void api_chat_events(sh_api_call_t *call, void *data)
     sh_hub_target_t target = {.rooms = rooms, .nrooms = session_id ? 2 : 1};
     json_t *args =
         json_pack("[{s:O,s:O,s:O}]", "chat_id", chat_id, "message_id", message_id, "data", payload);
-    size_t n = sh_hub_emit(app->nsp, &target, event, args, NULL, 0);
+    size_t n = sh_adapter_emit(app->adapter, app->nsp, &target, event, args, NULL, 0);
     json_decref(args);
     sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
 }
 
-/* ---- POST /api/v1/call ---- */
+/* ---- POST /api/v1/call ----
+ *
+ * Open WebUI's get_event_call: emit to one session and wait for its ack.
+ * The session must be in SESSION_POOL (on any node) and, when user_id is
+ * given, belong to that user; else "Client session disconnected.". The
+ * emit goes through the adapter, so a session on another node answers
+ * through Redis. */
 
 typedef struct owui_call {
     sh_list_t link; /* app->calls */
     owui_app_t *app;
     sh_api_pending_t *p;
     char sid[64];
-    int64_t ack_id;
+    char *user_id; /* NULL: any */
+    char *event;
+    json_t *args;
+    int64_t timeout_ms;
+    bool sent;
+    bool awaiting_store; /* a session_get is out: its callback frees us */
+    bool answered;       /* the HTTP answer went (shutdown, timeout) */
+    uint64_t handle;     /* the adapter's, once sent */
     sh_timer_t timer;
 } owui_call_t;
 
-static void call_finish(owui_call_t *c, unsigned status, json_t *body)
+static void call_free(owui_call_t *c)
 {
-    sh_timer_stop(c->app->ctx->loop, &c->timer);
-    sh_list_remove(&c->link);
-    sh_api_complete(c->p, status, body);
+    free(c->user_id);
+    free(c->event);
+    json_decref(c->args);
     free(c);
 }
 
-static void on_call_ack(sh_sio_server_t *srv, const char *socket_id, int status,
-                        const sh_sio_args_t *args, void *data)
+/* Answers the held request once; the record lives on while a store read
+ * still holds it. */
+static void call_finish(owui_call_t *c, unsigned status, json_t *body)
+{
+    if (c->answered) {
+        json_decref(body);
+        return;
+    }
+    c->answered = true;
+    sh_timer_stop(c->app->ctx->loop, &c->timer);
+    sh_list_remove(&c->link);
+    sh_api_complete(c->p, status, body);
+    if (!c->awaiting_store)
+        call_free(c);
+}
+
+static void on_call_answer(int status, const sh_sio_args_t *args, void *data)
 {
     owui_call_t *c = data;
     if (status < 0) {
-        call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+        call_finish(c, status == -ECANCELED ? 503 : 404,
+                    json_pack("{s:s}", "error",
+                              status == -ECANCELED ? "server shutting down" : disconnected_msg));
         return;
     }
     call_finish(c, 200, json_pack("{s:O}", "args", args->args));
@@ -160,10 +190,39 @@ static void on_call_ack(sh_sio_server_t *srv, const char *socket_id, int status,
 static void on_call_timeout(sh_loop_t *loop, sh_timer_t *t)
 {
     owui_call_t *c = t->data;
-    sh_sio_socket_t *sock = sh_sio_server_socket(c->app->sio, c->sid);
-    if (sock)
-        sh_sio_socket_cancel_ack(sock, c->ack_id);
+    if (c->sent)
+        sh_adapter_cancel_call(c->app->adapter, c->handle);
     call_finish(c, 504, json_pack("{s:s}", "error", "timed out waiting for the client's ack"));
+}
+
+/* The session's pool entry decides whether the call may go. */
+static void on_call_session(int status, json_t *user, void *data)
+{
+    owui_call_t *c = data;
+    owui_app_t *app = c->app;
+    if (c->awaiting_store) {
+        c->awaiting_store = false;
+        if (c->answered) {
+            /* Timed out or shut down while the pool was read. */
+            call_free(c);
+            return;
+        }
+    }
+    if (status < 0 && status != -ENOTCONN) {
+        call_finish(c, 503, json_pack("{s:s}", "error", "pool store unavailable"));
+        return;
+    }
+    const char *owner = json_string_value(json_object_get(user, "id"));
+    if (status == 0 && (!owner || (c->user_id && strcmp(c->user_id, owner)))) {
+        call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+        return;
+    }
+    if (sh_adapter_call(app->adapter, app->nsp, c->sid, c->event, c->args, NULL, 0, on_call_answer,
+                        c, &c->handle) < 0) {
+        call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+        return;
+    }
+    c->sent = true;
 }
 
 static void api_call(sh_api_call_t *call, void *data)
@@ -173,7 +232,7 @@ static void api_call(sh_api_call_t *call, void *data)
     const char *user_id = body_string(call, "user_id");
     const char *event = body_string(call, "event");
     json_t *timeout = json_object_get(call->body, "timeout_ms");
-    if (!sid) {
+    if (!sid || strlen(sid) >= 64) {
         sh_api_reply_error(call, 400, "\"sid\" (a non-empty string) is required");
         return;
     }
@@ -181,31 +240,37 @@ static void api_call(sh_api_call_t *call, void *data)
         sh_api_reply_error(call, 400, "\"timeout_ms\" must be a non-negative integer");
         return;
     }
-    if (!event)
-        event = "chat-events";
-    /* Only an authenticated session, of the named user when one is named
-     * (a backend must not reach another user's browser). */
-    owui_session_t *s = owui_session_by_sid(app, sid);
-    if (!s || !s->user_id || (user_id && strcmp(user_id, s->user_id))) {
-        sh_api_reply_error(call, 404, disconnected_msg);
-        return;
-    }
-    int64_t timeout_ms = timeout ? json_integer_value(timeout) : app->cfg->event_caller_timeout_ms;
     owui_call_t *c = sh_new0(owui_call_t);
     c->app = app;
     snprintf(c->sid, sizeof(c->sid), "%s", sid);
-    json_t *args = emit_args(call);
-    int rc = sh_sio_socket_emit(s->sock, event, args, NULL, 0, on_call_ack, c, &c->ack_id);
-    json_decref(args);
-    if (rc < 0) {
-        free(c);
-        sh_api_reply_error(call, 404, disconnected_msg);
-        return;
-    }
+    c->user_id = user_id ? sh_strdup(user_id) : NULL;
+    c->event = sh_strdup(event ? event : "chat-events");
+    c->args = emit_args(call);
+    c->timeout_ms = timeout ? json_integer_value(timeout) : app->cfg->event_caller_timeout_ms;
+    /* A session of this node is checked here and now; another node's
+     * through the pool. */
+    owui_session_t *s = owui_session_by_sid(app, sid);
     c->p = sh_api_hold(call);
     sh_list_insert_tail(&app->calls, &c->link);
-    if (timeout_ms > 0)
-        sh_timer_start(app->ctx->loop, &c->timer, (uint64_t)timeout_ms, on_call_timeout, c);
+    if (c->timeout_ms > 0)
+        sh_timer_start(app->ctx->loop, &c->timer, (uint64_t)c->timeout_ms, on_call_timeout, c);
+    if (s) {
+        if (!s->user_id) {
+            call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+            return;
+        }
+        on_call_session(0, s->user, c);
+        return;
+    }
+    if (!app->redis) {
+        call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+        return;
+    }
+    if (app->store->ops->session_get(app->store, sid, on_call_session, c) < 0) {
+        call_finish(c, 503, json_pack("{s:s}", "error", "pool store unavailable"));
+        return;
+    }
+    c->awaiting_store = true;
 }
 
 void owui_api_cancel_calls(owui_app_t *app)
@@ -213,9 +278,8 @@ void owui_api_cancel_calls(owui_app_t *app)
     sh_list_t *pos, *tmp;
     sh_list_foreach_safe (pos, tmp, &app->calls) {
         owui_call_t *c = sh_container_of(pos, owui_call_t, link);
-        sh_sio_socket_t *sock = sh_sio_server_socket(app->sio, c->sid);
-        if (sock)
-            sh_sio_socket_cancel_ack(sock, c->ack_id);
+        if (c->sent)
+            sh_adapter_cancel_call(app->adapter, c->handle);
         call_finish(c, 503, json_pack("{s:s}", "error", "server shutting down"));
     }
 }
@@ -314,26 +378,126 @@ static void api_room(sh_api_call_t *call, void *data)
         json_pack("{s:s,s:o,s:o}", "room", call->params[0], "sids", rl.sids, "user_ids", users));
 }
 
-typedef struct room_change {
-    const char *room;
-    bool join;
-    size_t count;
-} room_change_t;
+/* ---- rooms/{room}/join|leave and DELETE users/{id}/sessions ----
+ *
+ * Both act on sids wherever they live: this node's sockets at once, the
+ * others' through the adapter (python-socketio's enter_room, leave_room
+ * and disconnect messages). A user's sessions are read from USER_POOL, so
+ * they are the fleet's; this node's own user room is added in case a pool
+ * write has not landed yet. */
 
-static void change_membership(sh_sio_socket_t *sock, room_change_t *rc)
-{
-    if (rc->join == sh_hub_in_room(sock, rc->room))
-        return;
-    if (rc->join)
-        sh_hub_join(sock, rc->room);
-    else
-        sh_hub_leave(sock, rc->room);
-    rc->count++;
-}
+typedef enum { ACT_JOIN, ACT_LEAVE, ACT_DISCONNECT } sid_action_t;
+
+typedef struct sid_job {
+    owui_app_t *app;
+    sh_api_pending_t *p;
+    sid_action_t action;
+    char *room;
+    char *user_id;
+    json_t *sids; /* explicit targets */
+} sid_job_t;
 
 static void collect_socket(sh_sio_socket_t *sock, void *data)
 {
     json_array_append_new(data, json_string(sh_sio_socket_id(sock)));
+}
+
+static void add_unique(json_t *set, json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach (arr, i, v) {
+        if (json_is_string(v))
+            json_object_set(set, json_string_value(v), json_true());
+    }
+}
+
+/* Applies the action to every target; returns {"joined"|"left"|
+ * "disconnected": N, "here": M} where here counts this node's sockets. */
+static json_t *apply_action(sid_job_t *j, json_t *pool_sids)
+{
+    owui_app_t *app = j->app;
+    json_t *set = json_object();
+    add_unique(set, j->sids);
+    add_unique(set, pool_sids);
+    if (j->user_id) {
+        char room[300];
+        room_of_user(room, sizeof(room), j->user_id);
+        json_t *local = json_array();
+        sh_hub_room_foreach(app->nsp, room, collect_socket, local);
+        add_unique(set, local);
+        json_decref(local);
+    }
+    size_t total = 0, here = 0;
+    const char *sid;
+    json_t *v;
+    json_object_foreach (set, sid, v) {
+        int r;
+        if (j->action == ACT_DISCONNECT) {
+            /* A server-side disconnect: socket.io-client does not reconnect
+             * after it (reason "io server disconnect"). */
+            r = sh_adapter_disconnect(app->adapter, app->nsp, sid);
+        } else {
+            sh_sio_socket_t *sock = sh_sio_server_socket(app->sio, sid);
+            if (sock && sh_hub_socket_nsp(sock) == app->nsp &&
+                sh_hub_in_room(sock, j->room) == (j->action == ACT_JOIN))
+                continue; /* already so here: nothing to change */
+            if (!sock && !app->redis)
+                continue; /* not a session of ours, and no fleet */
+            r = sh_adapter_room(app->adapter, app->nsp, sid, j->room, j->action == ACT_JOIN);
+        }
+        total++;
+        here += r == 1;
+    }
+    json_decref(set);
+    static const char *const names[] = {"joined", "left", "disconnected"};
+    return json_pack("{s:I,s:I}", names[j->action], (json_int_t)total, "here", (json_int_t)here);
+}
+
+static void sid_job_free(sid_job_t *j)
+{
+    free(j->room);
+    free(j->user_id);
+    json_decref(j->sids);
+    free(j);
+}
+
+static void on_user_sessions(int status, json_t *result, void *data)
+{
+    sid_job_t *j = data;
+    if (status < 0 && status != -ECANCELED) {
+        sh_api_complete(j->p, 503, json_pack("{s:s}", "error", "pool store unavailable"));
+    } else if (status == -ECANCELED || j->app->shutting_down) {
+        sh_api_complete(j->p, 503, json_pack("{s:s}", "error", "server shutting down"));
+    } else {
+        json_t *body = apply_action(j, result);
+        if (j->action == ACT_DISCONNECT)
+            sh_info("api: disconnecting the sessions of user %s", j->user_id);
+        sh_api_complete(j->p, 200, body);
+    }
+    sid_job_free(j);
+}
+
+static void start_sid_job(sh_api_call_t *call, owui_app_t *app, sid_action_t action,
+                          const char *room, const char *user_id, json_t *sids)
+{
+    sid_job_t *j = sh_new0(sid_job_t);
+    j->app = app;
+    j->action = action;
+    j->room = room ? sh_strdup(room) : NULL;
+    j->user_id = user_id ? sh_strdup(user_id) : NULL;
+    j->sids = sids ? json_incref(sids) : json_array();
+    if (!user_id) {
+        sh_api_reply(call, 200, apply_action(j, NULL));
+        sid_job_free(j);
+        return;
+    }
+    j->p = sh_api_hold(call);
+    if (app->store->ops->user_sessions(app->store, user_id, on_user_sessions, j) < 0) {
+        /* Redis away: this node's sessions of the user still count. */
+        sh_api_complete(j->p, 200, apply_action(j, NULL));
+        sid_job_free(j);
+    }
 }
 
 static void room_join_leave(sh_api_call_t *call, owui_app_t *app, bool join)
@@ -344,27 +508,7 @@ static void room_join_leave(sh_api_call_t *call, owui_app_t *app, bool join)
         sh_api_reply_error(call, 400, "give \"sids\" (an array) or \"user_id\"");
         return;
     }
-    room_change_t rc = {.room = call->params[0], .join = join};
-    /* Resolve the targets first: joining changes the rooms we iterate. */
-    json_t *targets = json_array();
-    if (user_id) {
-        char room[300];
-        room_of_user(room, sizeof(room), user_id);
-        sh_hub_room_foreach(app->nsp, room, collect_socket, targets);
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach (sids, i, v) {
-        if (json_is_string(v))
-            json_array_append(targets, v);
-    }
-    json_array_foreach (targets, i, v) {
-        sh_sio_socket_t *sock = sh_sio_server_socket(app->sio, json_string_value(v));
-        if (sock && sh_hub_socket_nsp(sock) == app->nsp)
-            change_membership(sock, &rc);
-    }
-    json_decref(targets);
-    sh_api_reply(call, 200, json_pack("{s:I}", join ? "joined" : "left", (json_int_t)rc.count));
+    start_sid_job(call, app, join ? ACT_JOIN : ACT_LEAVE, call->params[0], user_id, sids);
 }
 
 static void api_room_join(sh_api_call_t *call, void *data)
@@ -377,29 +521,9 @@ static void api_room_leave(sh_api_call_t *call, void *data)
     room_join_leave(call, data, false);
 }
 
-/* ---- DELETE /api/v1/users/{id}/sessions ---- */
-
 static void api_user_disconnect(sh_api_call_t *call, void *data)
 {
-    owui_app_t *app = data;
-    char room[300];
-    room_of_user(room, sizeof(room), call->params[0]);
-    json_t *targets = json_array();
-    sh_hub_room_foreach(app->nsp, room, collect_socket, targets);
-    size_t i, n = 0;
-    json_t *v;
-    json_array_foreach (targets, i, v) {
-        sh_sio_socket_t *sock = sh_sio_server_socket(app->sio, json_string_value(v));
-        if (sock) {
-            /* A server-side disconnect: socket.io-client does not reconnect
-             * after it (reason "io server disconnect"). */
-            sh_sio_socket_disconnect(sock, true);
-            n++;
-        }
-    }
-    json_decref(targets);
-    sh_info("api: disconnected %zu sessions of user %s", n, call->params[0]);
-    sh_api_reply(call, 200, json_pack("{s:I}", "disconnected", (json_int_t)n));
+    start_sid_job(call, data, ACT_DISCONNECT, NULL, call->params[0], NULL);
 }
 
 static const sh_api_route_t routes[] = {
@@ -424,17 +548,36 @@ sh_api_t *owui_api_new(owui_app_t *app, sh_buf_t *err)
 
 /* ---- /healthz and /metrics (no key: they say nothing secret) ---- */
 
+/* Ready means this node can do everything it promises: with Redis, that
+ * Redis answers and the pub/sub subscription stands. Not ready is 503, so
+ * a load balancer's health check can act on it; the body says why. */
 static void on_healthz(sh_http_req_t *req, void *data)
 {
     owui_app_t *app = data;
     const sh_sio_stats_t *ss = sh_sio_server_stats(app->sio);
-    char body[256];
-    int n = snprintf(body, sizeof(body),
-                     "{\"status\":\"ok\",\"ready\":true,\"app\":\"openwebui\",\"store\":\"%s\","
-                     "\"sockets\":%llu}\n",
-                     app->store->ops->name, (unsigned long long)ss->sockets);
+    bool ready = !app->shutting_down;
+    const char *why = app->shutting_down ? "shutting down" : NULL;
+    if (ready && app->redis && !sh_redis_up(app->redis)) {
+        ready = false;
+        why = sh_redis_last_error(app->redis);
+    } else if (ready && app->redis && !sh_redis_subscribed(app->redis)) {
+        ready = false;
+        why = "Redis pub/sub subscription not confirmed yet";
+    }
+    json_t *body = json_pack("{s:s,s:b,s:s,s:s,s:s,s:I}", "status", ready ? "ok" : "degraded",
+                             "ready", ready, "app", "openwebui", "node", app->node_id, "store",
+                             app->store->ops->name, "sockets", (json_int_t)ss->sockets);
+    if (why)
+        json_object_set_new(body, "reason", json_string(why));
+    if (app->redis)
+        json_object_set_new(body, "redis", json_string(sh_redis_up(app->redis) ? "up" : "down"));
+    sh_buf_t b = SH_BUF_INIT;
+    sh_json_append(&b, body);
+    sh_buf_append_byte(&b, '\n');
+    json_decref(body);
     sh_http_req_add_header(req, "Cache-Control", "no-store");
-    sh_http_respond(req, 200, "application/json", body, (size_t)n);
+    sh_http_respond(req, ready ? 200 : 503, "application/json", sh_buf_peek(&b), sh_buf_avail(&b));
+    sh_buf_release(&b);
 }
 
 static void on_metrics(sh_http_req_t *req, void *data)
@@ -488,6 +631,38 @@ static void on_metrics(sh_http_req_t *req, void *data)
         sh_metrics_sample(&b, "siohub_api_requests_total", "class", classes[i], as->by_status[i]);
     sh_metrics_one(&b, "siohub_api_unauthorized_total", SH_METRIC_COUNTER,
                    "API requests refused for a missing or wrong key", as->unauthorized);
+    const sh_adapter_stats_t *ad = sh_adapter_stats(app->adapter);
+    sh_metrics_family(&b, "siohub_pubsub_messages_total", SH_METRIC_COUNTER,
+                      "Fleet pub/sub messages by outcome");
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "published", ad->published);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "received", ad->received);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "own", ad->skipped_own);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "dropped", ad->dropped);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "ignored", ad->ignored);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "publish_failed",
+                      ad->publish_fails);
+    if (app->redis) {
+        sh_redis_stats_t rs;
+        sh_redis_stats(app->redis, &rs);
+        sh_metrics_one(&b, "siohub_redis_up", SH_METRIC_GAUGE, "1 when Redis answers",
+                       sh_redis_up(app->redis));
+        sh_metrics_one(&b, "siohub_redis_commands_total", SH_METRIC_COUNTER, "Redis commands",
+                       rs.commands);
+        sh_metrics_one(&b, "siohub_redis_errors_total", SH_METRIC_COUNTER,
+                       "Redis commands that failed", rs.errors);
+        sh_metrics_one(&b, "siohub_redis_reconnects_total", SH_METRIC_COUNTER,
+                       "Redis connections made again", rs.reconnects);
+        sh_metrics_one(&b, "siohub_redis_pending", SH_METRIC_GAUGE, "Redis commands in flight",
+                       rs.pending);
+    }
+    sh_metrics_family(&b, "siohub_lock_held", SH_METRIC_GAUGE,
+                      "1 while this node runs the job of the lock");
+    if (app->usage_leader)
+        sh_metrics_sample(&b, "siohub_lock_held", "lock", "usage_cleanup",
+                          sh_leader_held(app->usage_leader));
+    if (app->reap_leader)
+        sh_metrics_sample(&b, "siohub_lock_held", "lock", "session_cleanup",
+                          sh_leader_held(app->reap_leader));
     sh_http_req_add_header(req, "Cache-Control", "no-store");
     sh_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", sh_buf_peek(&b),
                     sh_buf_avail(&b));

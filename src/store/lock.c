@@ -32,6 +32,7 @@ struct sh_leader {
     char *key;
     char *owner;
     uint64_t ttl, interval;
+    uint64_t next_job; /* loop time of the next job run while held */
     sh_leader_job_cb job;
     void *data;
     bool held;
@@ -41,8 +42,14 @@ struct sh_leader {
     sh_leader_stats_t stats;
 };
 
+/* Runs the job when it is due (every interval), now that the lock is
+ * known to be ours. */
 static void run_job(sh_leader_t *l)
 {
+    uint64_t now = sh_loop_now(l->loop);
+    if (now < l->next_job)
+        return;
+    l->next_job = now + l->interval;
     l->stats.runs++;
     l->job(l->data);
 }
@@ -64,6 +71,7 @@ static void on_attempt(int status, const redisReply *reply, void *data)
     if (ok) {
         if (!l->held) {
             l->stats.acquired++;
+            l->next_job = 0; /* a new holder runs the job at once */
             sh_info("lock %s: acquired; this node runs the job", l->key);
         }
         l->held = true;
@@ -78,10 +86,22 @@ static void on_attempt(int status, const redisReply *reply, void *data)
     l->held = false;
 }
 
+/* The lock is renewed three times per ttl, whatever the job's own
+ * interval, so a slow job cadence never lets the lock lapse. */
+static uint64_t tick_ms(const sh_leader_t *l)
+{
+    if (!l->redis)
+        return l->interval;
+    uint64_t t = l->ttl / 3;
+    if (t > l->interval)
+        t = l->interval;
+    return t ? t : 1;
+}
+
 static void on_tick(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_leader_t *l = t->data;
-    sh_timer_start(loop, t, l->interval, on_tick, l);
+    sh_timer_start(loop, t, tick_ms(l), on_tick, l);
     if (!l->redis) {
         run_job(l);
         return;
@@ -130,7 +150,8 @@ sh_leader_t *sh_leader_new(sh_loop_t *loop, struct sh_redis *redis, const char *
         l->renew = sh_redis_script_new(lua_renew);
         l->release = sh_redis_script_new(lua_release);
     }
-    sh_timer_start(loop, &l->timer, interval_ms, on_tick, l);
+    l->next_job = sh_loop_now(loop) + interval_ms;
+    sh_timer_start(loop, &l->timer, tick_ms(l), on_tick, l);
     return l;
 }
 

@@ -2,11 +2,12 @@
  * under a Redis lock (Open WebUI's usage_cleanup_lock and its session
  * cleanup lock).
  *
- * Every `interval` the runner either takes the lock (SET key owner NX PX
- * ttl) or, when it holds it, renews it with a Lua script that extends the
- * expiry only if the value is still ours; the job runs only right after a
- * successful take or renew. ttl must exceed interval, so a holder that dies
- * hands the job to another node within ttl. A node that fails to renew (it
+ * Three times per ttl (and at least every interval) the runner either
+ * takes the lock (SET key owner NX PX ttl) or, when it holds it, renews it
+ * with a Lua script that extends the expiry only if the value is still
+ * ours; the job runs every interval, and only right after a successful
+ * take or renew. A holder that dies hands the job to another node within
+ * ttl plus a tick. A node that fails to renew (it
  * lost the lock, or Redis is away) stops running the job and keeps trying
  * to take it: unlike Open WebUI's loop, the job never stops for good.
  *
