@@ -7,7 +7,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     build-essential autoconf automake pkg-config ca-certificates \
     libmicrohttpd-dev libhiredis-dev libjansson-dev libjwt-dev libssl-dev check \
-    redis-server python3 python3-socketio python3-websocket python3-requests \
+    redis-server python3 python3-socketio python3-websocket python3-requests python3-redis \
     clang clang-format valgrind curl
 # The interop tests drive the daemon with npm's socket.io-client. A machine
 # with Node.js already (e.g. from NodeSource, whose package ships npm)
