@@ -10,7 +10,7 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const { assert, request, run, sleep } = require("./lib/harness");
-const { SECRET, directoryJson, openTab, owuiServer, sorted, token, waitFor } = require("./lib/owui");
+const { SECRET, directoryJson, jwt, nowS, openTab, owuiServer, sorted, token, waitFor } = require("./lib/owui");
 
 function daemonPath() {
   return process.env.SIOHUBD || path.join(process.env.top_builddir || process.cwd(), "siohubd");
@@ -108,6 +108,15 @@ run({ timeoutMs: 60000 }, async (h) => {
     assert.equal(await authenticates("u4"), false);
     // Sessions that exist keep their user dict until they re-authenticate.
     assert.ok((await online()).includes("u2"));
+  });
+
+  await h.case("a token with only an id (no exp, iat, jti: Open WebUI with JWT_EXPIRES_IN=-1) authenticates", async () => {
+    assert.equal(await authenticates("u1", jwt({ id: "u1" })), true);
+    assert.equal(await authenticates("u1", jwt({ id: "u1", exp: nowS() + 10 })), true);
+    // Within the default 30 s leeway still good, past it not.
+    assert.equal(await authenticates("u1", jwt({ id: "u1", exp: nowS() - 5 })), true);
+    assert.equal(await authenticates("u1", jwt({ id: "u1", exp: nowS() - 60 })), false);
+    assert.equal(await authenticates("u1", jwt({ id: "u1", nbf: nowS() + 600 })), false, "not yet valid");
   });
 
   await h.case("`siohubd token` mints a token the daemon accepts", async () => {

@@ -180,6 +180,13 @@ function runOwuiScenarios(mode) {
       ann.t3.sock.emit("channel-events", "not an object");
       await Promise.all([expectNone(all, "channel-events", 500, "dropped typing"), expectNone(all, "events:channel", 500, "dropped typing")]);
       assert.ok(ann.t3.sock.connected && cat.t.sock.connected, "malformed events cost no connection");
+      // In the room (through the API) but not authenticated: still dropped.
+      const j = await server.api("POST", "/api/v1/rooms/channel:ch-team/join", { sids: [observer.id] });
+      assert.deepEqual(j.json, { joined: 1 });
+      observer.sock.emit("channel-events", { channel_id: "ch-team", data: typing });
+      await expectNone(all, "channel-events", 400, "an anonymous room member's typing");
+      const l = await server.api("POST", "/api/v1/rooms/channel:ch-team/leave", { sids: [observer.id] });
+      assert.deepEqual(l.json, { left: 1 });
     });
 
     await h.case("usage: in a usage broadcast and GET /api/v1/usage, gone within ~7 s with a broadcast", async () => {
