@@ -546,4 +546,4 @@ def run_owui_scenarios(mode):
         h.case("reconnection: after a daemon restart the tab comes back, authenticated again",
                reconnect, timeout=30)
 
-    run(body, timeout=110, case_timeout=20)
+    run(body, timeout=90, case_timeout=20)
