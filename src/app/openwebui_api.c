@@ -413,7 +413,7 @@ static void add_unique(json_t *set, json_t *arr)
 }
 
 /* Applies the action to every target; returns {"joined"|"left"|
- * "disconnected": N, "here": M} where here counts this node's sockets. */
+ * "disconnected": N}, N counting the sessions acted on, on any node. */
 static json_t *apply_action(sid_job_t *j, json_t *pool_sids)
 {
     owui_app_t *app = j->app;
@@ -451,7 +451,8 @@ static json_t *apply_action(sid_job_t *j, json_t *pool_sids)
     }
     json_decref(set);
     static const char *const names[] = {"joined", "left", "disconnected"};
-    return json_pack("{s:I,s:I}", names[j->action], (json_int_t)total, "here", (json_int_t)here);
+    sh_debug("api: %s %zu sessions (%zu on this node)", names[j->action], total, here);
+    return json_pack("{s:I}", names[j->action], (json_int_t)total);
 }
 
 static void sid_job_free(sid_job_t *j)

@@ -44,7 +44,8 @@ typedef enum { SESSION_OPEN, SESSION_CLOSED } session_state_t;
 /* How a session parts from its client. */
 typedef enum {
     PART_DROP,     /* client closed or error: queue dropped, a held poll gets a noop */
-    PART_CLOSE,    /* server close: queue delivered, then a close packet */
+    PART_CLOSE,    /* server close: queue delivered, then a close packet (on
+                    * polling in a later response: see linger_start) */
     PART_SHUTDOWN, /* server going away: queue delivered, then a noop, so
                     * clients reconnect (python-socketio 5.7 does not after
                     * a close packet; socket.io-client not after DISCONNECT) */
@@ -72,6 +73,10 @@ struct sh_eio_session {
     sh_timer_t pong_timer;
     sh_timer_t upgrade_timer;
     sh_defer_t end_defer;
+    /* Closed by the server over polling with packets or the close packet
+     * still owed to the client: reachable through srv->closing. */
+    bool lingering;
+    sh_timer_t linger_timer;
 };
 
 /* The owner of one WebSocket connection: the server tracks all of them so
@@ -92,6 +97,8 @@ struct sh_eio_server {
     sh_eio_handler_t handler;
     void *data;
     sh_map_t sessions; /* sid -> session (open ones only) */
+    sh_map_t closing;  /* sid -> lingering session (closed, see linger_start) */
+    bool closing_all;  /* shutting down: nothing lingers */
     sh_list_t all;     /* every session not yet freed */
     sh_list_t ws_conns;
     size_t ending; /* sessions closed but not yet freed */
@@ -233,9 +240,55 @@ static void detach_ws(eio_ws_t *w, uint16_t code, const char *reason)
     sh_ws_conn_close(w->conn, code, reason);
 }
 
+/* ---- lingering after a server close (polling) ----
+ *
+ * Node's engine.io closes a polling session only once its buffer has gone
+ * out, and sends the close packet in a later response: so a Socket.IO
+ * DISCONNECT and the close packet never share a payload. Clients depend on
+ * it: socket.io-client handles the packets of one payload before the
+ * Socket.IO packets they carry, so DISCONNECT + close in one answer reads
+ * as a lost transport ("transport close", the reconnection logic starts)
+ * and only then as the server's disconnect; and when no GET was held at
+ * the close, the next one must still find the session to collect its last
+ * packets instead of "Session ID unknown". A session closed by the server
+ * over polling therefore stays reachable by sid (srv->closing, a reference
+ * of its own) until a GET has taken the last queued packets and then the
+ * close packet, the client sent its own close, or ping_interval +
+ * ping_timeout passed (the time a client has to poll anyway). */
+
+static void linger_end(sh_eio_session_t *s)
+{
+    if (!s->lingering)
+        return;
+    s->lingering = false;
+    sh_timer_stop(s->srv->loop, &s->linger_timer);
+    sh_map_del(&s->srv->closing, s->sid);
+    session_unref(s); /* may free s */
+}
+
+static void on_linger_timeout(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    sh_debug("eio %s: the client never collected the close packet", s->sid);
+    linger_end(s);
+}
+
+static void linger_start(sh_eio_session_t *s)
+{
+    sh_eio_server_t *srv = s->srv;
+    if (s->lingering || srv->closing_all)
+        return;
+    s->lingering = true;
+    s->refs++;
+    sh_map_set(&srv->closing, s->sid, s);
+    sh_timer_start(srv->loop, &s->linger_timer, srv->opts.ping_interval + srv->opts.ping_timeout,
+                   on_linger_timeout, s);
+}
+
 /* Ends a session once: it leaves the sid table at once (later requests get
- * "Session ID unknown"), its transports are told as `parting` says, and the
- * layer above hears on_close from the loop. */
+ * "Session ID unknown", except on polling after a server close: see
+ * linger_start), its transports are told as `parting` says, and the layer
+ * above hears on_close from the loop. */
 static void session_end(sh_eio_session_t *s, const char *reason, parting_t parting)
 {
     if (s->state == SESSION_CLOSED)
@@ -265,7 +318,13 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
         s->ws = NULL;
     }
     /* A held GET is answered by its handler once resumed; it reads the
-     * parting packet from the session, which its reference keeps alive. */
+     * parting packet from the session, which its reference keeps alive.
+     * After a server close on polling, whatever that GET cannot carry
+     * (the close packet after queued packets, or everything when no GET
+     * is held) waits for the next one. */
+    if (parting == PART_CLOSE && s->transport == SH_EIO_TRANSPORT_POLLING &&
+        (!s->poll || s->queue.count))
+        linger_start(s);
     if (s->poll)
         sh_http_req_resume(s->poll);
     sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
@@ -398,13 +457,28 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     sh_msg_t *msgs[MAX_POLL_PACKETS];
     size_t n = 0;
     bool closed = s->state == SESSION_CLOSED;
+    if (closed && s->parting == PART_CLOSE) {
+        /* Queued packets first, the close packet in a response of its own
+         * (see linger_start); the session lingers until then. */
+        sh_msg_t *m;
+        while (n < MAX_POLL_PACKETS && (m = sh_msgq_pop(&s->queue)))
+            msgs[n++] = m;
+        if (n > 0) {
+            linger_start(s);
+        } else {
+            msgs[n++] = sh_eio_msg_text(SH_EIO_CLOSE, NULL, 0);
+            linger_end(s); /* s lives on: our caller holds a reference */
+        }
+        add_cors_headers(req);
+        add_no_buffer_headers(req);
+        sh_http_respond_msgs(req, 200, "text/plain; charset=UTF-8", msgs, n, record_separator);
+        return;
+    }
     /* Upgrading: end this poll so the client can switch (Node sends noops
      * while the probe runs); data waits for the WebSocket. */
     bool upgrading = !closed && (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
-    /* A server-side close still delivers what was queued before it, then
-     * the close packet, as Node's engine.io closes only once its buffer is
-     * drained (else a last Socket.IO DISCONNECT would be lost). After a
-     * client close or an error the queue is dropped. */
+    /* A shutdown still delivers what was queued before it, then a noop.
+     * After a client close or an error the queue is dropped. */
     bool drain = closed ? s->parting != PART_DROP : !upgrading;
     size_t room = MAX_POLL_PACKETS - (closed ? 1 : 0);
     sh_msg_t *m;
@@ -415,7 +489,7 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     if (closed) {
         if (s->queue.count)
             sh_debug("eio %s: %zu packets queued at close not delivered", s->sid, s->queue.count);
-        msgs[n++] = sh_eio_msg_text(s->parting == PART_CLOSE ? SH_EIO_CLOSE : SH_EIO_NOOP, NULL, 0);
+        msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
     } else if (n == 0) {
         /* Upgrading, or resumed with nothing left to say. */
         msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
@@ -484,6 +558,45 @@ static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
             break;
     sh_buf_release(&scratch);
     sh_http_respond(req, 200, "text/html", "ok", 2);
+    session_unref(s);
+}
+
+/* A request for a session the server closed over polling that still owes
+ * its client packets (see linger_start): a GET collects them, a POST is
+ * answered (its packets are not delivered: the session is over) and ends
+ * the wait when it carries the client's close packet. */
+static void handle_lingering(sh_eio_session_t *s, sh_http_req_t *req, int transport,
+                             const char *eio)
+{
+    if (transport != SH_EIO_TRANSPORT_POLLING) {
+        respond_error(req, ERR_BAD_REQUEST);
+        return;
+    }
+    if (!eio || strcmp(eio, "4")) {
+        respond_error(req, ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return;
+    }
+    s->refs++; /* answer_poll and linger_end may drop the last other one */
+    if (sh_http_req_method(req) == SH_HTTP_GET) {
+        answer_poll(s, req);
+    } else if (sh_http_req_method(req) == SH_HTTP_POST) {
+        size_t len;
+        const char *body = sh_http_req_body(req, &len);
+        sh_buf_t scratch = SH_BUF_INIT;
+        size_t pos = 0;
+        sh_eio_packet_t p;
+        bool client_closed = false;
+        while (!sh_http_req_body_too_large(req) &&
+               sh_eio_payload_next(body, len, &pos, &p, &scratch) == 1)
+            client_closed |= p.type == SH_EIO_CLOSE;
+        sh_buf_release(&scratch);
+        add_cors_headers(req);
+        sh_http_respond(req, 200, "text/html", "ok", 2);
+        if (client_closed)
+            linger_end(s);
+    } else {
+        respond_error(req, ERR_BAD_REQUEST);
+    }
     session_unref(s);
 }
 
@@ -747,6 +860,10 @@ static void on_request(sh_http_req_t *req, void *data)
     sh_eio_session_t *s = NULL;
     if (sid) {
         s = sh_map_get(&srv->sessions, sid);
+        if (!s && (s = sh_map_get(&srv->closing, sid)) != NULL) {
+            handle_lingering(s, req, t, eio);
+            return;
+        }
         if (!s) {
             respond_error(req, ERR_UNKNOWN_SID);
             return;
@@ -835,6 +952,14 @@ sh_eio_server_t *sh_eio_server_new(sh_loop_t *loop, sh_http_t *http, const sh_ei
 
 void sh_eio_server_close_all(sh_eio_server_t *srv)
 {
+    /* Going away: no client waits for a close packet any longer. */
+    srv->closing_all = true;
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe (pos, tmp, &srv->all) {
+        sh_eio_session_t *s = sh_container_of(pos, sh_eio_session_t, link);
+        if (s->lingering)
+            linger_end(s); /* may free s, which unlinks it: tmp stays valid */
+    }
     sh_map_iter_t it;
     sh_map_iter_init(&it, &srv->sessions);
     sh_map_entry_t *e;
@@ -876,6 +1001,7 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         sh_timer_stop(srv->loop, &s->ping_timer);
         sh_timer_stop(srv->loop, &s->pong_timer);
         sh_timer_stop(srv->loop, &s->upgrade_timer);
+        sh_timer_stop(srv->loop, &s->linger_timer);
         sh_defer_cancel(srv->loop, &s->end_defer);
         if (s->poll)
             sh_http_req_set_owner(s->poll, NULL, NULL);
@@ -889,6 +1015,7 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         ws_owner_free(w);
     }
     sh_map_release(&srv->sessions);
+    sh_map_release(&srv->closing);
     if (srv->origins) {
         for (char **o = srv->origins; *o; o++)
             free(*o);

@@ -60,6 +60,7 @@ struct sh_http_req {
     bool ready; /* headers and body complete: handler may run */
     bool suspended;
     bool resumed;
+    bool resume_requested; /* resumed during the current handler call */
     bool in_handler;
     bool responded;
     header_t *headers;
@@ -213,10 +214,15 @@ static void dispatch(sh_http_req_t *req)
         return;
     }
     req->in_handler = true;
+    req->resume_requested = false;
     req->route->cb(req, req->route->data);
     req->in_handler = false;
-    req->resumed = false;
-    if (!req->responded && !req->suspended && !req->upgrade_cb) {
+    /* A handler may hold its request and have the answer ready before it
+     * returns (an operation that completed at once): the resume stands and
+     * MHD calls the handler again. */
+    if (!req->resume_requested)
+        req->resumed = false;
+    if (!req->responded && !req->suspended && !req->upgrade_cb && !req->resume_requested) {
         sh_error("http: %s %s: handler gave no response", req->method, req->url);
         sh_http_respond(req, 500, "text/plain", "internal error\n", 15);
     }
@@ -566,6 +572,7 @@ void sh_http_req_resume(sh_http_req_t *req)
         return;
     req->suspended = false;
     req->resumed = true;
+    req->resume_requested = true;
     MHD_resume_connection(req->conn);
     schedule_run(req->http);
 }

@@ -473,6 +473,8 @@ START_TEST(test_ping_and_ping_timeout)
     o.ping_interval = 50;
     o.ping_timeout = 300;
     start_with(&o);
+    /* From before the handshake: the ping is due ping_interval after the
+     * session opened, which may be well into open_client on a busy host. */
     uint64_t t0 = sh_time_ms();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
@@ -579,7 +581,10 @@ START_TEST(test_close_answers_held_get_with_close_packet)
     wait_closes(1);
     ck_assert_str_eq(F.close_reason, "forced close");
     ck_assert_ptr_eq(F.closed, s);
-    /* A session closed from inside on_message: the POST still gets "ok". */
+    th_resp_release(&r);
+    /* A session closed from inside on_message: the POST still gets "ok".
+     * No GET was held, so the next one collects the close packet (as from
+     * Node's engine.io); only then is the sid unknown. */
     c = open_client(1);
     F.close_in_message = true;
     ck_assert_int_eq(th_eio_post_str(c, "4bye\x1e"
@@ -588,6 +593,10 @@ START_TEST(test_close_answers_held_get_with_close_packet)
     ck_assert_int_eq(F.messages, 1);
     wait_closes(2);
     ck_assert_str_eq(F.close_reason, "forced close");
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(sh_buf_peek(&r.body), "1");
+    th_resp_release(&r);
     ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
     ck_assert_int_eq(r.status, 400);
     th_resp_release(&r);
@@ -598,7 +607,10 @@ END_TEST
 START_TEST(test_close_delivers_what_was_queued_first)
 {
     /* A last message and the close in the same iteration (a Socket.IO
-     * server disconnect does this): the held GET gets both, in order. */
+     * server disconnect does this): the held GET gets the message, the
+     * next GET the close packet, never both in one payload (Node's
+     * engine.io drains its buffer before it closes; socket.io-client
+     * would otherwise see the transport close before the DISCONNECT). */
     start();
     th_eio_t *c = open_client(0);
     th_resp_t r = {0};
@@ -608,9 +620,16 @@ START_TEST(test_close_delivers_what_was_queued_first)
     sh_eio_close(F.last);
     F.in_call = false;
     ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
-    ck_assert_str_eq(sh_buf_peek(&r.body), "4last\x1e"
-                                           "1");
+    ck_assert_str_eq(sh_buf_peek(&r.body), "4last");
+    th_resp_release(&r);
     wait_closes(1);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(sh_buf_peek(&r.body), "1");
+    th_resp_release(&r);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 400);
+    th_resp_release(&r);
     /* On server shutdown the queue is delivered too, then a noop rather
      * than a close packet, so that clients reconnect to the next daemon. */
     c = open_client(1);
@@ -622,6 +641,106 @@ START_TEST(test_close_delivers_what_was_queued_first)
                                            "6");
     wait_closes(2);
     ck_assert_str_eq(F.close_reason, "server shutting down");
+    th_resp_release(&r);
+    stop();
+}
+END_TEST
+
+START_TEST(test_close_with_no_get_held_keeps_the_queue_for_the_next_gets)
+{
+    /* Closed between two polls: the session stays reachable until its
+     * client has collected everything (16 packets a response), then the
+     * close packet. */
+    start();
+    th_eio_t *c = open_client(0);
+    th_resp_t r = {0};
+    for (int i = 0; i < 20; i++) {
+        char t[8];
+        snprintf(t, sizeof(t), "m%d", i);
+        ck_assert_int_eq(send_text(F.last, t), 0);
+    }
+    F.in_call = true;
+    sh_eio_close(F.last);
+    F.in_call = false;
+    wait_closes(1);
+    ck_assert_int_eq(sh_eio_server_stats(F.srv)->polling, 0);
+    /* "4m0" RS "4m1" ...: the packets of [from, to). */
+    char want[256];
+    for (int part = 0; part < 2; part++) {
+        int from = part ? 16 : 0, to = part ? 20 : 16;
+        size_t n = 0;
+        for (int i = from; i < to; i++)
+            n += (size_t)snprintf(want + n, sizeof(want) - n, "%s4m%d", i > from ? "\x1e" : "", i);
+        ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(sh_buf_peek(&r.body), want);
+        th_resp_release(&r);
+    }
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "1");
+    th_resp_release(&r);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 400);
+    th_resp_release(&r);
+    ck_assert_int_eq(sh_eio_server_active(F.srv), 0);
+    stop();
+}
+END_TEST
+
+START_TEST(test_lingering_session_ends_on_client_close_timeout_or_shutdown)
+{
+    /* Default heartbeat: the wait (ping_interval + ping_timeout) outlasts
+     * anything a loaded machine does between two steps. */
+    start();
+    /* The client's own close packet ends the wait; its other packets are
+     * not delivered (the session is over). */
+    th_eio_t *c = open_client(0);
+    th_resp_t r = {0};
+    ck_assert_int_eq(send_text(F.last, "unread"), 0);
+    sh_eio_close(F.last);
+    wait_closes(1);
+    ck_assert_int_eq(th_eio_post_str(c, "4late\x1e"
+                                        "1"),
+                     200);
+    ck_assert_int_eq(F.messages, 0);
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 400);
+    th_resp_release(&r);
+    /* A lingering session cannot be upgraded. */
+    c = open_client(1);
+    sh_eio_close(F.last);
+    wait_closes(2);
+    char raw[256];
+    snprintf(raw, sizeof(raw),
+             "GET /engine.io/?EIO=4&transport=websocket&sid=%s HTTP/1.1\r\nHost: x\r\n"
+             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+             c->sid);
+    expect_error(raw, 400, 3, "Bad request");
+    /* A shutdown does not wait for lingering sessions. */
+    c = open_client(2);
+    ck_assert_int_eq(send_text(F.last, "never collected"), 0);
+    sh_eio_close(F.last);
+    wait_closes(3);
+    ck_assert_int_eq(sh_eio_server_active(F.srv), 2);
+    sh_eio_server_close_all(F.srv);
+    ck_assert_int_eq(sh_eio_server_active(F.srv), 0);
+    stop();
+
+    /* Uncollected: gone after ping_interval + ping_timeout. The loop does
+     * not run between the handshake and the close, so no heartbeat timer
+     * can end the session first. */
+    sh_eio_options_t o = default_opts();
+    o.ping_interval = 200;
+    o.ping_timeout = 100;
+    start_with(&o);
+    c = open_client(0);
+    sh_eio_close(F.last);
+    ck_assert_int_eq(sh_eio_server_active(F.srv), 1);
+    wait_closes(1);
+    ck_assert(th_run_until(F.env.loop, none_active, NULL, TH_WAIT_MS));
+    ck_assert(th_eio_poll(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(r.status, 400);
     th_resp_release(&r);
     stop();
 }
@@ -1060,6 +1179,8 @@ int main(void)
     tcase_add_test(tc, test_output_limit_passed_by_a_ping);
     tcase_add_test(tc, test_close_answers_held_get_with_close_packet);
     tcase_add_test(tc, test_close_delivers_what_was_queued_first);
+    tcase_add_test(tc, test_close_with_no_get_held_keeps_the_queue_for_the_next_gets);
+    tcase_add_test(tc, test_lingering_session_ends_on_client_close_timeout_or_shutdown);
     tcase_add_test(tc, test_request_errors);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_upgrade_from_polling);

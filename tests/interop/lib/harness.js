@@ -8,6 +8,8 @@
 // The daemon under test is `$top_builddir/siohubd` (or $SIOHUBD), started as
 //   siohubd --app echo --listen 127.0.0.1:PORT --ping-interval 300
 //           --ping-timeout 200 [extra args]
+// (`app: "openwebui"` starts that app instead; it is ready when a handshake
+// at its /ws/socket.io/ answers; `env` adds environment variables.)
 // When SIOHUB_REFERENCE_SERVER is set to a shell command, that command is run
 // with the same arguments instead (used to validate the tests against Node's
 // socket.io/engine.io). The daemon's stderr goes to a file next to the test
@@ -130,9 +132,11 @@ class Daemon {
   constructor(h, opts) {
     this.h = h;
     this.extraArgs = opts.args || [];
-    this.pingInterval = opts.pingInterval ?? 300;
-    this.pingTimeout = opts.pingTimeout ?? 200;
+    this.pingInterval = opts.pingInterval === undefined ? 300 : opts.pingInterval;
+    this.pingTimeout = opts.pingTimeout === undefined ? 200 : opts.pingTimeout;
     this.port = opts.port || 0;
+    this.app = opts.app || "echo";
+    this.env = opts.env || null;
     this.proc = null;
     this.starts = 0;
     this.exitInfo = null;
@@ -142,16 +146,22 @@ class Daemon {
     return `http://${HOST}:${this.port}`;
   }
 
+  // Where the app serves Engine.IO (each app's default path).
+  get enginePath() {
+    return this.app === "openwebui" ? "/ws/socket.io/" : "/socket.io/";
+  }
+
   get wsUrl() {
     return `ws://${HOST}:${this.port}`;
   }
 
   args() {
+    // pingInterval / pingTimeout null: the daemon's own defaults.
     return [
-      "--app", "echo",
+      "--app", this.app,
       "--listen", `${HOST}:${this.port}`,
-      "--ping-interval", String(this.pingInterval),
-      "--ping-timeout", String(this.pingTimeout),
+      ...(this.pingInterval === null ? [] : ["--ping-interval", String(this.pingInterval)]),
+      ...(this.pingTimeout === null ? [] : ["--ping-timeout", String(this.pingTimeout)]),
       ...this.extraArgs,
     ];
   }
@@ -190,7 +200,8 @@ class Daemon {
     }
     fs.writeSync(log, `# ${cmd} ${argv.join(" ")}\n`);
     this.exitInfo = null;
-    const proc = childProcess.spawn(cmd, argv, { stdio: ["ignore", log, log] });
+    const env = this.env ? { ...process.env, ...this.env } : process.env;
+    const proc = childProcess.spawn(cmd, argv, { stdio: ["ignore", log, log], env });
     fs.closeSync(log);
     this.proc = proc;
     this.h.allProcs.push(proc);
@@ -216,7 +227,7 @@ class Daemon {
         throw e;
       }
       try {
-        const r = await request(this.port, { path: "/socket.io/?EIO=4&transport=polling", timeout: 1000 });
+        const r = await request(this.port, { path: `${this.enginePath}?EIO=4&transport=polling`, timeout: 1000 });
         if (r.status === 200) return;
       } catch (_) {
         /* not listening yet */
@@ -358,8 +369,10 @@ class Harness {
     return path.join(this.logDir, `${testName}.${what}.stderr`);
   }
 
-  // Starts a daemon; options: args (extra CLI args), pingInterval,
-  // pingTimeout. The harness stops it (and checks its exit) at the end.
+  // Starts a daemon; options: app ("echo" default, or "openwebui"), args
+  // (extra CLI args), env (extra environment), pingInterval, pingTimeout
+  // (null: not given, the daemon's defaults). The harness stops it (and
+  // checks its exit) at the end.
   async server(opts = {}) {
     const d = new Daemon(this, opts);
     await d.start();

@@ -8,7 +8,9 @@
 #   in SIOHUB_REFERENCE_SERVER, started with
 #   --app echo --listen 127.0.0.1:PORT --ping-interval 300 --ping-timeout 200;
 #   it is ready when a polling handshake answers 200; its stderr goes to a
-#   file; stop() sends SIGTERM and the daemon must exit 0 within 5 s;
+#   file; app="openwebui" starts that app instead (ready at /ws/socket.io/)
+#   and env adds environment variables; stop() sends SIGTERM and the
+#   daemon must exit 0 within 5 s;
 # - the whole file has a deadline (SIGALRM) after which every daemon is
 #   killed and the test fails, so nothing hangs.
 #
@@ -83,8 +85,11 @@ def _tail(path, lines=20):
 
 
 class Daemon:
-    def __init__(self, harness, args=(), ping_interval=300, ping_timeout=200):
+    def __init__(self, harness, args=(), ping_interval=300, ping_timeout=200, app="echo",
+                 env=None):
         self.h = harness
+        self.app = app
+        self.env = env
         self.extra = list(args)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -94,11 +99,16 @@ class Daemon:
         self.log_path = None
 
     @property
+    def engine_path(self):
+        """Where the app serves Engine.IO (each app's default path)."""
+        return "/ws/socket.io/" if self.app == "openwebui" else "/socket.io/"
+
+    @property
     def url(self):
         return f"http://{HOST}:{self.port}"
 
     def argv(self):
-        args = ["--app", "echo", "--listen", f"{HOST}:{self.port}",
+        args = ["--app", self.app, "--listen", f"{HOST}:{self.port}",
                 "--ping-interval", str(self.ping_interval),
                 "--ping-timeout", str(self.ping_timeout)] + self.extra
         ref = os.environ.get("SIOHUB_REFERENCE_SERVER")
@@ -134,7 +144,9 @@ class Daemon:
         with open(self.log_path, "w") as log:
             log.write("# " + " ".join(argv) + "\n")
             log.flush()
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            env = dict(os.environ, **self.env) if self.env else None
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=env)
         self.h.daemons.add(self)
         self.h.all_procs.append(self.proc)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -146,7 +158,7 @@ class Daemon:
                 raise RuntimeError(f"daemon exited before it was ready (status {rc}); "
                                    f"log: {self.log_path}\n{_tail(self.log_path)}")
             try:
-                status, _ = http_get(self.port, "/socket.io/?EIO=4&transport=polling", 1.0)
+                status, _ = http_get(self.port, f"{self.engine_path}?EIO=4&transport=polling", 1.0)
                 if status == 200:
                     return
             except OSError:
