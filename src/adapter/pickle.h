@@ -26,10 +26,15 @@
  * Shared values: a value fetched from the memo (BINGET) is the same json_t
  * at each place (one reference each); a shared bytes value is one
  * attachment whose placeholder appears at each place. The result is always
- * a tree as json_dumps and json_decref see it: a structure that contains
- * itself (Python's a = []; a.append(a)) is rejected ("cycle"), and so is
- * any change to a container after a second reference to it exists — which
- * no acyclic pickle written by Python does.
+ * acyclic (shared parts are fine for json_dumps and json_decref): a
+ * structure that contains itself (Python's a = []; a.append(a)) is rejected
+ * ("cycle"), and so is any change to a container after a second reference
+ * to it exists — which no acyclic pickle written by Python does.
+ *
+ * Plain values Python pickles in ways refused here: bytes under protocol 2
+ * (GLOBAL _codecs.encode + REDUCE), bytearray under protocols 2-4 (REDUCE;
+ * protocol 5 has BYTEARRAY8), dict keys that are not str, ints beyond
+ * 64 bits, NaN and infinities.
  *
  * Limits (each rejects with a reason): input size, values created, container
  * slots filled, nesting depth, open marks, memo index, attachments, and the

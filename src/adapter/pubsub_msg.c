@@ -346,6 +346,14 @@ int sh_pubsub_msg_parse(const void *p, size_t n, sh_pubsub_msg_t *out, const cha
         }
     }
     rc = parse_message(&c);
+    /* Bytes elsewhere in a message without arguments have nowhere to go. */
+    if (rc == 0 && out->method != SH_PUBSUB_EMIT && out->method != SH_PUBSUB_CALLBACK) {
+        for (size_t i = 0; i < out->nbins; i++)
+            sh_msg_unref(out->bins[i]);
+        free(out->bins);
+        out->bins = NULL;
+        out->nbins = 0;
+    }
     if (c.pk)
         sh_pickle_release(c.pk);
     else

@@ -442,8 +442,29 @@ START_TEST(test_parse_misc)
     ck_assert_str_eq(err, "message too large");
     free(big);
     ck_assert_int_eq(sh_pubsub_msg_parse("", 0, &m, NULL), -EINVAL);
+    /* bytes in a message that has no arguments are dropped; in an emit
+     * they keep their numbers even when no argument names them */
+    static const char disc[] = "\x80\x04}(\x8c\x06method\x8c\x0a"
+                               "disconnect\x8c\x03sid\x8c\x01s\x8c\x01xC\x01zu.";
+    ck_assert_int_eq(sh_pubsub_msg_parse(disc, sizeof(disc) - 1, &m, &err), 0);
+    ck_assert_int_eq(m.method, SH_PUBSUB_DISCONNECT);
+    ck_assert_uint_eq(m.nbins, 0);
+    ck_assert_ptr_null(m.bins);
+    sh_pubsub_msg_release(&m);
+    static const char emit[] = "\x80\x04}(\x8c\x06method\x8c\x04"
+                               "emit\x8c\x05"
+                               "event\x8c\x01"
+                               "e\x8c\x09namespace\x8c\x01/\x8c\x01xC\x01z\x8c\x04"
+                               "dataC\x01yu.";
+    ck_assert_int_eq(sh_pubsub_msg_parse(emit, sizeof(emit) - 1, &m, &err), 0);
+    ck_assert_uint_eq(m.nbins, 2);
+    ck_assert_int_eq(m.bins[1]->data[0], 'y');
+    json_t *want = j("[{\"_placeholder\":true,\"num\":1}]");
+    ck_assert(json_equal(m.args, want));
+    json_decref(want);
+    sh_pubsub_msg_release(&m);
     /* method with NUL */
-    ck_assert_int_eq(sh_pubsub_msg_parse("{\"method\":\"emit\\u0000x\"}", 24, &m, &err), -ENOTSUP);
+    ck_assert_int_eq(parse_str("{\"method\":\"emit\\u0000x\"}", &m, &err), -ENOTSUP);
     sh_pubsub_msg_release(&m);
 }
 END_TEST
