@@ -1510,7 +1510,8 @@ static int run_churn(lg_t *lg)
     make_clients(lg, o->concurrency, 0, false);
     lg->started = lg->nclients; /* churn_refill opens them, not start_clients */
     lg->churning = true;
-    long long cpu0 = o->pid ? proc_cpu_ticks(o->pid) : -1;
+    long long sys0 = 0, sys1 = 0;
+    long long cpu0 = o->pid ? proc_cpu_split(o->pid, &sys0) : -1;
     double lg0 = self_cpu_s();
     uint64_t t0 = now_ns();
     uint64_t until = t0 + (uint64_t)(o->duration_s * 1e9);
@@ -1527,8 +1528,9 @@ static int run_churn(lg_t *lg)
             on_event_ready(evs[i].data.ptr, evs[i].events, now);
     }
     double wall = (double)(now_ns() - t0) / 1e9;
-    long long cpu1 = o->pid ? proc_cpu_ticks(o->pid) : -1;
+    long long cpu1 = o->pid ? proc_cpu_split(o->pid, &sys1) : -1;
     double scpu = cpu0 >= 0 && cpu1 >= 0 ? ticks_to_s(cpu1 - cpu0) : -1;
+    double ssys = cpu0 >= 0 && cpu1 >= 0 ? ticks_to_s(sys1 - sys0) : -1;
     double rate = wall > 0 ? (double)lg->cycles / wall : 0;
     bool ok = lg->churn_errors == 0 && lg->cycles > 0;
     printf("churn: %" PRIu64 " connect+disconnect cycles in %.2f s with %u at a time: %.0f/s; "
@@ -1536,15 +1538,17 @@ static int run_churn(lg_t *lg)
            lg->cycles, wall, o->concurrency, rate, (double)hist_pct(&lg->connect_lat, 50) / 1e3,
            (double)hist_pct(&lg->connect_lat, 99) / 1e3, lg->churn_errors);
     if (scpu >= 0)
-        printf("churn: server CPU %.2f s (%.0f us per cycle); loadgen CPU %.2f s\n", scpu,
-               lg->cycles ? scpu * 1e6 / (double)lg->cycles : 0, self_cpu_s() - lg0);
+        printf("churn: server CPU %.2f s (%.2f user + %.2f system; %.0f us per cycle); loadgen "
+               "CPU %.2f s\n",
+               scpu, scpu - ssys, ssys, lg->cycles ? scpu * 1e6 / (double)lg->cycles : 0,
+               self_cpu_s() - lg0);
     if (lg->first_error[0])
         printf("churn: first error: %s\n", lg->first_error);
     printf("RESULT mode=churn ok=%d concurrency=%u cycles=%" PRIu64 " wall_s=%.2f cps=%.0f "
-           "p50_us=%" PRIu64 " p99_us=%" PRIu64 " server_cpu_s=%.2f server_us_per_cycle=%.0f "
-           "errors=%" PRIu64 "\n",
+           "p50_us=%" PRIu64 " p99_us=%" PRIu64 " server_cpu_s=%.2f server_sys_s=%.2f "
+           "server_us_per_cycle=%.0f errors=%" PRIu64 "\n",
            ok, o->concurrency, lg->cycles, wall, rate, hist_pct(&lg->connect_lat, 50),
-           hist_pct(&lg->connect_lat, 99), scpu,
+           hist_pct(&lg->connect_lat, 99), scpu, ssys,
            lg->cycles && scpu >= 0 ? scpu * 1e6 / (double)lg->cycles : 0, lg->churn_errors);
     free_clients(lg);
     return ok ? 0 : 1;

@@ -316,6 +316,8 @@ commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cflags=$(sed -n "s/^CFLAGS = //p" "$BUILD/Makefile" 2>/dev/null)
 echo "siohub benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), commit $commit, CFLAGS '$cflags'," \
     "$(nproc) CPUs, $(uname -sr)"
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+echo "load average before the runs: $load (other work on this machine skews every timing)"
 echo "servers: $servers; runs: $RUNS; fan-out N=$CLIENTS (+$FANOUT_POLLING polling) M=$EVENTS" \
     "size=$SIZE posters=$POSTERS; paced $RATE/s for ${PACED_SECONDS}s; idle $IDLE_CLIENTS ws +" \
     "$IDLE_POLLING polling; churn ${CHURN_SECONDS}s x $CHURN_CONCURRENCY"
@@ -390,7 +392,7 @@ END {
                     printf "| --- | --- | --- | --- | --- | --- |\n"
                 } else {
                     printf "\nconnection churn (median of %d runs)\n", runs
-                    printf "| server | connects+disconnects/s (range) | connect p50 ms | p99 ms | server CPU us per cycle | errors |\n"
+                    printf "| server | connects+disconnects/s (range) | connect p50 ms | p99 ms | server CPU us per cycle (system share) | errors |\n"
                     printf "| --- | --- | --- | --- | --- | --- |\n"
                 }
             }
@@ -408,8 +410,9 @@ END {
                     val(l, "ws_bytes_per_conn"), lo, hi, val(l, "polling_bytes_per_conn"), val(l, "rss_all_kib"),
                     val(l, "ws_connect_cpu_s"), val(l, "polling_connect_cpu_s")
             else
-                printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f | %.0f | %d |\n", parts[1], val(l, "cps"), lo, hi,
-                    val(l, "p50_us") / 1000, val(l, "p99_us") / 1000, val(l, "server_us_per_cycle"), val(l, "errors")
+                printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f | %.0f (%.0f%%) | %d |\n", parts[1], val(l, "cps"), lo, hi,
+                    val(l, "p50_us") / 1000, val(l, "p99_us") / 1000, val(l, "server_us_per_cycle"),
+                    (val(l, "server_cpu_s") > 0 ? 100 * val(l, "server_sys_s") / val(l, "server_cpu_s") : 0), val(l, "errors")
         }
     }
 }' "$RESULTS"
