@@ -23,7 +23,6 @@ only. SIGTERM or SIGINT stops it.
 import argparse
 import asyncio
 import inspect
-import json
 import signal
 import socket
 import sys
