@@ -356,6 +356,17 @@ static void on_input_defer(sh_loop_t *loop, sh_defer_t *d)
     process_input(d->data);
 }
 
+/* A drained read buffer is freed, not kept: most WebSockets are idle most
+ * of the time, and a kept READ_CHUNK buffer (32 KiB once rounded up) was
+ * most of an idle connection's memory. Only a partial frame stays; nothing
+ * points into a buffer with no readable bytes (events are borrowed only
+ * during on_message). */
+static void release_drained_input(sh_ws_conn_t *ws)
+{
+    if (!sh_buf_avail(&ws->rbuf))
+        sh_buf_release(&ws->rbuf);
+}
+
 static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
 {
     sh_ws_conn_t *ws = io->data;
@@ -380,7 +391,7 @@ static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
             if (ws->state == WS_DEAD || ws->reading_stopped)
                 return;
             if ((size_t)n < READ_CHUNK)
-                return;
+                break;
             continue;
         }
         if (n == 0) {
@@ -389,10 +400,13 @@ static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
             finish(ws, 1006, strerror(errno));
-        return;
+            return;
+        }
+        break;
     }
+    release_drained_input(ws);
 }
 
 sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t extra_len,
