@@ -569,6 +569,9 @@ static void on_redis_state(sh_redis_t *r, bool up, const char *reason, void *dat
         sh_warn("openwebui: Redis unavailable (%s): serving local clients only", reason);
         return;
     }
+    if (app->redis_was_up)
+        app->redis_back_at = sh_loop_now(app->ctx->loop);
+    app->redis_was_up = true;
     sh_info("openwebui: Redis up (%s): rewriting this node's pool entries", reason);
     if (app->beacon)
         sh_beacon_kick(app->beacon);
@@ -629,6 +632,7 @@ static void owui_destroy(void *p)
     sh_store_free(app->store);
     sh_beacon_free(app->beacon);
     sh_redis_script_free(app->revocation);
+    sh_redis_script_free(app->call_watch);
     /* Last: everything above may still have sent a command. */
     sh_redis_free(app->redis);
     free(app->k_token_revoked_prefix);
@@ -690,6 +694,7 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
         app->beacon = sh_beacon_new(ctx->loop, app->redis, cfg->redis_key_prefix, app->node_id,
                                     (uint64_t)cfg->node_ttl_ms);
         app->revocation = sh_redis_script_new(lua_revocation);
+        app->call_watch = owui_call_watch_script();
         size_t n = strlen(cfg->redis_key_prefix) + 16;
         app->k_token_revoked_prefix = sh_malloc(n);
         snprintf(app->k_token_revoked_prefix, n, "%s:auth:token:", cfg->redis_key_prefix);

@@ -36,6 +36,12 @@ run({ timeoutMs: 120000, caseTimeoutMs: 60000 }, async (h) => {
     ask();
     await waitUntil(() => lists.every((g) => last(g) === "u1,u2,u3,u4") || (ask(), false), 10000, () => `user-list before: ${lists.map(last)}`);
 
+    // A call without a timeout from a survivor to a tab on the doomed node:
+    // it must end when the node's sessions are gone, not hang.
+    const asked = new Promise((resolve) => doomed[2].on("ask", () => resolve()));
+    const pendingCall = f.api(S1, "POST", "call", { sid: doomed[2].id, event: "ask", data: 1 }, { timeout: 30000 });
+    await asked;
+
     const doomedSids = new Set(doomed.map((s) => s.id));
     await victim.kill9();
     const t0 = Date.now();
@@ -56,6 +62,14 @@ run({ timeoutMs: 120000, caseTimeoutMs: 60000 }, async (h) => {
     );
     console.log(`# node ${holderId} killed: session_pool clean after ${when.session} ms, user_pool ${when.user} ms, usage_pool ${when.usage} ms, presence ${when.presence} ms (bound ${bound} ms)`);
     for (const [what, ms] of Object.entries(when)) assert.ok(ms <= bound, `${what} cleaned after ${ms} ms > ${bound} ms`);
+    const call = await pendingCall;
+    const callMs = Date.now() - t0;
+    console.log(`# the pending call to a tab of the dead node answered ${call.status} after ${callMs} ms`);
+    assert.equal(call.status, 404, JSON.stringify(call.body));
+    assert.equal(call.body.error, "Client session disconnected.");
+    // Within the bound plus a look of the call's watch (1 s) and its
+    // confirmation.
+    assert.ok(callMs <= bound + 1500, `the call answered after ${callMs} ms`);
 
     // What stays is exactly the survivors' part.
     const p = await f.pools();

@@ -150,6 +150,24 @@ run({ timeoutMs: 150000, caseTimeoutMs: 40000 }, async (h) => {
     assert.ok(Date.now() - t0 < 5000, "the timeout answered in time");
   });
 
+  await h.case("/api/v1/call without a timeout ends when the tab on the other node leaves", async (defer) => {
+    const tab = await f.connect(A, "u1");
+    defer(() => tab.disconnect());
+    const asked = new Promise((resolve) => tab.on("ask", () => resolve())); // never acks
+    await f.waitInPools([tab]);
+    const pending = f.api(C, "POST", "call", { sid: tab.id, user_id: "u1", event: "ask", data: 1 }, { timeout: 20000 });
+    await asked;
+    await sleep(200);
+    const t0 = Date.now();
+    tab.disconnect();
+    const r = await pending;
+    const ms = Date.now() - t0;
+    console.log(`# the call answered ${ms} ms after its tab on another node left`);
+    assert.equal(r.status, 404, JSON.stringify(r.body));
+    assert.equal(r.body.error, "Client session disconnected.");
+    assert.ok(ms < 5000, `answered after ${ms} ms`);
+  });
+
   await h.case("DELETE /api/v1/users/ID/sessions on one node disconnects the user's tabs on every node", async (defer) => {
     const victims = [await f.connect(A, "u3"), await f.connect(B, "u3"), await f.connect(C, "u3")];
     const bystander = await f.connect(A, "u1");

@@ -50,7 +50,18 @@ run({ timeoutMs: 150000, caseTimeoutMs: 60000 }, async (h) => {
 
   const healthStates = [];
 
+  // A call from node B to a tab on node A, without a timeout, whose ack
+  // the tab holds until Redis is back: the outage must not fail it (the
+  // tab never left), and the ack crosses back once Redis returns.
+  let heldAck = null;
+  let pendingCall = null;
+  const callSettled = { done: false };
+
   await h.case("Redis killed: both nodes stay up, /healthz says 503 with a reason", async () => {
+    const asked = new Promise((resolve) => a1.on("hold", (arg, ack) => resolve((heldAck = ack))));
+    pendingCall = f.api(B, "POST", "call", { sid: a1.id, event: "hold", data: "q" }, { timeout: 60000 });
+    pendingCall.finally(() => (callSettled.done = true));
+    await asked;
     await sleep(300); // some load first
     await f.redis.stop();
     for (const n of f.nodes) {
@@ -116,6 +127,12 @@ run({ timeoutMs: 150000, caseTimeoutMs: 60000 }, async (h) => {
     b1.emit("channel-events", { channel_id: "c1", message_id: "after", data: { type: "typing", data: { typing: false } } });
     await waitUntil(() => typing.length === 1, 5000, "typing from node B after the restart");
     assert.equal(typing[0].user.id, "u3");
+    // The held call is still open; the ack now travels back through Redis.
+    assert.equal(callSettled.done, false, "the call to a tab that never left stays open across the outage");
+    heldAck({ late: true });
+    const r2 = await pendingCall;
+    assert.equal(r2.status, 200, JSON.stringify(r2.body));
+    assert.deepEqual(r2.body, { args: [{ late: true }] });
   });
 
   await h.case("no local event was lost or reordered under load, and no post failed", async () => {
