@@ -133,7 +133,28 @@ def body(h):
         wait_for(lambda: "u7" not in f.hash_json("user_pool"), 10,
                  lambda: f"user_pool[u7]: {f.hash_json('user_pool').get('u7')}")
 
+    def rich_user_dict():
+        want = user("u10")
+        tab = f.connect(A, "u10")
+        f.wait_in_pools([tab])
+
+        def check(entry, what):
+            for k, v in want.items():
+                eq(entry.get(k), v, f"{what}: session_pool entry's {k}")
+        first = f.hash_json("session_pool")[tab.sid]
+        check(first, "after connect")
+        # A heartbeat rewrites last_seen_at (the entry's other fields must
+        # come through untouched: [] stays [], {} stays {}, 64-bit ints
+        # stay exact).
+        time.sleep(1.1)
+        tab.sio.emit("heartbeat", {})
+        wait_for(lambda: f.hash_json("session_pool")[tab.sid]["last_seen_at"] > first["last_seen_at"], 10,
+                 "last_seen_at refreshed")
+        check(f.hash_json("session_pool")[tab.sid], "after a heartbeat")
+        tab.disconnect()
+
     h.case("session_pool, user_pool and usage_pool hold Open WebUI's JSON shapes", shapes, timeout=40)
+    h.case("a user dict with lists, objects and big integers survives last_seen_at updates", rich_user_dict, timeout=30)
     h.case("concurrent usage pings from two nodes for one model keep every sid", concurrent_usage, timeout=40)
     h.case("tabs of one user connecting and leaving at once on two nodes: user_pool stays exact", concurrent_tabs, timeout=60)
 

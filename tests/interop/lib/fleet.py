@@ -1,6 +1,6 @@
 # tests/interop/lib/fleet.py — several siohubd nodes of the Open WebUI app
 # on one redis-server, for the test_fleet_*.py files (the Python side of
-# lib/fleet.js: the same users, channels, secret and key).
+# lib/fleet.js: the same users, channels, secret and key, plus u10).
 #
 #   f = Fleet(h, nodes=3, args=[...])
 #   tab = f.connect(f.nodes[0], "u1")       # python-socketio client, user-join acked
@@ -36,6 +36,10 @@ USERS = [
     {"id": "u7", "name": "Gus Li", "email": "gus@example.org", "role": "user"},
     {"id": "u8", "name": "Hal Oz", "email": "hal@example.org", "role": "user"},
     {"id": "u9", "name": "Ida Vo", "email": "ida@example.org", "role": "user"},
+    # A user dict with more than strings (Open WebUI's info/settings):
+    # empty lists and objects, a 64-bit integer, unicode.
+    {"id": "u10", "name": "Jo Ümlaut ✓", "email": "jo@example.org", "role": "user",
+     "info": {"groups": [], "prefs": {}, "quota": 12345678901234567, "tags": ["a", "b/c"]}},
 ]
 CHANNELS = [
     {"id": "c1", "members": ["u1", "u2", "u3"]},
