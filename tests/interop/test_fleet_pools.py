@@ -4,14 +4,14 @@
 # lists of sids, {prefix}:usage_pool {sid: {"updated_at": int}} per model.
 # Concurrent writes from two nodes (usage pings for one model, tabs of one
 # user connecting at once) keep every sid: the read-modify-writes are
-# atomic.
+# atomic. Open WebUI's token revocation keys are honoured.
 import os
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from fleet import Fleet, user, wait_for  # noqa: E402
+from fleet import PREFIX, Fleet, user, wait_for  # noqa: E402
 from harness import eq, run  # noqa: E402
 
 
@@ -153,9 +153,39 @@ def body(h):
         check(f.hash_json("session_pool")[tab.sid], "after a heartbeat")
         tab.disconnect()
 
+    def revocation():
+        import socketio
+        now = int(time.time())
+        # {prefix}:auth:user:{id}:revoked_at at or after the token's iat.
+        f.r.set(f"{PREFIX}:auth:user:u8:revoked_at", str(now + 5))
+        tok = f.sign({"id": "u8", "iat": now - 10, "exp": now + 3600})
+        # {prefix}:auth:token:{jti}:revoked.
+        f.r.set(f"{PREFIX}:auth:token:jti-revoked:revoked", "1")
+        tok_jti = f.sign({"id": "u9", "iat": now - 10, "exp": now + 3600, "jti": "jti-revoked"})
+        for node, token in ((A, tok), (B, tok_jti)):
+            tab = f.connect(node, None, join=False)
+            try:
+                tab.sio.call("user-join", {"auth": {"token": token}}, timeout=1.5)
+                raise AssertionError("user-join with a revoked token was acked")
+            except socketio.exceptions.TimeoutError:
+                pass
+            time.sleep(0.2)
+            if tab.sid in f.hash_json("session_pool"):
+                raise AssertionError("a revoked token's socket is in session_pool")
+            tab.disconnect()
+        # Tokens issued after revoked_at, or with another jti, still work.
+        ok1 = f.connect(A, "u8", token=f.sign({"id": "u8", "iat": now + 6, "exp": now + 3600}))
+        ok2 = f.connect(B, "u9", token=f.sign({"id": "u9", "iat": now, "exp": now + 3600, "jti": "fine"}))
+        eq(ok1.user_join, {"id": "u8", "name": user("u8")["name"]})
+        eq(ok2.user_join, {"id": "u9", "name": user("u9")["name"]})
+        f.wait_in_pools([ok1, ok2])
+        ok1.disconnect()
+        ok2.disconnect()
+
     h.case("session_pool, user_pool and usage_pool hold Open WebUI's JSON shapes", shapes, timeout=40)
     h.case("a user dict with lists, objects and big integers survives last_seen_at updates", rich_user_dict, timeout=30)
     h.case("concurrent usage pings from two nodes for one model keep every sid", concurrent_usage, timeout=40)
+    h.case("Open WebUI's revocation keys ({prefix}:auth:user:ID:revoked_at, :auth:token:JTI:revoked)", revocation, timeout=30)
     h.case("tabs of one user connecting and leaving at once on two nodes: user_pool stays exact", concurrent_tabs, timeout=60)
 
 

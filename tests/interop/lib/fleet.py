@@ -176,19 +176,36 @@ class Fleet:
             self.tokens[uid] = out.stdout.strip()
         return self.tokens[uid]
 
-    def connect(self, node, uid, join=True, record=()):
+    def connect(self, node, uid, join=True, record=(), token=None):
         """A tab of user uid (None: anonymous) on node, over WebSocket, with
-        auth {token} and, as Open WebUI's layout does, user-join (acked)."""
+        auth {token} (token: another one than `siohubd token`'s) and, as
+        Open WebUI's layout does, user-join (acked)."""
         tab = Tab(self, node, uid)
         for ev in record:
             tab.record(ev)
         self.tabs.append(tab)
-        auth = {"token": self.token(uid)} if uid else {}
+        token = token or (self.token(uid) if uid else None)
+        auth = {"token": token} if token else {}
         tab.sio.connect(node.url, socketio_path="ws/socket.io", transports=["websocket"],
                         auth=auth, wait_timeout=10)
-        if uid and join:
-            tab.user_join = tab.sio.call("user-join", {"auth": {"token": self.token(uid)}}, timeout=10)
+        if token and join:
+            tab.user_join = tab.sio.call("user-join", {"auth": {"token": token}}, timeout=10)
         return tab
+
+    @staticmethod
+    def sign(claims):
+        """An HS256 JWT with the fleet's secret (for claims `siohubd token`
+        does not write, such as jti)."""
+        import base64
+        import hashlib
+        import hmac
+
+        def b64(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps(claims).encode())
+        sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+        return f"{head}.{body}.{b64(sig)}"
 
     def api(self, node, method, path, body=None, timeout=10.0):
         """(status, parsed JSON body) of one API request with the key; path
