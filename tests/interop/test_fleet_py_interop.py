@@ -51,7 +51,7 @@ os._exit(0)
 """
 
 
-def metric(f, node, name, label):
+def metric(node, name, label):
     """The value of siohub_NAME{label} in node's /metrics."""
     import urllib.request
     with urllib.request.urlopen(f"{node.url}/metrics", timeout=5) as r:
@@ -268,7 +268,7 @@ def body(h):
         # Only the two siohub nodes may listen: a python-socketio <= 5.13
         # node would unpickle (and run) these itself.
         eq(f.r.pubsub_numsub(CHANNEL)[0][1], len(f.nodes), "subscribers of the channel")
-        before = {n.port: metric(f, n, "siohub_pubsub_messages_total", 'outcome="dropped"') for n in f.nodes}
+        before = {n.port: metric(n, "siohub_pubsub_messages_total", 'outcome="dropped"') for n in f.nodes}
         sent = 0
         for proto in (2, 3, 4, 5):
             msg = {"method": "emit", "event": "evil-ev", "data": Evil(), "namespace": "/",
@@ -285,7 +285,7 @@ def body(h):
         eq(tab.recorders["evil-ev"].snapshot(), [], "nothing delivered from the evil pickles")
         for n in f.nodes:
             n.assert_alive()
-            after = metric(f, n, "siohub_pubsub_messages_total", 'outcome="dropped"')
+            after = metric(n, "siohub_pubsub_messages_total", 'outcome="dropped"')
             eq(after - before[n.port], sent, f"dropped count on :{n.port}")
             with open(n.log_path, encoding="utf-8", errors="replace") as fp:
                 if "dropped" not in fp.read():
