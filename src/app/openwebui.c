@@ -514,6 +514,22 @@ static uint64_t reap_interval(const owui_app_t *app)
     return every < 1000 ? 1000 : every;
 }
 
+/* The reaper's lock lifetime: lock_timeout, but never longer than
+ * node_ttl. node_ttl promises that a dead node's sessions leave within
+ * 3 x node_ttl; when the dead node held this lock, the reaper first has to
+ * move, and a longer lock (the default 6 s against --node-ttl 2000) would
+ * break the promise. With both at most node_ttl, the lock and the dead
+ * node's key expire within node_ttl, the next holder reaps at once, and a
+ * reap that came too early is followed by another within reap_interval
+ * (<= node_ttl). */
+static uint64_t reap_lock_ttl(const owui_app_t *app)
+{
+    uint64_t ttl = (uint64_t)app->cfg->lock_timeout_ms;
+    if (app->redis && ttl > (uint64_t)app->cfg->node_ttl_ms)
+        ttl = (uint64_t)app->cfg->node_ttl_ms;
+    return ttl;
+}
+
 /* Under session_cleanup_lock: removes the sessions whose last_seen_at is
  * older than session_reap_age, and with Redis those of dead nodes. */
 static void reap_job(void *data)
@@ -553,6 +569,9 @@ static void on_redis_state(sh_redis_t *r, bool up, const char *reason, void *dat
         sh_warn("openwebui: Redis unavailable (%s): serving local clients only", reason);
         return;
     }
+    if (app->redis_was_up)
+        app->redis_back_at = sh_loop_now(app->ctx->loop);
+    app->redis_was_up = true;
     sh_info("openwebui: Redis up (%s): rewriting this node's pool entries", reason);
     if (app->beacon)
         sh_beacon_kick(app->beacon);
@@ -613,6 +632,7 @@ static void owui_destroy(void *p)
     sh_store_free(app->store);
     sh_beacon_free(app->beacon);
     sh_redis_script_free(app->revocation);
+    sh_redis_script_free(app->call_watch);
     /* Last: everything above may still have sent a command. */
     sh_redis_free(app->redis);
     free(app->k_token_revoked_prefix);
@@ -674,6 +694,7 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
         app->beacon = sh_beacon_new(ctx->loop, app->redis, cfg->redis_key_prefix, app->node_id,
                                     (uint64_t)cfg->node_ttl_ms);
         app->revocation = sh_redis_script_new(lua_revocation);
+        app->call_watch = owui_call_watch_script();
         size_t n = strlen(cfg->redis_key_prefix) + 16;
         app->k_token_revoked_prefix = sh_malloc(n);
         snprintf(app->k_token_revoked_prefix, n, "%s:auth:token:", cfg->redis_key_prefix);
@@ -713,9 +734,8 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
         sh_leader_new(ctx->loop, app->redis, key, app->node_id, (uint64_t)cfg->lock_timeout_ms,
                       (uint64_t)cfg->usage_cleanup_interval_ms, usage_job, app);
     snprintf(key, sizeof(key), "%s:session_cleanup_lock", cfg->redis_key_prefix);
-    app->reap_leader =
-        sh_leader_new(ctx->loop, app->redis, key, app->node_id, (uint64_t)cfg->lock_timeout_ms,
-                      reap_interval(app), reap_job, app);
+    app->reap_leader = sh_leader_new(ctx->loop, app->redis, key, app->node_id, reap_lock_ttl(app),
+                                     reap_interval(app), reap_job, app);
     sh_timer_start(ctx->loop, &app->refresh_timer, reap_interval(app), on_refresh_timer, app);
     sh_info("openwebui app: Socket.IO at %s, node %s, directory %s, store %s, API %s", eo.path,
             app->node_id, sh_directory_name(app->dir), app->store->ops->name,

@@ -57,6 +57,11 @@ typedef struct owui_app {
     sh_leader_t *usage_leader;
     sh_leader_t *reap_leader;
     sh_redis_script_t *revocation;
+    sh_redis_script_t *call_watch; /* is a called session still there? */
+    /* Loop time Redis came back after an outage (0: never lost); its data
+     * may then be missing until every node has rewritten its entries. */
+    uint64_t redis_back_at;
+    bool redis_was_up;
     char *k_token_revoked_prefix; /* "{prefix}:auth:token:" */
     char *k_user_revoked_prefix;  /* "{prefix}:auth:user:" */
     sh_token_verifier_t *tokens;
@@ -86,6 +91,9 @@ owui_session_t *owui_session_by_sid(owui_app_t *app, const char *sid);
 
 /* The HTTP API (openwebui_api.c). */
 sh_api_t *owui_api_new(owui_app_t *app, sh_buf_t *err);
+/* The script a call to another node's session watches it with (Redis
+ * mode; the caller frees it). */
+sh_redis_script_t *owui_call_watch_script(void);
 /* Fails every held /api/v1/call (shutdown). */
 void owui_api_cancel_calls(owui_app_t *app);
 /* /healthz and /metrics. */

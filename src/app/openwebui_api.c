@@ -133,7 +133,38 @@ static void api_chat_events(sh_api_call_t *call, void *data)
  * The session must be in SESSION_POOL (on any node) and, when user_id is
  * given, belong to that user; else "Client session disconnected.". The
  * emit goes through the adapter, so a session on another node answers
- * through Redis. */
+ * through Redis.
+ *
+ * A call ends with "Client session disconnected." when its session
+ * leaves, also without a timeout ("until the session leaves"). For a
+ * session of this node the socket's end fails the ack; for another
+ * node's, no message says so (python-socketio has none), so the call
+ * watches the pool: every CALL_WATCH_MS it reads the session's entry and
+ * its node's liveness key in one script. A missing entry means the
+ * session is gone once a second look CALL_CONFIRM_MS later still misses
+ * it (the session left, or its node died and the reaper removed it),
+ * unless the entry may just not be back yet: when Redis returns empty,
+ * each node writes its liveness key and then its entries as soon as it
+ * reconnects, so after this node saw Redis come back a miss counts only
+ * while that node's key is there, or once Redis has been back for longer
+ * than a node can take to reconnect (CALL_REJOIN_MS: the Redis client's
+ * 5 s backoff cap plus its 2 s connect timeout, with room). While Redis
+ * is away nothing is decided. */
+
+#define CALL_WATCH_MS   1000
+#define CALL_CONFIRM_MS 250
+#define CALL_REJOIN_MS  10000
+
+static const char lua_call_watch[] =
+    "local u = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "local alive = 0\n"
+    "if ARGV[2] ~= '' then alive = redis.call('EXISTS', ARGV[2]) end\n"
+    "return {u or '', alive}\n";
+
+sh_redis_script_t *owui_call_watch_script(void)
+{
+    return sh_redis_script_new(lua_call_watch);
+}
 
 typedef struct owui_call {
     sh_list_t link; /* app->calls */
@@ -145,14 +176,19 @@ typedef struct owui_call {
     json_t *args;
     int64_t timeout_ms;
     bool sent;
-    bool awaiting_store; /* a session_get is out: its callback frees us */
+    bool awaiting_store; /* a pool read is out: its callback frees us */
     bool answered;       /* the HTTP answer went (shutdown, timeout) */
     uint64_t handle;     /* the adapter's, once sent */
     sh_timer_t timer;
+    /* Another node's session: watched (see above). */
+    char *node;      /* its siohub_node, NULL when unknown */
+    unsigned misses; /* looks in a row that found no entry */
+    sh_timer_t watch;
 } owui_call_t;
 
 static void call_free(owui_call_t *c)
 {
+    free(c->node);
     free(c->user_id);
     free(c->event);
     json_decref(c->args);
@@ -169,6 +205,7 @@ static void call_finish(owui_call_t *c, unsigned status, json_t *body)
     }
     c->answered = true;
     sh_timer_stop(c->app->ctx->loop, &c->timer);
+    sh_timer_stop(c->app->ctx->loop, &c->watch);
     sh_list_remove(&c->link);
     sh_api_complete(c->p, status, body);
     if (!c->awaiting_store)
@@ -193,6 +230,63 @@ static void on_call_timeout(sh_loop_t *loop, sh_timer_t *t)
     if (c->sent)
         sh_adapter_cancel_call(c->app->adapter, c->handle);
     call_finish(c, 504, json_pack("{s:s}", "error", "timed out waiting for the client's ack"));
+}
+
+static void on_call_watch_timer(sh_loop_t *loop, sh_timer_t *t);
+
+static void on_call_watch(int status, const redisReply *reply, void *data)
+{
+    owui_call_t *c = data;
+    c->awaiting_store = false;
+    if (c->answered) {
+        call_free(c);
+        return;
+    }
+    owui_app_t *app = c->app;
+    sh_loop_t *loop = app->ctx->loop;
+    uint64_t next = CALL_WATCH_MS;
+    if (status == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        const redisReply *entry = reply->element[0], *alive = reply->element[1];
+        if (entry->type == REDIS_REPLY_STRING && entry->len > 0) {
+            c->misses = 0;
+        } else {
+            bool node_up = alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
+            bool settled =
+                !app->redis_back_at || sh_loop_now(loop) - app->redis_back_at >= CALL_REJOIN_MS;
+            c->misses++;
+            if (node_up || settled) {
+                if (c->misses >= 2) {
+                    sh_adapter_cancel_call(app->adapter, c->handle);
+                    call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
+                    return;
+                }
+                next = CALL_CONFIRM_MS;
+            }
+        }
+    }
+    sh_timer_start(loop, &c->watch, next, on_call_watch_timer, c);
+}
+
+static void on_call_watch_timer(sh_loop_t *loop, sh_timer_t *t)
+{
+    owui_call_t *c = t->data;
+    owui_app_t *app = c->app;
+    const char *prefix = app->cfg->redis_key_prefix;
+    size_t n = strlen(prefix) + (c->node ? strlen(c->node) : 0) + 32;
+    char *skey = sh_malloc(n), *nkey = sh_malloc(n);
+    snprintf(skey, n, "%s:session_pool", prefix);
+    snprintf(nkey, n, "%s%s%s", c->node ? prefix : "", c->node ? ":siohub:node:" : "",
+             c->node ? c->node : "");
+    const char *argv[] = {skey, c->sid, nkey};
+    int rc = sh_redis_eval(app->redis, app->call_watch, on_call_watch, c, 1, 3, argv, NULL);
+    free(skey);
+    free(nkey);
+    if (rc < 0) {
+        /* Redis away: nothing can be told; look again later. */
+        sh_timer_start(loop, t, CALL_WATCH_MS, on_call_watch_timer, c);
+        return;
+    }
+    c->awaiting_store = true;
 }
 
 /* The session's pool entry decides whether the call may go. */
@@ -223,6 +317,11 @@ static void on_call_session(int status, json_t *user, void *data)
         return;
     }
     c->sent = true;
+    if (app->redis && !owui_session_by_sid(app, c->sid)) {
+        const char *node = json_string_value(json_object_get(user, "siohub_node"));
+        c->node = node && node[0] ? sh_strdup(node) : NULL;
+        sh_timer_start(app->ctx->loop, &c->watch, CALL_WATCH_MS, on_call_watch_timer, c);
+    }
 }
 
 static void api_call(sh_api_call_t *call, void *data)

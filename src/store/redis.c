@@ -101,14 +101,27 @@ static const char lua_session_remove[] = LUA_LIST_REMOVE
     "local uid, gone, changed = session_remove(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n"
     "return {uid, gone, changed}\n";
 
-/* KEYS session_pool; ARGV sid now -> found (0/1) */
-static const char lua_session_touch[] = "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-                                        "if not cur then return 0 end\n"
-                                        "local ok, u = pcall(cjson.decode, cur)\n"
-                                        "if not ok or type(u) ~= 'table' then return 0 end\n"
-                                        "u.last_seen_at = tonumber(ARGV[2])\n"
-                                        "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(u))\n"
-                                        "return 1\n";
+/* KEYS session_pool; ARGV sid now -> found (0/1)
+ *
+ * r_session_add writes last_seen_at and siohub_node last, in jansson's
+ * spacing: the number is replaced in place, so the rest of the user dict
+ * never goes through cjson, which would turn its empty lists into {} and
+ * round integers past 2^53. An entry in another form is decoded and
+ * encoded again. */
+static const char lua_session_touch[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not cur then return 0 end\n"
+    "local head, tail = string.match(cur, "
+    "'^(.*\"last_seen_at\": )%-?%d+(, \"siohub_node\": \"[^\"]*\"})$')\n"
+    "if head then\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], head .. ARGV[2] .. tail)\n"
+    "  return 1\n"
+    "end\n"
+    "local ok, u = pcall(cjson.decode, cur)\n"
+    "if not ok or type(u) ~= 'table' then return 0 end\n"
+    "u.last_seen_at = tonumber(ARGV[2])\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(u))\n"
+    "return 1\n";
 
 /* KEYS usage_pool; ARGV model sid now -> new_model (0/1) */
 static const char lua_usage_touch[] =

@@ -17,6 +17,14 @@
 // fails the test: clean shutdown is part of the contract.
 //
 // With SIOHUB_REQUIRE_INTEROP set (CI), a skip is a hard error instead.
+//
+// Fleet tests: `app: "openwebui"` starts the Open WebUI app instead (its
+// Engine.IO path is /ws/socket.io/), `env` adds environment variables,
+// `healthz: true` also waits for /healthz to answer 200 (Redis up and the
+// pub/sub subscription confirmed), and h.redis() starts a redis-server
+// ($REDIS_SERVER, exported by make check) on a free loopback port that can
+// be stopped and started again on the same port; without REDIS_SERVER the
+// test skips (an error under SIOHUB_REQUIRE_INTEROP).
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -25,7 +33,9 @@ const fs = require("node:fs");
 const http = require("node:http");
 const net = require("node:net");
 const path = require("node:path");
+const os = require("node:os");
 const { createRequire } = require("node:module");
+const { RespClient } = require("./resp");
 
 const HOST = "127.0.0.1";
 const STOP_GRACE_MS = 5000;
@@ -132,6 +142,10 @@ class Daemon {
   constructor(h, opts) {
     this.h = h;
     this.extraArgs = opts.args || [];
+    this.app = opts.app || "echo";
+    this.pathOverride = opts.path || null;
+    this.healthz = !!opts.healthz;
+    // null: leave the daemon's own defaults (no --ping-* options).
     this.pingInterval = opts.pingInterval === undefined ? 300 : opts.pingInterval;
     this.pingTimeout = opts.pingTimeout === undefined ? 200 : opts.pingTimeout;
     this.port = opts.port || 0;
@@ -148,7 +162,7 @@ class Daemon {
 
   // Where the app serves Engine.IO (each app's default path).
   get enginePath() {
-    return this.app === "openwebui" ? "/ws/socket.io/" : "/socket.io/";
+    return this.pathOverride || (this.app === "openwebui" ? "/ws/socket.io/" : "/socket.io/");
   }
 
   get wsUrl() {
@@ -228,7 +242,7 @@ class Daemon {
       }
       try {
         const r = await request(this.port, { path: `${this.enginePath}?EIO=4&transport=polling`, timeout: 1000 });
-        if (r.status === 200) return;
+        if (r.status === 200 && (!this.healthz || (await request(this.port, { path: "/healthz", timeout: 1000 })).status === 200)) return;
       } catch (_) {
         /* not listening yet */
       }
@@ -282,6 +296,16 @@ class Daemon {
     }
   }
 
+  // kill -9, on purpose (a node dying): waits for the exit; the harness no
+  // longer expects a clean SIGTERM exit from this daemon.
+  async kill9() {
+    this.assertAlive();
+    this.proc.kill("SIGKILL");
+    await this.exited;
+    this.proc = null;
+    this.h.daemons.delete(this);
+  }
+
   // Last resort on a hard failure: no checks.
   kill() {
     if (this.proc && !this.exitInfo) this.proc.kill("SIGKILL");
@@ -307,6 +331,89 @@ function daemonPath() {
   if (process.env.SIOHUBD) return process.env.SIOHUBD;
   const top = process.env.top_builddir || process.cwd();
   return path.join(top, "siohubd");
+}
+
+// ---------------------------------------------------------------- redis-server
+
+// A redis-server of the test's own on a free 127.0.0.1 port, no persistence
+// (a restart starts empty, like a Redis that lost its data). stop() kills
+// it (an outage), start() brings it back on the same port.
+class RedisServer {
+  constructor(h) {
+    this.h = h;
+    this.port = 0;
+    this.proc = null;
+    this.starts = 0;
+    this.exitInfo = null;
+    this.dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), "siohub-redis-"));
+  }
+
+  // redis://127.0.0.1:PORT/DB
+  url(db = 0) {
+    return `redis://${HOST}:${this.port}/${db}`;
+  }
+
+  async start() {
+    const restart = this.starts > 0;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (!restart) this.port = await freePort();
+      this.starts++;
+      const logPath = this.h.logPath(`redis${this.starts}`);
+      this.logPath = logPath;
+      const log = fs.openSync(logPath, "w");
+      const argv = ["--port", String(this.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--dir", this.dir, "--logfile", ""];
+      fs.writeSync(log, `# ${process.env.REDIS_SERVER} ${argv.join(" ")}\n`);
+      const proc = childProcess.spawn(process.env.REDIS_SERVER, argv, { stdio: ["ignore", log, log] });
+      fs.closeSync(log);
+      this.proc = proc;
+      this.exitInfo = null;
+      this.h.allProcs.push(proc);
+      this.exited = new Promise((resolve) => {
+        proc.on("exit", (code, signal) => resolve((this.exitInfo = { code, signal })));
+        proc.on("error", (error) => resolve((this.exitInfo = { code: null, signal: null, error })));
+      });
+      const deadline = Date.now() + 5000;
+      while (!this.exitInfo && Date.now() < deadline) {
+        try {
+          const c = await RespClient.connect(this.port, { timeout: 500 });
+          const pong = await withTimeout(c.command("PING"), 1000, "PING").finally(() => c.close());
+          if (pong === "PONG") return this;
+        } catch (_) {
+          /* not listening yet */
+        }
+        await sleep(20);
+      }
+      if (!this.exitInfo) {
+        proc.kill("SIGKILL");
+        await this.exited;
+        throw new Error(`redis-server on port ${this.port} did not answer PING; log: ${logPath}\n${tail(logPath)}`);
+      }
+      // Exited: the port was taken (by another test, between our probe and
+      // its bind). A restart must keep its port: wait and try it again.
+      if (restart) await sleep(200);
+    }
+    throw new Error(`redis-server would not start on port ${this.port}; log: ${this.logPath}\n${tail(this.logPath)}`);
+  }
+
+  alive() {
+    return this.proc !== null && this.exitInfo === null;
+  }
+
+  // kill -9: the daemons see the connection drop (an outage).
+  async stop() {
+    if (!this.alive()) return;
+    this.proc.kill("SIGKILL");
+    await this.exited;
+    this.proc = null;
+  }
+
+  // A client of this server (closed at the end of the test).
+  async client(opts) {
+    const c = await RespClient.connect(this.port, opts);
+    this.h.defer(() => c.close());
+    return c;
+  }
 }
 
 // ---------------------------------------------------------------- modules
@@ -358,6 +465,7 @@ class Harness {
     this.closing = false;
     this.daemonCount = 0;
     this.cleanups = [];
+    this.redisServers = [];
     const top = process.env.top_builddir;
     this.logDir = top
       ? path.join(top, "tests", "interop")
@@ -377,6 +485,16 @@ class Harness {
     const d = new Daemon(this, opts);
     await d.start();
     return d;
+  }
+
+  // Starts a redis-server on a free loopback port (stopped at the very end,
+  // after the daemons). Skips the test when REDIS_SERVER is not set.
+  async redis() {
+    if (!process.env.REDIS_SERVER) skip("REDIS_SERVER is not set (make check exports the redis-server configure found)");
+    const r = new RedisServer(this);
+    this.redisServers.push(r);
+    await r.start();
+    return r;
   }
 
   // Registers fn to run at the end, before the daemons stop (close clients).
@@ -434,6 +552,11 @@ class Harness {
         console.log(indent(e.message));
       }
     }
+    // Redis last: the daemons release their locks and beacons on SIGTERM.
+    for (const r of this.redisServers) {
+      await r.stop();
+      fs.rmSync(r.dir, { recursive: true, force: true });
+    }
     console.log(`${testName}: ${this.passed} passed, ${this.failed} failed`);
     return this.failed === 0 ? 0 : 1;
   }
@@ -443,6 +566,14 @@ class Harness {
   killAll() {
     this.closing = true;
     for (const d of this.daemons) d.kill();
+    for (const r of this.redisServers) {
+      if (r.alive()) r.proc.kill("SIGKILL");
+      try {
+        fs.rmSync(r.dir, { recursive: true, force: true });
+      } catch (_) {
+        /* best effort */
+      }
+    }
     for (const p of this.allProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   }
 }
@@ -500,6 +631,7 @@ function run(opts, body) {
 module.exports = {
   HOST,
   assert,
+  daemonPath,
   freePort,
   need,
   normalize,

@@ -15,12 +15,20 @@
 #   killed and the test fails, so nothing hangs.
 #
 # With SIOHUB_REQUIRE_INTEROP set (CI), a skip is a hard error instead.
+#
+# Fleet tests: h.server(app="openwebui", env={...}, healthz=True) starts the
+# Open WebUI app (Engine.IO at /ws/socket.io/) and waits for /healthz 200
+# too; h.redis() starts a redis-server ($REDIS_SERVER, exported by make
+# check) on a free loopback port, which stop() kills and start() brings
+# back on the same port; without REDIS_SERVER the test skips.
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -86,11 +94,15 @@ def _tail(path, lines=20):
 
 class Daemon:
     def __init__(self, harness, args=(), ping_interval=300, ping_timeout=200, app="echo",
-                 env=None):
+                 env=None, healthz=False, path=None):
         self.h = harness
         self.app = app
         self.env = env
         self.extra = list(args)
+        self.app = app
+        self.env = env
+        self.healthz = healthz
+        self.path_override = path
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.port = 0
@@ -101,7 +113,7 @@ class Daemon:
     @property
     def engine_path(self):
         """Where the app serves Engine.IO (each app's default path)."""
-        return "/ws/socket.io/" if self.app == "openwebui" else "/socket.io/"
+        return self.path_override or ("/ws/socket.io/" if self.app == "openwebui" else "/socket.io/")
 
     @property
     def url(self):
@@ -159,7 +171,7 @@ class Daemon:
                                    f"log: {self.log_path}\n{_tail(self.log_path)}")
             try:
                 status, _ = http_get(self.port, f"{self.engine_path}?EIO=4&transport=polling", 1.0)
-                if status == 200:
+                if status == 200 and (not self.healthz or http_get(self.port, "/healthz", 1.0)[0] == 200):
                     return
             except OSError:
                 pass
@@ -197,10 +209,82 @@ class Daemon:
             raise AssertionError(f"daemon did not exit cleanly on SIGTERM (status {rc}); "
                                  f"log: {self.log_path}\n{_tail(self.log_path)}")
 
+    def kill9(self):
+        """kill -9 on purpose (a node dying); no clean exit expected."""
+        self.assert_alive()
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.h.daemons.discard(self)
+
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class RedisServer:
+    """redis-server on a free 127.0.0.1 port, no persistence (a restart
+    starts empty). stop() kills it (an outage), start() brings it back on
+    the same port."""
+
+    def __init__(self, harness):
+        self.h = harness
+        self.port = 0
+        self.proc = None
+        self.starts = 0
+        self.dir = tempfile.mkdtemp(prefix="siohub-redis-")
+        self.log_path = None
+
+    def url(self, db=0):
+        return f"redis://{HOST}:{self.port}/{db}"
+
+    def _ping(self):
+        try:
+            with socket.create_connection((HOST, self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self):
+        restart = self.starts > 0
+        for _ in range(5):
+            if not restart:
+                self.port = free_port()
+            self.starts += 1
+            self.log_path = self.h.log_path(f"redis{self.starts}")
+            argv = [os.environ["REDIS_SERVER"], "--port", str(self.port), "--bind", HOST,
+                    "--save", "", "--appendonly", "no", "--dir", self.dir, "--logfile", ""]
+            with open(self.log_path, "w") as log:
+                log.write("# " + " ".join(argv) + "\n")
+                log.flush()
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.h.all_procs.append(self.proc)
+            deadline = time.monotonic() + 5
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if self._ping():
+                    return self
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"redis-server on port {self.port} did not answer PING; "
+                                     f"log: {self.log_path}\n{_tail(self.log_path)}")
+            # Exited: the port was taken meanwhile. A restart keeps its port.
+            if restart:
+                time.sleep(0.2)
+        raise AssertionError(f"redis-server would not start on port {self.port}; "
+                             f"log: {self.log_path}\n{_tail(self.log_path)}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
 
 class Harness:
@@ -215,6 +299,7 @@ class Harness:
         self.closing = False
         self.daemon_count = 0
         self.cleanups = []
+        self.redis_servers = []
         top = os.environ.get("top_builddir")
         if top:
             self.log_dir = os.path.join(top, "tests", "interop")
@@ -238,6 +323,15 @@ class Harness:
 
     def server(self, args=(), **kw):
         return Daemon(self, args, **kw).start()
+
+    def redis(self):
+        """Starts a redis-server (stopped at the end, after the daemons);
+        skips the test when REDIS_SERVER is not set."""
+        if not os.environ.get("REDIS_SERVER"):
+            skip("REDIS_SERVER is not set (make check exports the redis-server configure found)")
+        r = RedisServer(self)
+        self.redis_servers.append(r)
+        return r.start()
 
     def defer(self, fn):
         self.cleanups.append(fn)
@@ -286,6 +380,10 @@ class Harness:
                 self.failed += 1
                 print("not ok - daemon shutdown", flush=True)
                 print("\n".join("    " + l for l in str(e).splitlines()), flush=True)
+        # Redis last: the daemons release their locks and beacons on SIGTERM.
+        for r in self.redis_servers:
+            r.stop()
+            shutil.rmtree(r.dir, ignore_errors=True)
         signal.alarm(0)
         print(f"{TEST_NAME}: {self.passed} passed, {self.failed} failed", flush=True)
         # os._exit: client libraries may leave non-daemon threads behind. A
@@ -301,6 +399,8 @@ class Harness:
         for p in self.all_procs:
             if p.poll() is None:
                 p.kill()
+        for r in self.redis_servers:
+            shutil.rmtree(r.dir, ignore_errors=True)
 
 
 def run(body, timeout=60, case_timeout=15):
