@@ -51,18 +51,25 @@
     "  if ok and type(u) == 'table' and u.id ~= nil then return tostring(u.id), u end\n"           \
     "  return nil, nil\n"                                                                          \
     "end\n"                                                                                        \
-    "local function usage_remove(key, sid)\n"                                                      \
+    "local function usage_remove_set(key, sids)\n"                                                 \
     "  local changed = 0\n"                                                                        \
     "  local all = redis.call('HGETALL', key)\n"                                                   \
     "  for i = 1, #all, 2 do\n"                                                                    \
     "    local ok, m = pcall(cjson.decode, all[i + 1])\n"                                          \
-    "    if ok and type(m) == 'table' and m[sid] ~= nil then\n"                                    \
-    "      m[sid] = nil\n"                                                                         \
-    "      if next(m) == nil then redis.call('HDEL', key, all[i]) changed = 1\n"                   \
-    "      else redis.call('HSET', key, all[i], cjson.encode(m)) end\n"                            \
+    "    if ok and type(m) == 'table' then\n"                                                      \
+    "      local hit = false\n"                                                                    \
+    "      for s in pairs(m) do if sids[s] then m[s] = nil hit = true end end\n"                   \
+    "      if hit then\n"                                                                          \
+    "        changed = 1\n"                                                                        \
+    "        if next(m) == nil then redis.call('HDEL', key, all[i])\n"                             \
+    "        else redis.call('HSET', key, all[i], cjson.encode(m)) end\n"                          \
+    "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  return changed\n"                                                                           \
+    "end\n"                                                                                        \
+    "local function usage_remove(key, sid)\n"                                                      \
+    "  return usage_remove_set(key, {[sid] = true})\n"                                             \
     "end\n"                                                                                        \
     "local function session_remove(kses, kusr, kuse, sid)\n"                                       \
     "  local prev = redis.call('HGET', kses, sid)\n"                                               \
