@@ -154,10 +154,13 @@ static const char lua_usage_cleanup[] =
 /* KEYS session_pool user_pool usage_pool; ARGV now age node_key_prefix
  * -> flat list sid, uid, sid, uid... of the sessions removed: those with a
  * last_seen_at older than age, and those tagged with a node whose liveness
- * key (node_key_prefix .. node) is gone. */
+ * key (node_key_prefix .. node) is gone. The usage pool is walked once for
+ * all of them: a dead node can leave thousands of sessions, and a script
+ * blocks every other Redis client while it runs. */
 static const char lua_session_reap[] = LUA_LIST_REMOVE
     "local now, age, nodes = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
     "local alive = {}\n"
+    "local gone = {}\n"
     "local out = {}\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
@@ -173,12 +176,16 @@ static const char lua_session_reap[] = LUA_LIST_REMOVE
     "      if not alive[node] then stale = true end\n"
     "    end\n"
     "    if stale then\n"
-    "      local uid = session_remove(KEYS[1], KEYS[2], KEYS[3], sid)\n"
+    "      redis.call('HDEL', KEYS[1], sid)\n"
+    "      local uid = user_of(all[i + 1]) or ''\n"
+    "      if uid ~= '' then list_remove(KEYS[2], uid, sid) end\n"
+    "      gone[sid] = true\n"
     "      out[#out + 1] = sid\n"
     "      out[#out + 1] = uid\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "if #out > 0 then usage_remove_set(KEYS[3], gone) end\n"
     "return out\n";
 
 /* ---- state ---- */
