@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "redis/redis.h"
 #include "store/store.h"
 
@@ -411,9 +412,12 @@ static int run_command(sh_store_t *st, op_kind_t kind, sh_store_cb cb, void *dat
     return op_check(op, sh_redis_command_argv(rs->redis, on_reply, op, argc, argv, NULL));
 }
 
+/* Keys become JSON object keys and strings, which must be UTF-8 (cjson
+ * would write the bytes as they are, and Python's json.loads would then
+ * refuse the whole pool). */
 static bool valid_key(const char *s)
 {
-    return s && s[0];
+    return s && s[0] && sh_utf8_valid(s, strlen(s));
 }
 
 static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, int64_t now,
