@@ -227,6 +227,7 @@ struct redis_store {
     char *k_session, *k_user, *k_usage, *k_node_prefix;
     sh_redis_script_t *s_add, *s_remove, *s_touch, *s_usage, *s_cleanup, *s_reap;
     sh_list_t ops;
+    bool closing; /* sh_store_free was called */
 };
 
 static redis_store_t *impl(sh_store_t *st)
@@ -424,6 +425,8 @@ static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, in
                          sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *uid = json_string_value(json_object_get(user, "id"));
     if (!valid_key(sid) || !json_is_object(user) || !valid_key(uid))
         return -EINVAL;
@@ -445,6 +448,8 @@ static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, in
 static int r_session_remove(sh_store_t *st, const char *sid, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     const char *argv[] = {rs->k_session, rs->k_user, rs->k_usage, sid};
@@ -454,6 +459,8 @@ static int r_session_remove(sh_store_t *st, const char *sid, sh_store_cb cb, voi
 static int r_session_touch(sh_store_t *st, const char *sid, int64_t now, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     char n[24];
@@ -465,6 +472,8 @@ static int r_session_touch(sh_store_t *st, const char *sid, int64_t now, sh_stor
 static int r_session_get(sh_store_t *st, const char *sid, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     const char *argv[] = {"HGET", rs->k_session, sid};
@@ -474,6 +483,8 @@ static int r_session_get(sh_store_t *st, const char *sid, sh_store_cb cb, void *
 static int r_user_sessions(sh_store_t *st, const char *user_id, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(user_id))
         return -EINVAL;
     const char *argv[] = {"HGET", rs->k_user, user_id};
@@ -483,6 +494,8 @@ static int r_user_sessions(sh_store_t *st, const char *user_id, sh_store_cb cb, 
 static int r_user_ids(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *argv[] = {"HKEYS", rs->k_user};
     return run_command(st, OP_USER_IDS, cb, data, 2, argv);
 }
@@ -491,6 +504,8 @@ static int r_usage_touch(sh_store_t *st, const char *model, const char *sid, int
                          sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(model) || !valid_key(sid))
         return -EINVAL;
     char n[24];
@@ -502,6 +517,8 @@ static int r_usage_touch(sh_store_t *st, const char *model, const char *sid, int
 static int r_models(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *argv[] = {"HKEYS", rs->k_usage};
     return run_command(st, OP_MODELS, cb, data, 2, argv);
 }
@@ -510,6 +527,8 @@ static int r_usage_cleanup(sh_store_t *st, int64_t now, int64_t timeout_s, sh_st
                            void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     char n[24], t[24];
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(t, sizeof(t), "%lld", (long long)timeout_s);
@@ -520,6 +539,8 @@ static int r_usage_cleanup(sh_store_t *st, int64_t now, int64_t timeout_s, sh_st
 static int r_session_reap(sh_store_t *st, int64_t now, int64_t age_s, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     char n[24], a[24];
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(a, sizeof(a), "%lld", (long long)age_s);
@@ -530,6 +551,8 @@ static int r_session_reap(sh_store_t *st, int64_t now, int64_t age_s, sh_store_c
 static int r_snapshot(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!sh_redis_up(rs->redis))
         return -ENOTCONN;
     op_t *op = op_new(rs, OP_SNAPSHOT, cb, data);
@@ -560,8 +583,12 @@ static int r_snapshot(sh_store_t *st, sh_store_cb cb, void *data)
 static void r_free(sh_store_t *st)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return; /* called again from a -ECANCELED callback */
+    rs->closing = true;
     /* Every pending operation hears -ECANCELED now, in order; the Redis
-     * replies that come later only free their records. */
+     * replies that come later only free their records. Operations issued
+     * from these callbacks fail with -ESHUTDOWN. */
     sh_list_t *pos, *tmp;
     sh_list_foreach_safe (pos, tmp, &rs->ops) {
         op_t *op = sh_container_of(pos, op_t, link);
