@@ -109,14 +109,24 @@ static const char lua_session_remove[] = LUA_LIST_REMOVE
     "local uid, gone, changed = session_remove(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n"
     "return {uid, gone, changed}\n";
 
-/* KEYS session_pool; ARGV sid now -> found (0/1) */
-static const char lua_session_touch[] = "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-                                        "if not cur then return 0 end\n"
-                                        "local ok, u = pcall(cjson.decode, cur)\n"
-                                        "if not ok or type(u) ~= 'table' then return 0 end\n"
-                                        "u.last_seen_at = tonumber(ARGV[2])\n"
-                                        "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(u))\n"
-                                        "return 1\n";
+/* KEYS session_pool; ARGV sid now -> found (0/1). Our own entries end
+ * with "last_seen_at": N} (session_add writes it last): only that number
+ * is rewritten, so the rest of the dict stays as written (a cjson round
+ * trip would turn [] into {} and round integers past 14 digits). Other
+ * entries (Python's) are decoded and encoded again. */
+static const char lua_session_touch[] =
+    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not cur then return 0 end\n"
+    "local head = string.match(cur, '^(.*\"last_seen_at\": ?)%-?%d+}$')\n"
+    "if head then\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], head .. ARGV[2] .. '}')\n"
+    "  return 1\n"
+    "end\n"
+    "local ok, u = pcall(cjson.decode, cur)\n"
+    "if not ok or type(u) ~= 'table' then return 0 end\n"
+    "u.last_seen_at = tonumber(ARGV[2])\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(u))\n"
+    "return 1\n";
 
 /* KEYS usage_pool; ARGV model sid now -> new_model (0/1) */
 static const char lua_usage_touch[] =
@@ -431,10 +441,13 @@ static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, in
     if (!valid_key(sid) || !json_is_object(user) || !valid_key(uid))
         return -EINVAL;
     /* The dict as Open WebUI writes it (json.dumps spacing, ASCII), plus
-     * last_seen_at and our node tag, which Python ignores. */
+     * our node tag, which Python ignores, and last_seen_at, written last
+     * so that a touch can rewrite it alone. */
     json_t *u = json_deep_copy(user);
-    json_object_set_new(u, "last_seen_at", json_integer(now));
+    json_object_del(u, "last_seen_at");
+    json_object_del(u, "siohub_node");
     json_object_set_new(u, "siohub_node", json_string(rs->node_id));
+    json_object_set_new(u, "last_seen_at", json_integer(now));
     char *text = json_dumps(u, JSON_ENSURE_ASCII);
     json_decref(u);
     if (!text)
