@@ -720,6 +720,36 @@ START_TEST(test_free_inside_callback)
 }
 END_TEST
 
+/* A -ECANCELED callback that frees the store again (an owner tearing down
+ * from whatever callback it is in): a no-op, and the others still hear
+ * -ECANCELED once each. */
+static void on_cancel_free_again(int status, json_t *result, void *data)
+{
+    rec_t *r = data;
+    on_result(status, result, data);
+    sh_store_free(r->f->st);
+}
+
+START_TEST(test_free_again_from_cancel_callback)
+{
+    fixture_t *f = fx_new();
+    rec_t *a = rec(f);
+    OP(f, f->st->ops->session_get(f->st, "s1", on_cancel_free_again, a));
+    rec_t *b = rec(f);
+    OP(f, f->st->ops->user_ids(f->st, on_cancel_free_again, b));
+    rec_t *c = snap(f);
+    sh_store_free(f->st);
+    f->st = NULL;
+    rec_t *all[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(all[i]->calls, 1);
+        ck_assert_int_eq(all[i]->order, i);
+        ck_assert_int_eq(all[i]->status, -ECANCELED);
+    }
+    fx_free(f);
+}
+END_TEST
+
 /* f->many sessions (10k in memory) of 1,000 users on 10 models, then
  * every one removed (or reaped): the pools end empty, and ASan/LSan find
  * nothing left. */
@@ -822,6 +852,7 @@ void store_scenarios_add(TCase *tc)
     tcase_add_test(tc, test_fire_and_forget);
     tcase_add_test(tc, test_free_cancels_pending);
     tcase_add_test(tc, test_free_inside_callback);
+    tcase_add_test(tc, test_free_again_from_cancel_callback);
     tcase_add_test(tc, test_many_sessions);
     tcase_add_test(tc, test_free_full_store);
 }
