@@ -351,12 +351,14 @@ static void receive_callback(sh_adapter_t *a, sh_pubsub_msg_t *m)
 {
     if (!m->host_id || strcmp(m->host_id, a->host_id) || m->id <= 0)
         return; /* an ack for another node */
-    call_t *c = call_take(a, (uint64_t)m->id);
-    if (!c || c->local) {
-        if (c)
-            free(c);
+    char key[24];
+    handle_key(key, sizeof(key), (uint64_t)m->id);
+    call_t *c = sh_map_get(&a->calls, key);
+    /* A local call is answered by its socket alone (its ack record points
+     * at c): a message naming it is forged or confused, and ignored. */
+    if (!c || c->local)
         return;
-    }
+    call_take(a, c->handle);
     sh_sio_args_t args = {.args = m->args, .bins = m->bins, .nbins = m->nbins};
     c->cb(0, &args, c->data);
     free(c);
