@@ -7,6 +7,7 @@
 
 #include "adapter/pubsub_msg.h"
 #include "core/alloc.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/map.h"
 #include "core/random.h"
@@ -23,13 +24,18 @@ typedef struct call {
     void *data;
 } call_t;
 
-/* A remote node's call being answered by a socket of ours. */
+/* A remote node's call being answered by a socket of ours: the socket's
+ * pending ack points at it, and the adapter lists it so that its free can
+ * cancel that ack (the answer would otherwise come back to a freed
+ * adapter). */
 typedef struct remote_ack {
+    sh_list_t link;
     sh_adapter_t *a;
     char *host_id;
     char *sid;
     char *nsp;
-    int64_t id;
+    int64_t id;       /* the caller's ack id */
+    int64_t sock_ack; /* the ack id our socket gave its client */
 } remote_ack_t;
 
 struct sh_adapter {
@@ -37,7 +43,8 @@ struct sh_adapter {
     char *channel;
     char *pattern; /* CHANNEL#* when room_channels */
     char host_id[33];
-    sh_map_t calls; /* handle (decimal) -> call_t */
+    sh_map_t calls;        /* handle (decimal) -> call_t */
+    sh_list_t remote_acks; /* remote_ack_t */
     uint64_t next_handle;
     sh_adapter_stats_t stats;
 };
@@ -282,6 +289,15 @@ void sh_adapter_close_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room)
 
 /* ---- receiving ---- */
 
+static void remote_ack_free(remote_ack_t *r)
+{
+    sh_list_remove(&r->link);
+    free(r->host_id);
+    free(r->sid);
+    free(r->nsp);
+    free(r);
+}
+
 static void on_answer_for_remote(sh_sio_server_t *srv, const char *socket_id, int status,
                                  const sh_sio_args_t *args, void *data)
 {
@@ -301,10 +317,7 @@ static void on_answer_for_remote(sh_sio_server_t *srv, const char *socket_id, in
         };
         publish(r->a, &m, NULL);
     }
-    free(r->host_id);
-    free(r->sid);
-    free(r->nsp);
-    free(r);
+    remote_ack_free(r);
 }
 
 static void receive_emit(sh_adapter_t *a, sh_pubsub_msg_t *m)
@@ -323,13 +336,10 @@ static void receive_emit(sh_adapter_t *a, sh_pubsub_msg_t *m)
         r->sid = sh_strdup(m->cb_room);
         r->nsp = sh_strdup(m->cb_nsp ? m->cb_nsp : m->nsp);
         r->id = m->cb_id;
+        sh_list_insert_tail(&a->remote_acks, &r->link);
         if (sh_sio_socket_emit(sock, m->event, m->args, m->bins, m->nbins, on_answer_for_remote, r,
-                               NULL) < 0) {
-            free(r->host_id);
-            free(r->sid);
-            free(r->nsp);
-            free(r);
-        }
+                               &r->sock_ack) < 0)
+            remote_ack_free(r);
         return;
     }
     size_t nrooms = json_array_size(m->rooms), nskip = json_array_size(m->skip_sids);
@@ -451,6 +461,7 @@ sh_adapter_t *sh_adapter_new(const sh_adapter_options_t *opts)
     a->opts = *opts;
     a->channel = sh_strdup(opts->channel ? opts->channel : "socketio");
     a->opts.channel = a->channel;
+    sh_list_init(&a->remote_acks);
     /* 32 hex digits, like python-socketio's uuid4().hex. */
     unsigned char raw[16];
     sh_random_bytes(raw, sizeof(raw));
@@ -490,6 +501,16 @@ void sh_adapter_free(sh_adapter_t *a)
         free(c);
     }
     sh_map_release(&a->calls);
+    /* Answers our sockets still owe other nodes: nothing will carry them
+     * now. */
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe (pos, tmp, &a->remote_acks) {
+        remote_ack_t *r = sh_container_of(pos, remote_ack_t, link);
+        sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, r->sid);
+        if (sock)
+            sh_sio_socket_cancel_ack(sock, r->sock_ack);
+        remote_ack_free(r);
+    }
     free(a->pattern);
     free(a->channel);
     free(a);
