@@ -69,9 +69,12 @@ static void publish(sh_adapter_t *a, const sh_pubsub_msg_t *m, const char *room_
     char chan[1024];
     const char *target = a->channel;
     if (room_channel_room && a->opts.room_channels) {
-        snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
-                 room_channel_room);
-        target = chan;
+        /* A name too long for the buffer goes on the main channel, which
+         * every node reads, rather than on a truncated (wrong) room's. */
+        int w = snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
+                         room_channel_room);
+        if (w > 0 && (size_t)w < sizeof(chan))
+            target = chan;
     }
     /* Fire and forget, as python-socketio publishes; while Redis is away
      * nothing is queued (memory stays bounded) and other nodes miss it. */
@@ -440,13 +443,9 @@ static void on_channel_message(const char *channel, const char *pattern, const c
         const char *hash = strchr(rest, '#');
         if (!hash)
             return;
-        char nspname[256];
-        size_t nl = (size_t)(hash - rest);
-        if (nl >= sizeof(nspname))
-            return;
-        memcpy(nspname, rest, nl);
-        nspname[nl] = '\0';
+        char *nspname = sh_strndup(rest, (size_t)(hash - rest));
         sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, nspname);
+        free(nspname);
         if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
             return;
     }

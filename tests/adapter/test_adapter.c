@@ -778,6 +778,16 @@ START_TEST(test_room_channels)
     ck_assert_int_eq(th_eio_post_str(&W.cl[1].c, "430[1]"), 200);
     ck_assert(th_run_until(W.loop, answered, &a, TH_WAIT_MS));
     ck_assert_str_eq(a.args, "[1]");
+    /* A room name too long for a channel name buffer: still delivered
+     * (on the main channel). */
+    char longroom[1100];
+    memset(longroom, 'L', sizeof(longroom) - 1);
+    longroom[sizeof(longroom) - 1] = '\0';
+    sh_hub_join(sock_of(1), longroom);
+    const char *lr[] = {longroom};
+    to = (sh_hub_target_t){.rooms = lr, .nrooms = 1};
+    ck_assert_uint_eq(sh_adapter_emit(W.n[0].ad, W.n[0].nsp, &to, "long", NULL, NULL, 0), 0);
+    expect_poll(1, "42[\"long\"]");
     expect_nothing(0);
     expect_nothing(1);
     stop();
