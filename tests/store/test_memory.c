@@ -29,6 +29,7 @@ int main(void)
 {
     Suite *s = suite_create("store_memory");
     TCase *tc = tcase_create("memory");
+    tcase_set_timeout(tc, 30);
     store_scenarios_add(tc);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
