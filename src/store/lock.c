@@ -63,13 +63,15 @@ static void lose(sh_leader_t *l, const char *why)
 }
 
 /* Runs the job when it is due (every interval), now that the lock is
- * known to be ours. */
-static void run_job(sh_leader_t *l)
+ * known to be ours. `tick` is when the tick that led here fired: the
+ * cadence is counted in ticks, not in reply times, or a reply a little
+ * faster than the last one would find the job not yet due and skip a
+ * whole tick (a 200 ms job running every 400 ms). */
+static void run_job(sh_leader_t *l, uint64_t tick)
 {
-    uint64_t now = sh_loop_now(l->loop);
-    if (now < l->next_job)
+    if (tick < l->next_job)
         return;
-    l->next_job = now + l->interval;
+    l->next_job = tick + l->interval;
     l->stats.runs++;
     l->job(l->data);
 }
@@ -106,7 +108,7 @@ static void on_attempt(int status, const redisReply *reply, void *data)
     }
     l->held = true;
     l->held_until = until;
-    run_job(l);
+    run_job(l, sent);
 }
 
 /* The lock is renewed three times per ttl, whatever the job's own
@@ -126,7 +128,7 @@ static void on_tick(sh_loop_t *loop, sh_timer_t *t)
     sh_leader_t *l = t->data;
     sh_timer_start(loop, t, tick_ms(l), on_tick, l);
     if (!l->redis) {
-        run_job(l);
+        run_job(l, sh_loop_now(loop));
         return;
     }
     if (l->held && sh_loop_now(loop) >= l->held_until)
