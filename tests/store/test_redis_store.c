@@ -670,6 +670,13 @@ START_TEST(test_error_reply)
 }
 END_TEST
 
+static bool nothing_pending(void *arg)
+{
+    sh_redis_stats_t st;
+    sh_redis_stats(arg, &st);
+    return st.pending == 0;
+}
+
 /* sh_store_free with operations in flight: each hears -ECANCELED at once,
  * in order; the replies that come later only free their records, and the
  * client goes on serving others. */
@@ -692,7 +699,9 @@ START_TEST(test_free_with_replies_due)
         ck_assert_int_eq(r[i]->status, -ECANCELED);
         ck_assert_int_eq(r[i]->order, i);
     }
-    /* The replies arrive; the other store on its own client still works. */
+    /* The replies arrive (and only free their records); the other store,
+     * on its own client, sees what those commands did. */
+    ck_assert(th_run_until(f->loop, nothing_pending, be(f)->redis, 5000));
     rec_t *ids = rec(f);
     OP(f, b.st->ops->user_ids(b.st, on_result, ids));
     run(f);
