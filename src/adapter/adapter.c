@@ -7,6 +7,7 @@
 
 #include "adapter/pubsub_msg.h"
 #include "core/alloc.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/map.h"
 #include "core/random.h"
@@ -23,13 +24,18 @@ typedef struct call {
     void *data;
 } call_t;
 
-/* A remote node's call being answered by a socket of ours. */
+/* A remote node's call being answered by a socket of ours: the socket's
+ * pending ack points at it, and the adapter lists it so that its free can
+ * cancel that ack (the answer would otherwise come back to a freed
+ * adapter). */
 typedef struct remote_ack {
+    sh_list_t link;
     sh_adapter_t *a;
     char *host_id;
     char *sid;
     char *nsp;
-    int64_t id;
+    int64_t id;       /* the caller's ack id */
+    int64_t sock_ack; /* the ack id our socket gave its client */
 } remote_ack_t;
 
 struct sh_adapter {
@@ -37,7 +43,8 @@ struct sh_adapter {
     char *channel;
     char *pattern; /* CHANNEL#* when room_channels */
     char host_id[33];
-    sh_map_t calls; /* handle (decimal) -> call_t */
+    sh_map_t calls;        /* handle (decimal) -> call_t */
+    sh_list_t remote_acks; /* remote_ack_t */
     uint64_t next_handle;
     sh_adapter_stats_t stats;
 };
@@ -62,9 +69,12 @@ static void publish(sh_adapter_t *a, const sh_pubsub_msg_t *m, const char *room_
     char chan[1024];
     const char *target = a->channel;
     if (room_channel_room && a->opts.room_channels) {
-        snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
-                 room_channel_room);
-        target = chan;
+        /* A name too long for the buffer goes on the main channel, which
+         * every node reads, rather than on a truncated (wrong) room's. */
+        int w = snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
+                         room_channel_room);
+        if (w > 0 && (size_t)w < sizeof(chan))
+            target = chan;
     }
     /* Fire and forget, as python-socketio publishes; while Redis is away
      * nothing is queued (memory stays bounded) and other nodes miss it. */
@@ -282,6 +292,15 @@ void sh_adapter_close_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room)
 
 /* ---- receiving ---- */
 
+static void remote_ack_free(remote_ack_t *r)
+{
+    sh_list_remove(&r->link);
+    free(r->host_id);
+    free(r->sid);
+    free(r->nsp);
+    free(r);
+}
+
 static void on_answer_for_remote(sh_sio_server_t *srv, const char *socket_id, int status,
                                  const sh_sio_args_t *args, void *data)
 {
@@ -301,10 +320,7 @@ static void on_answer_for_remote(sh_sio_server_t *srv, const char *socket_id, in
         };
         publish(r->a, &m, NULL);
     }
-    free(r->host_id);
-    free(r->sid);
-    free(r->nsp);
-    free(r);
+    remote_ack_free(r);
 }
 
 static void receive_emit(sh_adapter_t *a, sh_pubsub_msg_t *m)
@@ -323,13 +339,10 @@ static void receive_emit(sh_adapter_t *a, sh_pubsub_msg_t *m)
         r->sid = sh_strdup(m->cb_room);
         r->nsp = sh_strdup(m->cb_nsp ? m->cb_nsp : m->nsp);
         r->id = m->cb_id;
+        sh_list_insert_tail(&a->remote_acks, &r->link);
         if (sh_sio_socket_emit(sock, m->event, m->args, m->bins, m->nbins, on_answer_for_remote, r,
-                               NULL) < 0) {
-            free(r->host_id);
-            free(r->sid);
-            free(r->nsp);
-            free(r);
-        }
+                               &r->sock_ack) < 0)
+            remote_ack_free(r);
         return;
     }
     size_t nrooms = json_array_size(m->rooms), nskip = json_array_size(m->skip_sids);
@@ -351,12 +364,14 @@ static void receive_callback(sh_adapter_t *a, sh_pubsub_msg_t *m)
 {
     if (!m->host_id || strcmp(m->host_id, a->host_id) || m->id <= 0)
         return; /* an ack for another node */
-    call_t *c = call_take(a, (uint64_t)m->id);
-    if (!c || c->local) {
-        if (c)
-            free(c);
+    char key[24];
+    handle_key(key, sizeof(key), (uint64_t)m->id);
+    call_t *c = sh_map_get(&a->calls, key);
+    /* A local call is answered by its socket alone (its ack record points
+     * at c): a message naming it is forged or confused, and ignored. */
+    if (!c || c->local)
         return;
-    }
+    call_take(a, c->handle);
     sh_sio_args_t args = {.args = m->args, .bins = m->bins, .nbins = m->nbins};
     c->cb(0, &args, c->data);
     free(c);
@@ -428,13 +443,9 @@ static void on_channel_message(const char *channel, const char *pattern, const c
         const char *hash = strchr(rest, '#');
         if (!hash)
             return;
-        char nspname[256];
-        size_t nl = (size_t)(hash - rest);
-        if (nl >= sizeof(nspname))
-            return;
-        memcpy(nspname, rest, nl);
-        nspname[nl] = '\0';
+        char *nspname = sh_strndup(rest, (size_t)(hash - rest));
         sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, nspname);
+        free(nspname);
         if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
             return;
     }
@@ -449,6 +460,7 @@ sh_adapter_t *sh_adapter_new(const sh_adapter_options_t *opts)
     a->opts = *opts;
     a->channel = sh_strdup(opts->channel ? opts->channel : "socketio");
     a->opts.channel = a->channel;
+    sh_list_init(&a->remote_acks);
     /* 32 hex digits, like python-socketio's uuid4().hex. */
     unsigned char raw[16];
     sh_random_bytes(raw, sizeof(raw));
@@ -488,6 +500,16 @@ void sh_adapter_free(sh_adapter_t *a)
         free(c);
     }
     sh_map_release(&a->calls);
+    /* Answers our sockets still owe other nodes: nothing will carry them
+     * now. */
+    sh_list_t *pos, *tmp;
+    sh_list_foreach_safe (pos, tmp, &a->remote_acks) {
+        remote_ack_t *r = sh_container_of(pos, remote_ack_t, link);
+        sh_sio_socket_t *sock = sh_sio_server_socket(a->opts.sio, r->sid);
+        if (sock)
+            sh_sio_socket_cancel_ack(sock, r->sock_ack);
+        remote_ack_free(r);
+    }
     free(a->pattern);
     free(a->channel);
     free(a);

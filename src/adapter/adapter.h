@@ -64,7 +64,9 @@ typedef struct sh_adapter_stats {
 } sh_adapter_stats_t;
 
 sh_adapter_t *sh_adapter_new(const sh_adapter_options_t *opts);
-/* Pending calls get -ECANCELED; subscriptions end. */
+/* Pending calls get -ECANCELED; answers this node's sockets still owe
+ * other nodes' calls are dropped (their acks cancelled); subscriptions
+ * end. Free it before the Socket.IO server, the hub and the Redis client. */
 void sh_adapter_free(sh_adapter_t *a);
 const char *sh_adapter_host_id(const sh_adapter_t *a);
 const sh_adapter_stats_t *sh_adapter_stats(const sh_adapter_t *a);

@@ -67,6 +67,10 @@ typedef struct conn {
     sh_list_t pending; /* cmd_t in send order */
     size_t npending;
     sh_timer_t timer;
+    /* Names this connection's script cache: a new value each time it
+     * becomes ready (random start, so scripts shared between clients never
+     * mistake one client's connection for another's). */
+    uint64_t epoch;
     unsigned failures;       /* attempts in a row that did not reach READY */
     unsigned handshake_left; /* handshake replies still due */
     unsigned unconfirmed;    /* subscriber: (un)subscribe confirmations due */
@@ -107,6 +111,7 @@ struct sh_redis_script {
     unsigned refs;
     char *source;
     char sha[41];
+    uint64_t loaded_epoch; /* the connection epoch it was last sent on in full */
 };
 
 typedef struct state_event {
@@ -468,6 +473,8 @@ static void conn_ready(conn_t *c)
 {
     sh_redis_t *r = c->r;
     c->state = CONN_READY;
+    if (++c->epoch == 0)
+        c->epoch = 1; /* 0 is a new script's "never sent" */
     c->failures = 0;
     c->last_fail[0] = '\0';
     sh_timer_stop(r->loop, &c->timer);
@@ -809,6 +816,7 @@ static void conn_init(conn_t *c, sh_redis_t *r, conn_kind_t kind)
     c->kind = kind;
     c->state = CONN_OFF;
     sh_list_init(&c->pending);
+    sh_random_bytes(&c->epoch, sizeof(c->epoch));
 }
 
 sh_redis_t *sh_redis_new(sh_loop_t *loop, const sh_redis_options_t *opts, sh_buf_t *err)
@@ -1040,11 +1048,19 @@ int sh_redis_eval(sh_redis_t *r, sh_redis_script_t *s, sh_redis_cb cb, void *dat
     cmd->numkeys = numkeys;
     cmd->script = s;
     s->refs++;
-    if (send_script(&r->cmd, cmd, "EVALSHA", s->sha) < 0) {
+    /* The first time on a connection the script goes as EVAL, which loads
+     * it: an EVALSHA answered NOSCRIPT would be resent behind the commands
+     * made after it, which would then run first (a store's session_add
+     * overtaken by the read that follows it). After a SCRIPT FLUSH on a
+     * live connection that can still happen; a restart is a new
+     * connection. */
+    bool load = s->loaded_epoch != r->cmd.epoch;
+    if (send_script(&r->cmd, cmd, load ? "EVAL" : "EVALSHA", load ? s->source : s->sha) < 0) {
         cmd_free(cmd);
         r->stats.rejected++;
         return -ENOTCONN;
     }
+    s->loaded_epoch = r->cmd.epoch;
     accepted(r, cmd);
     return 0;
 }

@@ -126,11 +126,14 @@ void sh_redis_script_free(sh_redis_script_t *s);
 /* The 40 lowercase hex digits of the SHA-1 of the source. */
 const char *sh_redis_script_sha(const sh_redis_script_t *s);
 /* EVALSHA sha numkeys argv...: the first numkeys entries of argv are keys,
- * the rest arguments. When Redis answers NOSCRIPT (its script cache was
- * flushed, e.g. by a restart) the same call is resent once as EVAL, which
- * loads the script again; the callback sees only the final answer, and
- * that retry gets a fresh timeout. Same contract as sh_redis_command_argv,
- * plus -EINVAL when numkeys is not within 0..argc. */
+ * the rest arguments. The script's first call on each new connection is
+ * sent as EVAL instead, which loads it, so a restarted Redis keeps the
+ * order of commands. When Redis still answers NOSCRIPT (SCRIPT FLUSH on a
+ * live connection) the same call is resent once as EVAL, behind the
+ * commands made meanwhile, which then run first; the callback sees only
+ * the final answer, and that retry gets a fresh timeout. Same contract as
+ * sh_redis_command_argv, plus -EINVAL when numkeys is not within
+ * 0..argc. */
 int sh_redis_eval(sh_redis_t *r, sh_redis_script_t *s, sh_redis_cb cb, void *data, int numkeys,
                   int argc, const char **argv, const size_t *argvlen);
 

@@ -24,6 +24,7 @@ static const char lua_release[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then
 typedef struct attempt {
     sh_leader_t *l; /* NULL once the runner is gone */
     bool renewal;
+    uint64_t sent; /* loop time it was sent: the lock is ours ttl from here at most */
 } attempt_t;
 
 struct sh_leader {
@@ -36,20 +37,41 @@ struct sh_leader {
     sh_leader_job_cb job;
     void *data;
     bool held;
+    uint64_t held_until; /* loop time the lock may expire in Redis, seen from here */
     attempt_t *inflight;
     sh_redis_script_t *renew, *release;
     sh_timer_t timer;
     sh_leader_stats_t stats;
 };
 
-/* Runs the job when it is due (every interval), now that the lock is
- * known to be ours. */
-static void run_job(sh_leader_t *l)
+/* How long a successful take or renewal keeps the lock ours, counted from
+ * when it was sent: Redis counts the ttl from when it ran the command,
+ * which is later, so the key cannot expire (and another node take it)
+ * before this runs out. A twentieth is kept back for clock rates. */
+static uint64_t validity(const sh_leader_t *l)
 {
-    uint64_t now = sh_loop_now(l->loop);
-    if (now < l->next_job)
+    return l->ttl - l->ttl / 20;
+}
+
+static void lose(sh_leader_t *l, const char *why)
+{
+    if (l->held) {
+        l->stats.lost++;
+        sh_warn("lock %s: %s; another node may run the job, retrying", l->key, why);
+    }
+    l->held = false;
+}
+
+/* Runs the job when it is due (every interval), now that the lock is
+ * known to be ours. `tick` is when the tick that led here fired: the
+ * cadence is counted in ticks, not in reply times, or a reply a little
+ * faster than the last one would find the job not yet due and skip a
+ * whole tick (a 200 ms job running every 400 ms). */
+static void run_job(sh_leader_t *l, uint64_t tick)
+{
+    if (tick < l->next_job)
         return;
-    l->next_job = now + l->interval;
+    l->next_job = tick + l->interval;
     l->stats.runs++;
     l->job(l->data);
 }
@@ -59,6 +81,7 @@ static void on_attempt(int status, const redisReply *reply, void *data)
     attempt_t *a = data;
     sh_leader_t *l = a->l;
     bool renewal = a->renewal;
+    uint64_t sent = a->sent;
     free(a);
     if (!l)
         return;
@@ -68,22 +91,24 @@ static void on_attempt(int status, const redisReply *reply, void *data)
         ok = status == 0 && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
     else
         ok = status == 0 && reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "OK");
-    if (ok) {
-        if (!l->held) {
-            l->stats.acquired++;
-            l->next_job = 0; /* a new holder runs the job at once */
-            sh_info("lock %s: acquired; this node runs the job", l->key);
-        }
-        l->held = true;
-        run_job(l);
+    if (!ok) {
+        lose(l, status < 0 ? "renewal failed (Redis unreachable)" : "lost");
         return;
     }
-    if (l->held) {
-        l->stats.lost++;
-        sh_warn("lock %s: %s; another node may run the job, retrying", l->key,
-                status < 0 ? "renewal failed (Redis unreachable)" : "lost");
+    uint64_t until = sent + validity(l);
+    if (sh_loop_now(l->loop) >= until) {
+        /* The answer took so long that the key may have expired since. */
+        lose(l, "renewal answered too late");
+        return;
     }
-    l->held = false;
+    if (!l->held) {
+        l->stats.acquired++;
+        l->next_job = 0; /* a new holder runs the job at once */
+        sh_info("lock %s: acquired; this node runs the job", l->key);
+    }
+    l->held = true;
+    l->held_until = until;
+    run_job(l, sent);
 }
 
 /* The lock is renewed three times per ttl, whatever the job's own
@@ -103,14 +128,17 @@ static void on_tick(sh_loop_t *loop, sh_timer_t *t)
     sh_leader_t *l = t->data;
     sh_timer_start(loop, t, tick_ms(l), on_tick, l);
     if (!l->redis) {
-        run_job(l);
+        run_job(l, sh_loop_now(loop));
         return;
     }
+    if (l->held && sh_loop_now(loop) >= l->held_until)
+        lose(l, "no renewal answered in time");
     if (l->inflight)
         return; /* the last round trip is still out: do not pile up */
     attempt_t *a = sh_new0(attempt_t);
     a->l = l;
     a->renewal = l->held;
+    a->sent = sh_loop_now(loop);
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)l->ttl);
     int rc;
@@ -125,7 +153,8 @@ static void on_tick(sh_loop_t *loop, sh_timer_t *t)
         free(a);
         if (l->held) {
             l->stats.lost++;
-            sh_warn("lock %s: cannot renew (%s); retrying", l->key, strerror(-rc));
+            sh_warn("lock %s: cannot renew (%s); another node may run the job, retrying", l->key,
+                    strerror(-rc));
         }
         l->held = false;
         return;
@@ -177,7 +206,7 @@ void sh_leader_free(sh_leader_t *l)
 
 bool sh_leader_held(const sh_leader_t *l)
 {
-    return l->redis ? l->held : true;
+    return l->redis ? l->held && sh_loop_now(l->loop) < l->held_until : true;
 }
 
 const sh_leader_stats_t *sh_leader_stats(const sh_leader_t *l)

@@ -7,9 +7,15 @@
  * with a Lua script that extends the expiry only if the value is still
  * ours; the job runs every interval, and only right after a successful
  * take or renew. A holder that dies hands the job to another node within
- * ttl plus a tick. A node that fails to renew (it
- * lost the lock, or Redis is away) stops running the job and keeps trying
- * to take it: unlike Open WebUI's loop, the job never stops for good.
+ * ttl plus a tick. A node that fails to renew (it lost the lock, or Redis
+ * is away) stops running the job and keeps trying to take it: unlike Open
+ * WebUI's loop, the job never stops for good.
+ *
+ * Holding is bounded by time too: a take or renewal keeps the lock ours
+ * for the ttl (less a twentieth) counted from when it was sent, which ends
+ * before Redis can expire the key. A holder whose renewals go unanswered
+ * (a stalled connection) stops believing it holds the lock then, so two
+ * nodes never both do.
  *
  * Without Redis (one process) the runner simply runs the job every interval.
  * Free releases the lock (a script that deletes it only if still ours).
@@ -39,6 +45,7 @@ sh_leader_t *sh_leader_new(sh_loop_t *loop, struct sh_redis *redis, const char *
                            const char *owner, uint64_t ttl_ms, uint64_t interval_ms,
                            sh_leader_job_cb job, void *data);
 void sh_leader_free(sh_leader_t *l);
+/* Whether this node holds the lock now (always true without Redis). */
 bool sh_leader_held(const sh_leader_t *l);
 const sh_leader_stats_t *sh_leader_stats(const sh_leader_t *l);
 

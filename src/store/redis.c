@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "redis/redis.h"
 #include "store/store.h"
 
@@ -51,18 +52,25 @@
     "  if ok and type(u) == 'table' and u.id ~= nil then return tostring(u.id), u end\n"           \
     "  return nil, nil\n"                                                                          \
     "end\n"                                                                                        \
-    "local function usage_remove(key, sid)\n"                                                      \
+    "local function usage_remove_set(key, sids)\n"                                                 \
     "  local changed = 0\n"                                                                        \
     "  local all = redis.call('HGETALL', key)\n"                                                   \
     "  for i = 1, #all, 2 do\n"                                                                    \
     "    local ok, m = pcall(cjson.decode, all[i + 1])\n"                                          \
-    "    if ok and type(m) == 'table' and m[sid] ~= nil then\n"                                    \
-    "      m[sid] = nil\n"                                                                         \
-    "      if next(m) == nil then redis.call('HDEL', key, all[i]) changed = 1\n"                   \
-    "      else redis.call('HSET', key, all[i], cjson.encode(m)) end\n"                            \
+    "    if ok and type(m) == 'table' then\n"                                                      \
+    "      local hit = false\n"                                                                    \
+    "      for s in pairs(m) do if sids[s] then m[s] = nil hit = true end end\n"                   \
+    "      if hit then\n"                                                                          \
+    "        changed = 1\n"                                                                        \
+    "        if next(m) == nil then redis.call('HDEL', key, all[i])\n"                             \
+    "        else redis.call('HSET', key, all[i], cjson.encode(m)) end\n"                          \
+    "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  return changed\n"                                                                           \
+    "end\n"                                                                                        \
+    "local function usage_remove(key, sid)\n"                                                      \
+    "  return usage_remove_set(key, {[sid] = true})\n"                                             \
     "end\n"                                                                                        \
     "local function session_remove(kses, kusr, kuse, sid)\n"                                       \
     "  local prev = redis.call('HGET', kses, sid)\n"                                               \
@@ -101,20 +109,17 @@ static const char lua_session_remove[] = LUA_LIST_REMOVE
     "local uid, gone, changed = session_remove(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n"
     "return {uid, gone, changed}\n";
 
-/* KEYS session_pool; ARGV sid now -> found (0/1)
- *
- * r_session_add writes last_seen_at and siohub_node last, in jansson's
- * spacing: the number is replaced in place, so the rest of the user dict
- * never goes through cjson, which would turn its empty lists into {} and
- * round integers past 2^53. An entry in another form is decoded and
- * encoded again. */
+/* KEYS session_pool; ARGV sid now -> found (0/1). Our own entries end
+ * with "last_seen_at": N} (session_add writes it last): only that number
+ * is rewritten, so the rest of the dict stays as written (a cjson round
+ * trip would turn [] into {} and round integers past 14 digits). Other
+ * entries (Python's) are decoded and encoded again. */
 static const char lua_session_touch[] =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not cur then return 0 end\n"
-    "local head, tail = string.match(cur, "
-    "'^(.*\"last_seen_at\": )%-?%d+(, \"siohub_node\": \"[^\"]*\"})$')\n"
+    "local head = string.match(cur, '^(.*\"last_seen_at\": ?)%-?%d+}$')\n"
     "if head then\n"
-    "  redis.call('HSET', KEYS[1], ARGV[1], head .. ARGV[2] .. tail)\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], head .. ARGV[2] .. '}')\n"
     "  return 1\n"
     "end\n"
     "local ok, u = pcall(cjson.decode, cur)\n"
@@ -160,10 +165,13 @@ static const char lua_usage_cleanup[] =
 /* KEYS session_pool user_pool usage_pool; ARGV now age node_key_prefix
  * -> flat list sid, uid, sid, uid... of the sessions removed: those with a
  * last_seen_at older than age, and those tagged with a node whose liveness
- * key (node_key_prefix .. node) is gone. */
+ * key (node_key_prefix .. node) is gone. The usage pool is walked once for
+ * all of them: a dead node can leave thousands of sessions, and a script
+ * blocks every other Redis client while it runs. */
 static const char lua_session_reap[] = LUA_LIST_REMOVE
     "local now, age, nodes = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
     "local alive = {}\n"
+    "local gone = {}\n"
     "local out = {}\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
@@ -179,12 +187,16 @@ static const char lua_session_reap[] = LUA_LIST_REMOVE
     "      if not alive[node] then stale = true end\n"
     "    end\n"
     "    if stale then\n"
-    "      local uid = session_remove(KEYS[1], KEYS[2], KEYS[3], sid)\n"
+    "      redis.call('HDEL', KEYS[1], sid)\n"
+    "      local uid = user_of(all[i + 1]) or ''\n"
+    "      if uid ~= '' then list_remove(KEYS[2], uid, sid) end\n"
+    "      gone[sid] = true\n"
     "      out[#out + 1] = sid\n"
     "      out[#out + 1] = uid\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "if #out > 0 then usage_remove_set(KEYS[3], gone) end\n"
     "return out\n";
 
 /* ---- state ---- */
@@ -225,6 +237,7 @@ struct redis_store {
     char *k_session, *k_user, *k_usage, *k_node_prefix;
     sh_redis_script_t *s_add, *s_remove, *s_touch, *s_usage, *s_cleanup, *s_reap;
     sh_list_t ops;
+    bool closing; /* sh_store_free was called */
 };
 
 static redis_store_t *impl(sh_store_t *st)
@@ -410,23 +423,31 @@ static int run_command(sh_store_t *st, op_kind_t kind, sh_store_cb cb, void *dat
     return op_check(op, sh_redis_command_argv(rs->redis, on_reply, op, argc, argv, NULL));
 }
 
+/* Keys become JSON object keys and strings, which must be UTF-8 (cjson
+ * would write the bytes as they are, and Python's json.loads would then
+ * refuse the whole pool). */
 static bool valid_key(const char *s)
 {
-    return s && s[0];
+    return s && s[0] && sh_utf8_valid(s, strlen(s));
 }
 
 static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, int64_t now,
                          sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *uid = json_string_value(json_object_get(user, "id"));
     if (!valid_key(sid) || !json_is_object(user) || !valid_key(uid))
         return -EINVAL;
     /* The dict as Open WebUI writes it (json.dumps spacing, ASCII), plus
-     * last_seen_at and our node tag, which Python ignores. */
+     * our node tag, which Python ignores, and last_seen_at, written last
+     * so that a touch can rewrite it alone. */
     json_t *u = json_deep_copy(user);
-    json_object_set_new(u, "last_seen_at", json_integer(now));
+    json_object_del(u, "last_seen_at");
+    json_object_del(u, "siohub_node");
     json_object_set_new(u, "siohub_node", json_string(rs->node_id));
+    json_object_set_new(u, "last_seen_at", json_integer(now));
     char *text = json_dumps(u, JSON_ENSURE_ASCII);
     json_decref(u);
     if (!text)
@@ -440,6 +461,8 @@ static int r_session_add(sh_store_t *st, const char *sid, const json_t *user, in
 static int r_session_remove(sh_store_t *st, const char *sid, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     const char *argv[] = {rs->k_session, rs->k_user, rs->k_usage, sid};
@@ -449,6 +472,8 @@ static int r_session_remove(sh_store_t *st, const char *sid, sh_store_cb cb, voi
 static int r_session_touch(sh_store_t *st, const char *sid, int64_t now, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     char n[24];
@@ -460,6 +485,8 @@ static int r_session_touch(sh_store_t *st, const char *sid, int64_t now, sh_stor
 static int r_session_get(sh_store_t *st, const char *sid, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(sid))
         return -EINVAL;
     const char *argv[] = {"HGET", rs->k_session, sid};
@@ -469,6 +496,8 @@ static int r_session_get(sh_store_t *st, const char *sid, sh_store_cb cb, void *
 static int r_user_sessions(sh_store_t *st, const char *user_id, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(user_id))
         return -EINVAL;
     const char *argv[] = {"HGET", rs->k_user, user_id};
@@ -478,6 +507,8 @@ static int r_user_sessions(sh_store_t *st, const char *user_id, sh_store_cb cb, 
 static int r_user_ids(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *argv[] = {"HKEYS", rs->k_user};
     return run_command(st, OP_USER_IDS, cb, data, 2, argv);
 }
@@ -486,6 +517,8 @@ static int r_usage_touch(sh_store_t *st, const char *model, const char *sid, int
                          sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!valid_key(model) || !valid_key(sid))
         return -EINVAL;
     char n[24];
@@ -497,6 +530,8 @@ static int r_usage_touch(sh_store_t *st, const char *model, const char *sid, int
 static int r_models(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     const char *argv[] = {"HKEYS", rs->k_usage};
     return run_command(st, OP_MODELS, cb, data, 2, argv);
 }
@@ -505,6 +540,8 @@ static int r_usage_cleanup(sh_store_t *st, int64_t now, int64_t timeout_s, sh_st
                            void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     char n[24], t[24];
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(t, sizeof(t), "%lld", (long long)timeout_s);
@@ -515,6 +552,8 @@ static int r_usage_cleanup(sh_store_t *st, int64_t now, int64_t timeout_s, sh_st
 static int r_session_reap(sh_store_t *st, int64_t now, int64_t age_s, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     char n[24], a[24];
     snprintf(n, sizeof(n), "%lld", (long long)now);
     snprintf(a, sizeof(a), "%lld", (long long)age_s);
@@ -525,6 +564,8 @@ static int r_session_reap(sh_store_t *st, int64_t now, int64_t age_s, sh_store_c
 static int r_snapshot(sh_store_t *st, sh_store_cb cb, void *data)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return -ESHUTDOWN;
     if (!sh_redis_up(rs->redis))
         return -ENOTCONN;
     op_t *op = op_new(rs, OP_SNAPSHOT, cb, data);
@@ -555,8 +596,12 @@ static int r_snapshot(sh_store_t *st, sh_store_cb cb, void *data)
 static void r_free(sh_store_t *st)
 {
     redis_store_t *rs = impl(st);
+    if (rs->closing)
+        return; /* called again from a -ECANCELED callback */
+    rs->closing = true;
     /* Every pending operation hears -ECANCELED now, in order; the Redis
-     * replies that come later only free their records. */
+     * replies that come later only free their records. Operations issued
+     * from these callbacks fail with -ESHUTDOWN. */
     sh_list_t *pos, *tmp;
     sh_list_foreach_safe (pos, tmp, &rs->ops) {
         op_t *op = sh_container_of(pos, op_t, link);

@@ -614,7 +614,7 @@ START_TEST(test_evalsha_fallback)
     size_t lens[] = {3, 3, 4};
     result_t res;
     sh_redis_stats_t st;
-    /* Not loaded: NOSCRIPT, resent as EVAL. */
+    /* The first call on the connection goes as EVAL, which loads it. */
     res_init(&res, &x);
     ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &res, 1, 3, argv, lens), 0);
     wait_res(&x, &res);
@@ -623,16 +623,17 @@ START_TEST(test_evalsha_fallback)
     ck_assert_uint_eq(res.elements, 3);
     ck_assert_str_eq(res.str, "key");
     sh_redis_stats(x.r, &st);
-    ck_assert_uint_eq(st.noscript, 1);
+    ck_assert_uint_eq(st.noscript, 0);
     /* Loaded by the EVAL: EVALSHA hits. */
     res_init(&res, &x);
     ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &res, 1, 3, argv, lens), 0);
     wait_res(&x, &res);
     ck_assert_uint_eq(res.elements, 3);
     sh_redis_stats(x.r, &st);
-    ck_assert_uint_eq(st.noscript, 1);
-    /* The cache flushed (as a restart would): transparent again, and the
-     * script may be freed by its owner while it runs. */
+    ck_assert_uint_eq(st.noscript, 0);
+    /* The cache flushed under a live connection: NOSCRIPT, resent as EVAL,
+     * transparent to the caller, and the script may be freed by its owner
+     * while it runs. */
     result_t flush;
     const char *flushv[] = {"SCRIPT", "FLUSH"};
     ck_assert_int_eq(cmd(&x, &flush, 2, flushv), 0);
@@ -643,7 +644,7 @@ START_TEST(test_evalsha_fallback)
     ck_assert_int_eq(res.status, 0);
     ck_assert_int_eq(res.type, REDIS_REPLY_ARRAY);
     sh_redis_stats(x.r, &st);
-    ck_assert_uint_eq(st.noscript, 2);
+    ck_assert_uint_eq(st.noscript, 1);
     ck_assert_uint_eq(st.errors, 0);
 
     /* A script error is the caller's reply; bad counts are refused. */
@@ -921,6 +922,44 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+/* A script's first call on a new connection (a fresh or restarted Redis,
+ * its script cache empty) keeps its place among the commands made after
+ * it: it runs, and answers, before them. */
+START_TEST(test_script_keeps_order)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    sh_redis_script_t *s = sh_redis_script_new("redis.call('SET', KEYS[1], ARGV[1]) return 1");
+    for (int round = 0; round < 2; round++) {
+        const char *setv[] = {"k", round ? "after-restart" : "first"};
+        const char *getv[] = {"GET", "k"};
+        result_t ev, get;
+        res_init(&ev, &x);
+        ck_assert_int_eq(sh_redis_eval(x.r, s, on_result, &ev, 1, 2, setv, NULL), 0);
+        ck_assert_int_eq(cmd(&x, &get, 2, getv), 0);
+        wait_res(&x, &get);
+        ck_assert_int_eq(ev.calls, 1);
+        ck_assert_int_eq(ev.type, REDIS_REPLY_INTEGER);
+        ck_assert_uint_lt(ev.seq, get.seq);
+        ck_assert_int_eq(get.type, REDIS_REPLY_STRING);
+        ck_assert_str_eq(get.str, setv[1]);
+        sh_redis_stats_t st;
+        sh_redis_stats(x.r, &st);
+        ck_assert_uint_eq(st.noscript, 0);
+        if (round == 0) {
+            th_redis_kill(&x.srv);
+            ck_assert(th_run_until(x.loop, is_down, &x, WAIT_MS));
+            th_redis_restart(&x.srv);
+            wait_up(&x);
+        }
+    }
+    sh_redis_script_free(s);
+    ctx_stop(&x);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_redis_available()) {
@@ -943,6 +982,7 @@ int main(void)
     tcase_add_test(tc, test_restart_resubscribes);
     tcase_add_test(tc, test_unsubscribe);
     tcase_add_test(tc, test_evalsha_fallback);
+    tcase_add_test(tc, test_script_keeps_order);
     tcase_add_test(tc, test_auth_select_and_logs);
     tcase_add_test(tc, test_unix_socket);
     tcase_add_test(tc, test_max_pending);
