@@ -86,7 +86,10 @@ static void job(void *data)
     ck_assert_msg(holds(me), "%s runs the job without believing it holds the lock", me->owner);
     ck_assert_msg(!holds(other(me)), "%s runs the job while %s holds the lock", me->owner,
                   other(me)->owner);
-    assert_key_is(w, me->owner);
+    /* A renewal answered just before the test killed Redis may still be
+     * dispatched after: the key cannot be read then. */
+    if (w->srv.pid > 0)
+        assert_key_is(w, me->owner);
     /* Runs happen on ticks, every interval, but each when its reply
      * comes: round trips make the gaps between them vary a little. */
     if (me->runs == 0)
