@@ -60,13 +60,15 @@ struct sh_eio_session {
     int transport;
     void *data;
     char peer[64];
-    sh_msgq_t queue;     /* polling output, and output held during an upgrade */
-    sh_msgq_t ctrl;      /* polling ping/pong/noop: they overtake a backlog */
-    sh_http_req_t *poll; /* the held GET, if any */
-    eio_ws_t *ws;        /* the WebSocket transport, once on it */
-    eio_ws_t *probe;     /* a WebSocket being probed for an upgrade */
-    bool probed;         /* "2probe" answered: polling now only gets noops */
-    bool notify_close;   /* on_close owed to the layer above */
+    sh_msgq_t queue;            /* polling output, and output held during an upgrade */
+    sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
+    sh_http_req_t *poll;        /* the held GET, if any */
+    sh_http_req_t *second_look; /* a GET that came during a probe, see below */
+    sh_timer_t look_timer;
+    eio_ws_t *ws;      /* the WebSocket transport, once on it */
+    eio_ws_t *probe;   /* a WebSocket being probed for an upgrade */
+    bool probed;       /* "2probe" answered: polling now only gets noops */
+    bool notify_close; /* on_close owed to the layer above */
     parting_t parting;
     const char *close_reason;
     sh_timer_t ping_timer;
@@ -327,6 +329,9 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
         linger_start(s);
     if (s->poll)
         sh_http_req_resume(s->poll);
+    sh_timer_stop(srv->loop, &s->look_timer);
+    if (s->second_look)
+        sh_http_req_resume(s->second_look);
     sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
 }
 
@@ -499,12 +504,60 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     sh_http_respond_msgs(req, 200, "text/plain; charset=UTF-8", msgs, n, record_separator);
 }
 
-static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req)
+static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resumed);
+
+static void on_second_look_done(sh_http_req_t *req, void *owner)
 {
-    if (sh_http_req_resumed(req) || s->state == SESSION_CLOSED) {
+    sh_eio_session_t *s = owner;
+    if (s->second_look == req)
+        s->second_look = NULL;
+    session_unref(s);
+}
+
+static void on_look_timer(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    if (s->second_look)
+        sh_http_req_resume(s->second_look);
+}
+
+/* A GET that arrives while a WebSocket probe is attached but has not been
+ * read yet may have been sent after the client's "2probe" and "5" (a client
+ * that does not wait for its poll, or bytes that reached us in the same
+ * libmicrohttpd pass as the upgrade): it gets a second look one loop
+ * iteration later, after the WebSocket's pending frames, so the answer
+ * follows what the client sent first (400 once upgraded). */
+static bool take_second_look(sh_eio_session_t *s, sh_http_req_t *req)
+{
+    if (!s->probe || s->probed || s->second_look || s->poll)
+        return false;
+    s->second_look = req;
+    s->refs++;
+    sh_http_req_set_owner(req, s, on_second_look_done);
+    sh_http_req_suspend(req);
+    sh_timer_start(s->srv->loop, &s->look_timer, 0, on_look_timer, s);
+    return true;
+}
+
+static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resumed)
+{
+    if (resumed && req == s->second_look) {
+        /* The second look: decide as for a new request. */
+        s->second_look = NULL;
+        sh_http_req_set_owner(req, NULL, NULL);
+        if (s->state == SESSION_OPEN && s->transport != SH_EIO_TRANSPORT_POLLING)
+            respond_error(req, ERR_BAD_REQUEST);
+        else
+            handle_poll_get(s, req, false);
+        session_unref(s);
+        return;
+    }
+    if (resumed || s->state == SESSION_CLOSED) {
         answer_poll(s, req);
         return;
     }
+    if (take_second_look(s, req))
+        return;
     if (s->poll) {
         /* Two GETs at once: Node treats it as a transport error. The held
          * one gets the close packet, this one an error. */
@@ -832,7 +885,7 @@ static void on_request(sh_http_req_t *req, void *data)
     sh_eio_session_t *owner = sh_http_req_owner(req);
     if (owner) {
         /* A held GET resumed: answer it from its session. */
-        handle_poll_get(owner, req);
+        handle_poll_get(owner, req, sh_http_req_resumed(req));
         return;
     }
     const char *origin = sh_http_req_header(req, "Origin");
@@ -887,7 +940,7 @@ static void on_request(sh_http_req_t *req, void *data)
     if (s) {
         switch (sh_http_req_method(req)) {
         case SH_HTTP_GET:
-            handle_poll_get(s, req);
+            handle_poll_get(s, req, false);
             return;
         case SH_HTTP_POST:
             handle_poll_post(s, req);
@@ -1005,6 +1058,9 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         sh_defer_cancel(srv->loop, &s->end_defer);
         if (s->poll)
             sh_http_req_set_owner(s->poll, NULL, NULL);
+        if (s->second_look)
+            sh_http_req_set_owner(s->second_look, NULL, NULL);
+        sh_timer_stop(srv->loop, &s->look_timer);
         sh_msgq_release(&s->queue);
         sh_msgq_release(&s->ctrl);
         free(s);
