@@ -593,6 +593,7 @@ static void on_metrics(sh_http_req_t *req, void *data)
     sh_metrics_family(&b, "siohub_connections", SH_METRIC_GAUGE, "Engine.IO sessions by transport");
     sh_metrics_sample(&b, "siohub_connections", "transport", "polling", es->polling);
     sh_metrics_sample(&b, "siohub_connections", "transport", "websocket", es->websocket);
+    sh_metrics_sample(&b, "siohub_connections", "transport", "sse", es->sse);
     sh_metrics_one(&b, "siohub_http_connections", SH_METRIC_GAUGE,
                    "HTTP connections held by libmicrohttpd", sh_http_connections(app->ctx->http));
     sh_metrics_one(&b, "siohub_sockets", SH_METRIC_GAUGE, "Connected Socket.IO sockets",
