@@ -885,7 +885,6 @@ static uint64_t sse_retry(const sh_eio_server_t *srv)
 
 static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from_t *from)
 {
-    add_cors_headers(req);
     add_no_buffer_headers(req);
     bool reset = false;
     if (sh_sse_attach(s->sse, req, from, &reset) < 0) {

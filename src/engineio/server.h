@@ -117,8 +117,9 @@ void sh_eio_close(sh_eio_session_t *s);
 /* ---- SSE sessions ---- */
 
 /* Opens a session on SSE and answers req (a GET the layer above has
- * authorised) with its stream, "Cache-Control: no-store" and
- * "X-Accel-Buffering: no" and CORS headers added. on_open runs before
+ * authorised, and given CORS headers with sh_eio_server_cors) with its
+ * stream, "Cache-Control: no-store" and "X-Accel-Buffering: no" added.
+ * on_open runs before
  * this returns, so the layer above can queue the first events. With
  * reset the stream begins with "event: reset" (the client came back with
  * the id of a session that is gone). Returns the session, or NULL when

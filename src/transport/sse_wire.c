@@ -41,12 +41,13 @@ int sh_sse_parse_event_id(const char *s, size_t n, char sid[SH_SSE_MAX_SID + 1],
     size_t d = i + 1;
     if (d == n)
         return refuse(why, "no sequence number");
+    for (size_t j = d; j < n; j++)
+        if (s[j] < '0' || s[j] > '9')
+            return refuse(why, "sequence number is not decimal");
     if (s[d] == '0' && n - d > 1)
         return refuse(why, "sequence number with a leading zero");
     uint64_t v = 0;
     for (size_t j = d; j < n; j++) {
-        if (s[j] < '0' || s[j] > '9')
-            return refuse(why, "sequence number is not decimal");
         unsigned digit = (unsigned)(s[j] - '0');
         if (v > (UINT64_MAX - digit) / 10)
             return refuse(why, "sequence number too large");
