@@ -876,11 +876,12 @@ bool sh_eio_server_cors(sh_eio_server_t *srv, sh_http_req_t *req)
     return true;
 }
 
-/* EventSource reconnects after `retry`: well within the grace period. */
+/* EventSource reconnects after `retry`: well within the grace period
+ * (without one, a second is polite). */
 static uint64_t sse_retry(const sh_eio_server_t *srv)
 {
     uint64_t r = srv->opts.sse_grace / 2;
-    return r > 1000 ? 1000 : r < 10 ? 10 : r;
+    return r == 0 || r > 1000 ? 1000 : r < 10 ? 10 : r;
 }
 
 static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from_t *from)

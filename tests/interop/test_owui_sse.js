@@ -208,6 +208,15 @@ run({ timeoutMs: 150000, caseTimeoutMs: 30000 }, async (h) => {
     assert.equal(garbage.events[0].event, "reset");
     s.close();
     garbage.close();
+    // Operators see resumes and resets.
+    assert.equal(await metric("siohub_sse_resumes_total"), 2, "resumes counted");
+    assert.equal(await metric("siohub_sse_resets_total"), 2, "resets counted");
+  });
+
+  await h.case("/api/v1/call to an SSE session: 409 at once (it cannot ack)", async () => {
+    const r = await server.api("POST", "/api/v1/call", { sid: ann.sid, event: "confirm", data: {} });
+    assert.equal(r.status, 409, r.text);
+    assert.match(r.json.error, /SSE/);
   });
 
   await h.case("POST: user-join with ack answers the ack's args; heartbeat 202; 401, 403, 404, 400, 405", async () => {
