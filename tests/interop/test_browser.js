@@ -204,7 +204,17 @@ run({ timeoutMs: 90000, caseTimeoutMs: 30000 }, async (h) => {
 
   // Chromium with a profile of its own, removed at the end (after close).
   const profile = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), "siohub-chromium-"));
-  h.defer(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const dropProfile = () => {
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 3 });
+    } catch (_) {
+      /* best effort */
+    }
+  };
+  h.defer(dropProfile);
+  // Also on a hard exit (the file's timeout): playwright kills the browser
+  // in its own exit handler, registered before this one.
+  process.on("exit", dropProfile);
   const browserLog = fs.openSync(h.logPath("browser"), "w");
   h.defer(() => fs.closeSync(browserLog));
   const logLine = (s) => fs.writeSync(browserLog, `${new Date().toISOString()} ${s}\n`);

@@ -251,12 +251,12 @@ function topSrcdir() {
 }
 
 // nginx's path ($NGINX, else Debian's /usr/sbin/nginx or one on PATH), or
-// null.
+// null when that is not an executable.
 function nginxPath() {
-  if (process.env.NGINX) return process.env.NGINX;
-  const dirs = ["/usr/sbin", "/usr/local/sbin", ...(process.env.PATH || "").split(":")];
-  for (const d of dirs) {
-    const p = path.join(d || ".", "nginx");
+  const candidates = process.env.NGINX
+    ? [process.env.NGINX]
+    : ["/usr/sbin", "/usr/local/sbin", ...(process.env.PATH || "").split(":")].map((d) => path.join(d || ".", "nginx"));
+  for (const p of candidates) {
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return p;
@@ -313,6 +313,15 @@ class Nginx {
     const bin = nginxPath();
     if (!bin) throw new Error("nginx not found");
     this.dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), "siohub-nginx-"));
+    const dir = this.dir;
+    // A hard exit (the harness' timeout kills nginx first) leaves no files.
+    process.on("exit", () => {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch (_) {
+        /* best effort */
+      }
+    });
     this.port = await freePort();
     const d = this.dir;
     fs.writeFileSync(path.join(d, "siohub.conf"), siohubConf({ listenPort: this.port, ...this.opts }));
