@@ -109,17 +109,18 @@ static void respond_error(sh_http_req_t *req, unsigned status, const char *messa
     respond_json(req, status, json_pack("{s:s}", "error", message));
 }
 
-/* The request's token: Authorization: Bearer, ?token=, cookie token. */
+/* The request's token: Authorization: Bearer, ?token=, cookie token.
+ * Another Authorization scheme is a proxy's (Basic in front of Open WebUI,
+ * say) and does not hide the cookie. */
 static const char *credentials(sh_http_req_t *req)
 {
     const char *auth = sh_http_req_header(req, "Authorization");
-    if (auth) {
-        if (strncasecmp(auth, "Bearer ", 7))
-            return NULL; /* another scheme: not ours, and no fallback */
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
         auth += 7;
         while (*auth == ' ')
             auth++;
-        return *auth ? auth : NULL;
+        if (*auth)
+            return auth;
     }
     const char *q = sh_http_req_query(req, "token");
     if (q && *q)
