@@ -32,6 +32,9 @@
  * "ack" the answer is 202 {}, with "ack": true the request is held until
  * the handler acknowledges and the body is the ack's argument array (200);
  * 410 when the session ends first, 504 after http_timeout without an ack.
+ *
+ * While the node shuts down a GET gets a stream holding only "retry:"
+ * (see respond_come_back) and a POST 503.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -109,23 +112,36 @@ static void respond_error(sh_http_req_t *req, unsigned status, const char *messa
     respond_json(req, status, json_pack("{s:s}", "error", message));
 }
 
-/* The request's token: Authorization: Bearer, ?token=, cookie token. */
+/* The request's token: Authorization: Bearer, ?token=, cookie token.
+ * Another Authorization scheme is a proxy's (Basic in front of Open WebUI,
+ * say) and does not hide the cookie. */
 static const char *credentials(sh_http_req_t *req)
 {
     const char *auth = sh_http_req_header(req, "Authorization");
-    if (auth) {
-        if (strncasecmp(auth, "Bearer ", 7))
-            return NULL; /* another scheme: not ours, and no fallback */
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
         auth += 7;
         while (*auth == ' ')
             auth++;
-        return *auth ? auth : NULL;
+        if (*auth)
+            return auth;
     }
     const char *q = sh_http_req_query(req, "token");
     if (q && *q)
         return q;
     const char *c = sh_http_req_cookie(req, "token");
     return c && *c ? c : NULL;
+}
+
+/* A stream asked for while this node shuts down. Any answer but 200
+ * text/event-stream makes an EventSource give up for good (the HTML
+ * standard's "fail the connection"), so it gets a stream that only says
+ * when to come back, and ends: by then a new process, or another node
+ * behind the proxy, answers. */
+static void respond_come_back(sh_http_req_t *req)
+{
+    static const char body[] = "retry: 2000\n\n";
+    sh_http_req_add_header(req, "Cache-Control", "no-store");
+    sh_http_respond(req, 200, "text/event-stream; charset=utf-8", body, sizeof(body) - 1);
 }
 
 static void rec_forget(owui_sse_t *sse, sse_rec_t *rec)
@@ -361,14 +377,20 @@ static void on_resumed(owui_sse_t *sse, sse_req_t *r, sh_http_req_t *req)
         maybe_free(r);
         return;
     }
-    if (!r->checked || r->acking)
-        return; /* still waiting (the layer holds the request again) */
+    if (!r->checked || r->acking) {
+        sh_http_req_suspend(req); /* a stray resume: still waiting */
+        return;
+    }
     r->checked = false;
     if (!r->user_id) {
-        if (sse->app->shutting_down)
-            respond_error(req, 503, "shutting down");
-        else
+        if (!sse->app->shutting_down)
             respond_error(req, 401, r->reason);
+        else if (r->kind == REQ_STREAM)
+            respond_come_back(req);
+        else
+            respond_error(req, 503, "shutting down");
+    } else if (r->kind == REQ_STREAM && sse->app->shutting_down) {
+        respond_come_back(req);
     } else if (r->kind == REQ_STREAM) {
         unhold(r); /* before: the stream becomes the request's owner */
         finish_stream(sse, r, req);
@@ -410,6 +432,13 @@ static void on_request(sh_http_req_t *req, void *data)
     if ((stream_path && m != SH_HTTP_GET) || (post_path && m != SH_HTTP_POST)) {
         sh_http_req_add_header(req, "Allow", stream_path ? "GET, OPTIONS" : "POST, OPTIONS");
         respond_error(req, 405, stream_path ? "use GET for the stream" : "use POST for events");
+        return;
+    }
+    if (app->shutting_down) {
+        if (stream_path)
+            respond_come_back(req);
+        else
+            respond_error(req, 503, "shutting down");
         return;
     }
     const char *token = credentials(req);

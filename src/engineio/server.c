@@ -889,7 +889,9 @@ static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from
     add_no_buffer_headers(req);
     bool reset = false;
     if (sh_sse_attach(s->sse, req, from, &reset) < 0) {
+        /* Any stream it had is gone too: the grace period starts. */
         sh_http_respond(req, 500, "text/plain", "stream failed\n", 14);
+        sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
         return -EIO;
     }
     sh_timer_stop(s->srv->loop, &s->grace_timer);

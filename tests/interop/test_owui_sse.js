@@ -15,6 +15,7 @@ const net = require("node:net");
 const { HOST, assert, request, run, sleep } = require("./lib/harness");
 const { hostileTokens, openTab, owuiServer, serialAgent, sorted, token, waitFor } = require("./lib/owui");
 const { SSE_PATH, openEventSource, openRaw, post } = require("./lib/sse");
+const { RawWs } = require("./lib/wire");
 
 const USERS = [
   { id: "u-ann", name: "Ann", email: "ann@example.org", role: "user" },
@@ -287,10 +288,15 @@ run({ timeoutMs: 150000, caseTimeoutMs: 30000 }, async (h) => {
     const c = openEventSource(`${server.url}${SSE_PATH}`, { headers: { Cookie: `other=1; token=${t}` }, events: ["connect"] });
     h.defer(() => c.close());
     await waitFor(() => c.of("connect").length === 1, 5000, "cookie stream connects");
+    // Behind a proxy's Basic authentication the browser sends both.
+    const basic = await openRaw(port, { headers: { Authorization: "Basic YW5uOnB3", Cookie: `token=${t}` } });
+    h.defer(() => basic.close());
+    await basic.next((e) => e.event === "connect");
+    basic.close();
     const q = await openRaw(port, { path: `${SSE_PATH}?token=${encodeURIComponent(t)}` });
     h.defer(() => q.close());
     await q.next((e) => e.event === "connect");
-    await waitFor(async () => (await roomSids("user:u-dan")).length === 2, 5000, "both in user:u-dan");
+    await waitFor(async () => (await roomSids("user:u-dan")).length >= 2, 5000, "both in user:u-dan");
     c.close();
     q.close();
   });
@@ -395,6 +401,27 @@ run({ timeoutMs: 150000, caseTimeoutMs: 30000 }, async (h) => {
     // The session lives on.
     assert.equal((await post(tiny.port, sid, { event: "heartbeat" }, { headers: bearer(t) })).status, 202);
     s.close();
+  });
+
+  await h.case("while the daemon shuts down, a stream request gets only `retry:` (an EventSource keeps trying)", async () => {
+    const d = await owuiServer(h, { users: USERS });
+    const t = tok("u-ann");
+    // A WebSocket client that never answers the close frame holds the
+    // shutdown open for the close linger (1 s).
+    const ws = new RawWs(d.port, "/ws/socket.io/?EIO=4&transport=websocket");
+    h.defer(() => ws.destroy());
+    await ws.connect();
+    const stopping = d.stop();
+    await sleep(150);
+    const s = await openRaw(d.port, { headers: bearer(t) });
+    assert.equal(s.status, 200);
+    assert.match(s.headers["content-type"], /^text\/event-stream/);
+    await waitFor(() => s.ended, 2000, "the stream ends");
+    assert.equal(s.text, "retry: 2000\n\n");
+    const p = await post(d.port, "AAAAAAAAAAAAAAAAAAAA", { event: "x" }, { headers: bearer(t) });
+    assert.equal(p.status, 503);
+    ws.destroy();
+    await stopping;
   });
 
   await h.case("no token reached the daemon's debug log", async () => {
