@@ -20,7 +20,7 @@
 
 const zlib = require("node:zlib");
 
-const { HOST, assert, request, run, sleep } = require("./lib/harness");
+const { assert, request, run, sleep } = require("./lib/harness");
 const { Tab, owuiServer, serialAgent, token, waitFor } = require("./lib/owui");
 const { Nginx, Relay, httpProxy, nginxPath } = require("./lib/proxy");
 const { openRaw } = require("./lib/sse");
