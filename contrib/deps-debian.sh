@@ -8,7 +8,12 @@ apt-get install -y -q --no-install-recommends \
     build-essential autoconf automake pkg-config ca-certificates \
     libmicrohttpd-dev libhiredis-dev libjansson-dev libjwt-dev libssl-dev check \
     redis-server python3 python3-socketio python3-websocket python3-requests python3-redis \
-    clang clang-format valgrind curl
+    clang clang-format valgrind curl \
+    chromium nginx-light
+# chromium: the browser test (tests/interop/test_browser.js) drives it with
+# npm's playwright-core, which never downloads a browser of its own.
+# nginx-light: the interop tests run contrib/nginx/siohub.conf in front of
+# the daemon (as the test user, on free loopback ports).
 # The interop tests drive the daemon with npm's socket.io-client. A machine
 # with Node.js already (e.g. from NodeSource, whose package ships npm)
 # keeps it; otherwise Debian's own.

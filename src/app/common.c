@@ -3,6 +3,7 @@
 
 #include "app/app.h"
 #include "core/alloc.h"
+#include "socketio/sse.h"
 
 void sh_app_eio_options(const sh_config_t *cfg, char **origins, sh_eio_options_t *o,
                         const char *path)
@@ -21,6 +22,10 @@ void sh_app_eio_options(const sh_config_t *cfg, char **origins, sh_eio_options_t
         .max_payload = cfg->max_payload,
         .output_limit = cfg->output_queue_limit,
         .origins = (const char *const *)origins,
+        .sse_grace = (uint64_t)cfg->sse_grace_ms,
+        .sse_buffer = cfg->sse_buffer,
+        .sse_buffer_events = (size_t)cfg->sse_buffer_events,
+        .sse_render = sh_sio_sse_render,
     };
 }
 

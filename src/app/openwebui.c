@@ -160,7 +160,7 @@ static void on_usage_touched(int status, json_t *result, void *data)
  * Failures are logged at debug level with the reason, never the token.
  */
 
-typedef enum { AUTH_CONNECT, AUTH_USER_JOIN, AUTH_JOIN_CHANNELS } auth_purpose_t;
+typedef enum { AUTH_CONNECT, AUTH_USER_JOIN, AUTH_JOIN_CHANNELS, AUTH_CHECK } auth_purpose_t;
 
 typedef struct auth_req {
     owui_app_t *app;
@@ -169,7 +169,9 @@ typedef struct auth_req {
     int64_t ack_id;
     json_t *user;
     json_t *channels;
-    double iat; /* -1 when the token has none */
+    double iat;             /* -1 when the token has none */
+    owui_check_cb check_cb; /* AUTH_CHECK: no socket, a callback */
+    void *check_data;
 } auth_req_t;
 
 static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user);
@@ -185,6 +187,20 @@ static void auth_req_free(auth_req_t *r)
 static void auth_finish(auth_req_t *r, bool revoked)
 {
     owui_app_t *app = r->app;
+    if (r->purpose == AUTH_CHECK) {
+        bool ok = !revoked && !app->shutting_down;
+        if (revoked)
+            app->auth_revoked++;
+        else if (ok)
+            app->auth_ok++;
+        r->check_cb(app, ok ? r->user : NULL,
+                    ok        ? NULL
+                    : revoked ? "token revoked"
+                              : "shutting down",
+                    r->check_data);
+        auth_req_free(r);
+        return;
+    }
     sh_sio_socket_t *sock = app->shutting_down ? NULL : sh_sio_server_socket(app->sio, r->sock_id);
     if (!sock || !sh_sio_socket_slot(sock, SH_SIO_SLOT_APP)) {
         auth_req_free(r);
@@ -245,31 +261,38 @@ static void on_revocation(int status, const redisReply *reply, void *data)
     auth_finish(r, revoked);
 }
 
-static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
-                         auth_purpose_t purpose, int64_t ack_id)
+/* The checks every purpose shares. Returns the request for the last
+ * (revocation) step, or NULL with *reason set when the token
+ * authenticates nobody. */
+static auth_req_t *auth_start(owui_app_t *app, const json_t *token, auth_purpose_t purpose,
+                              json_t **claims_out, const char **reason)
 {
-    const char *reason = "no token";
+    *reason = "no token";
     json_t *claims = NULL, *user = NULL, *channels = NULL;
+    bool want_channels = purpose == AUTH_USER_JOIN || purpose == AUTH_JOIN_CHANNELS;
     if (json_is_string(token)) {
-        if (sh_token_verify(app->tokens, json_string_value(token), owui_now(), &claims, &reason) ==
+        if (sh_token_verify(app->tokens, json_string_value(token), owui_now(), &claims, reason) ==
             0)
-            sh_directory_lookup(app->dir, claims, &user, purpose == AUTH_CONNECT ? NULL : &channels,
-                                &reason);
+            sh_directory_lookup(app->dir, claims, &user, want_channels ? &channels : NULL, reason);
     }
     if (!user) {
         json_decref(claims);
         app->auth_failed++;
-        sh_debug("openwebui: socket %s from %s: not authenticated: %s", sh_sio_socket_id(sock),
-                 sh_eio_session_peer(sh_sio_socket_session(sock)), reason);
-        return;
+        return NULL;
     }
     auth_req_t *r = sh_new0(auth_req_t);
     r->app = app;
-    snprintf(r->sock_id, sizeof(r->sock_id), "%s", sh_sio_socket_id(sock));
     r->purpose = purpose;
-    r->ack_id = ack_id;
     r->user = user;
     r->channels = channels;
+    *claims_out = claims;
+    return r;
+}
+
+/* The last step: with Redis, Open WebUI's revocation keys. */
+static void auth_revocation(owui_app_t *app, auth_req_t *r, json_t *claims)
+{
+    json_t *user = r->user;
     json_t *iat = json_object_get(claims, "iat");
     r->iat = json_is_number(iat) ? json_number_value(iat) : -1;
     if (!app->redis || !sh_redis_up(app->redis)) {
@@ -287,6 +310,42 @@ static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *t
     const char *argv[] = {tkey, ukey};
     if (sh_redis_eval(app->redis, app->revocation, on_revocation, r, 0, 2, argv, NULL) < 0)
         auth_finish(r, false);
+}
+
+void owui_check_token(owui_app_t *app, const char *token, const char *peer, owui_check_cb cb,
+                      void *data)
+{
+    const char *reason;
+    json_t *claims = NULL;
+    json_t *tok = token ? json_string(token) : NULL;
+    auth_req_t *r = app->shutting_down ? NULL : auth_start(app, tok, AUTH_CHECK, &claims, &reason);
+    json_decref(tok);
+    if (!r) {
+        if (app->shutting_down)
+            reason = "shutting down";
+        sh_debug("openwebui: request from %s: not authenticated: %s", peer, reason);
+        cb(app, NULL, reason, data);
+        return;
+    }
+    r->check_cb = cb;
+    r->check_data = data;
+    auth_revocation(app, r, claims);
+}
+
+static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
+                         auth_purpose_t purpose, int64_t ack_id)
+{
+    const char *reason;
+    json_t *claims = NULL;
+    auth_req_t *r = auth_start(app, token, purpose, &claims, &reason);
+    if (!r) {
+        sh_debug("openwebui: socket %s from %s: not authenticated: %s", sh_sio_socket_id(sock),
+                 sh_eio_session_peer(sh_sio_socket_session(sock)), reason);
+        return;
+    }
+    snprintf(r->sock_id, sizeof(r->sock_id), "%s", sh_sio_socket_id(sock));
+    r->ack_id = ack_id;
+    auth_revocation(app, r, claims);
 }
 
 /* Makes the socket an authenticated session of user (stolen): the pools,
@@ -456,6 +515,7 @@ static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
                                         app);
     sh_debug("openwebui: socket %s (%s) disconnected: %s", sh_sio_socket_id(sock),
              s->user_id ? s->user_id : "anonymous", reason);
+    owui_sse_socket_gone(app, sock);
     sh_sio_socket_set_slot(sock, SH_SIO_SLOT_APP, NULL);
     free(s->user_id);
     json_decref(s->user);
@@ -616,6 +676,7 @@ static void owui_destroy(void *p)
     sh_leader_free(app->reap_leader);
     app->usage_leader = app->reap_leader = NULL;
     owui_api_cancel_calls(app);
+    owui_sse_cancel(app->sse);
     /* Engine.IO first: its sessions' ends reach the sockets, the hub and
      * our on_disconnect; the deferred socket ends run before the hub and
      * the Socket.IO server go. */
@@ -626,6 +687,7 @@ static void owui_destroy(void *p)
     sh_hub_free(app->hub);
     sh_sio_server_free(app->sio);
     sh_api_free(app->api);
+    owui_sse_free(app->sse);
     /* Store completions still queued name the app: run them now (they see
      * shutting_down) before the store goes. */
     sh_loop_run_deferred(loop);
@@ -727,6 +789,9 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     app->api = owui_api_new(app, err);
     if (!app->api)
         goto fail;
+    app->sse = owui_sse_new(app, err);
+    if (!app->sse)
+        goto fail;
     owui_api_add_ops_routes(app);
     char key[512];
     snprintf(key, sizeof(key), "%s:usage_cleanup_lock", cfg->redis_key_prefix);
@@ -737,9 +802,10 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     app->reap_leader = sh_leader_new(ctx->loop, app->redis, key, app->node_id, reap_lock_ttl(app),
                                      reap_interval(app), reap_job, app);
     sh_timer_start(ctx->loop, &app->refresh_timer, reap_interval(app), on_refresh_timer, app);
-    sh_info("openwebui app: Socket.IO at %s, node %s, directory %s, store %s, API %s", eo.path,
-            app->node_id, sh_directory_name(app->dir), app->store->ops->name,
-            cfg->api_key && cfg->api_key[0] ? "enabled at /api/v1/" : "disabled (no api_key)");
+    sh_info(
+        "openwebui app: Socket.IO at %s (SSE at %ssse), node %s, directory %s, store %s, API %s",
+        eo.path, eo.path, app->node_id, sh_directory_name(app->dir), app->store->ops->name,
+        cfg->api_key && cfg->api_key[0] ? "enabled at /api/v1/" : "disabled (no api_key)");
     return app;
 fail:
     owui_destroy(app);
@@ -751,6 +817,7 @@ static void owui_begin_shutdown(void *p)
     owui_app_t *app = p;
     app->shutting_down = true;
     owui_api_cancel_calls(app);
+    owui_sse_cancel(app->sse);
     /* Hand the locks over now and drop the liveness key, while the loop
      * still runs to send the commands. */
     sh_leader_free(app->usage_leader);

@@ -39,6 +39,8 @@ typedef struct owui_session {
 
 enum { OWUI_PRESENCE_USERS = 1, OWUI_PRESENCE_USAGE = 2 };
 
+typedef struct owui_sse owui_sse_t;
+
 typedef struct owui_app {
     sh_ctx_t *ctx;
     const sh_config_t *cfg;
@@ -67,6 +69,7 @@ typedef struct owui_app {
     sh_token_verifier_t *tokens;
     sh_directory_t *dir;
     sh_api_t *api;
+    owui_sse_t *sse; /* the SSE endpoint (openwebui_sse.c) */
     /* Presence broadcasts: dirty bits flushed at most once per window,
      * each only when its list changed since the last one sent. */
     unsigned presence_dirty;
@@ -88,6 +91,24 @@ int64_t owui_now(void);
 void owui_presence_mark(owui_app_t *app, unsigned which);
 /* The local session record of a connected socket id, or NULL. */
 owui_session_t *owui_session_by_sid(owui_app_t *app, const char *sid);
+
+/* Checks a token as a CONNECT's is (signature and times, the directory,
+ * with Redis the revocation keys) for a request that is no socket (the SSE
+ * endpoint). cb runs exactly once, possibly before this returns, with the
+ * user dict (borrowed) or NULL and a reason (never the token). peer names
+ * the client in the debug log. */
+typedef void (*owui_check_cb)(owui_app_t *app, json_t *user, const char *reason, void *data);
+void owui_check_token(owui_app_t *app, const char *token, const char *peer, owui_check_cb cb,
+                      void *data);
+
+/* The SSE endpoint (openwebui_sse.c): <path>sse. */
+owui_sse_t *owui_sse_new(owui_app_t *app, sh_buf_t *err);
+/* A socket of the namespace ended: if it was an SSE one, its session ends
+ * too and its record goes. */
+void owui_sse_socket_gone(owui_app_t *app, sh_sio_socket_t *sock);
+/* Answers the POSTs still waiting for an ack (shutdown). */
+void owui_sse_cancel(owui_sse_t *sse);
+void owui_sse_free(owui_sse_t *sse);
 
 /* The HTTP API (openwebui_api.c). */
 sh_api_t *owui_api_new(owui_app_t *app, sh_buf_t *err);

@@ -311,8 +311,16 @@ static void on_call_session(int status, json_t *user, void *data)
         call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
         return;
     }
-    if (sh_adapter_call(app->adapter, app->nsp, c->sid, c->event, c->args, NULL, 0, on_call_answer,
-                        c, &c->handle) < 0) {
+    int rc = sh_adapter_call(app->adapter, app->nsp, c->sid, c->event, c->args, NULL, 0,
+                             on_call_answer, c, &c->handle);
+    if (rc == -ENOTSUP) {
+        /* An SSE client: it sends nothing back, so no ack would ever come. */
+        call_finish(
+            c, 409,
+            json_pack("{s:s}", "error", "the session is an SSE client: it cannot answer calls"));
+        return;
+    }
+    if (rc < 0) {
         call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
         return;
     }
@@ -692,6 +700,7 @@ static void on_metrics(sh_http_req_t *req, void *data)
     sh_metrics_family(&b, "siohub_connections", SH_METRIC_GAUGE, "Engine.IO sessions by transport");
     sh_metrics_sample(&b, "siohub_connections", "transport", "polling", es->polling);
     sh_metrics_sample(&b, "siohub_connections", "transport", "websocket", es->websocket);
+    sh_metrics_sample(&b, "siohub_connections", "transport", "sse", es->sse);
     sh_metrics_one(&b, "siohub_http_connections", SH_METRIC_GAUGE,
                    "HTTP connections held by libmicrohttpd", sh_http_connections(app->ctx->http));
     sh_metrics_one(&b, "siohub_sockets", SH_METRIC_GAUGE, "Connected Socket.IO sockets",
@@ -709,6 +718,10 @@ static void on_metrics(sh_http_req_t *req, void *data)
     sh_metrics_sample(&b, "siohub_bytes_total", "direction", "out", es->bytes_out);
     sh_metrics_one(&b, "siohub_slow_clients_dropped_total", SH_METRIC_COUNTER,
                    "Clients dropped for passing the output queue limit", es->slow_dropped);
+    sh_metrics_one(&b, "siohub_sse_resumes_total", SH_METRIC_COUNTER,
+                   "SSE streams that came back with a Last-Event-ID", es->sse_streams.resumes);
+    sh_metrics_one(&b, "siohub_sse_resets_total", SH_METRIC_COUNTER,
+                   "SSE streams that began with a reset (events lost)", es->sse_streams.resets);
     sh_metrics_one(&b, "siohub_broadcasts_total", SH_METRIC_COUNTER,
                    "Broadcasts (each encoded once)", hs->broadcasts);
     sh_metrics_one(&b, "siohub_broadcast_deliveries_total", SH_METRIC_COUNTER,

@@ -85,6 +85,10 @@ typedef struct sh_config {
     int64_t max_connections;
     int64_t http_timeout_ms;
     uint64_t api_body_limit;
+    /* SSE */
+    int64_t sse_grace_ms;
+    uint64_t sse_buffer;
+    int64_t sse_buffer_events;
     /* Open WebUI */
     char *secret; /* never printed */
     sh_config_jwt_alg_t jwt_algorithm;

@@ -175,6 +175,38 @@ static const sh_config_option_t options[] = {
         .group = "Limits",
         .help = "largest request body the HTTP API accepts",
     },
+    /* ---- SSE */
+    {
+        .key = "sse_grace",
+        .type = SH_CONFIG_DURATION,
+        .offset = FIELD(sse_grace_ms),
+        .def = "30000",
+        .min = 0,
+        .max = MS_DAY,
+        .group = "SSE",
+        .help = "time an SSE session outlives its dropped stream, for a resume",
+    },
+    {
+        .key = "sse_buffer",
+        .type = SH_CONFIG_SIZE,
+        .offset = FIELD(sse_buffer),
+        .def = "1M",
+        .min = 0,
+        .max = GIB,
+        .group = "SSE",
+        .help = "bytes of recent events an SSE session keeps to replay on a resume",
+    },
+    {
+        .key = "sse_buffer_events",
+        .type = SH_CONFIG_INT,
+        .offset = FIELD(sse_buffer_events),
+        .def = "4096",
+        .min = 0,
+        .max = 1000000,
+        .group = "SSE",
+        .metavar = "N",
+        .help = "most recent events an SSE session keeps to replay on a resume",
+    },
     /* ---- Open WebUI */
     {
         .key = "secret",

@@ -14,6 +14,7 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
     m->binary = binary;
     m->len = len;
     m->base64 = NULL;
+    m->forms = NULL;
     m->data[len] = '\0';
     return m;
 }
@@ -35,12 +36,40 @@ sh_msg_t *sh_msg_new_prefixed(char prefix, const void *p, size_t len)
     return m;
 }
 
+/* One cached derived form. A list: a message rarely has more than one
+ * (one per transport that renders), and usually none. */
+struct sh_msg_form {
+    struct sh_msg_form *next;
+    sh_msg_render_cb render;
+    sh_msg_t *msg; /* owned; NULL: m has no such form */
+};
+
 void sh_msg_unref(sh_msg_t *m)
 {
     if (!m || --m->refs > 0)
         return;
     sh_msg_unref(m->base64);
+    struct sh_msg_form *f = m->forms;
+    while (f) {
+        struct sh_msg_form *next = f->next;
+        sh_msg_unref(f->msg);
+        free(f);
+        f = next;
+    }
     free(m);
+}
+
+sh_msg_t *sh_msg_form(sh_msg_t *m, sh_msg_render_cb render)
+{
+    for (struct sh_msg_form *f = m->forms; f; f = f->next)
+        if (f->render == render)
+            return f->msg;
+    struct sh_msg_form *f = sh_malloc(sizeof(*f));
+    f->render = render;
+    f->msg = render(m);
+    f->next = m->forms;
+    m->forms = f;
+    return f->msg;
 }
 
 sh_msg_t *sh_msg_base64(sh_msg_t *m)

@@ -8,7 +8,11 @@
  * A message is either text (an Engine.IO text packet: type digit + payload,
  * valid UTF-8) or binary (raw bytes of an Engine.IO binary message). Polling
  * carries binary as "b" + base64; that form is computed at most once per
- * message (sh_msg_base64) and shared by every polling recipient.
+ * message (sh_msg_base64) and shared by every polling recipient. Other
+ * transports get the same for their own forms: sh_msg_form(m, render) builds
+ * a derived message at most once per message and renderer (an SSE event
+ * made from an Engine.IO packet, say) and every recipient shares it. The
+ * renderer is the caller's: core knows nothing of the protocols above it.
  *
  * Refcounts are plain integers: all messages live on the loop thread.
  */
@@ -18,13 +22,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct sh_msg_form;
+
 typedef struct sh_msg {
     unsigned refs;
     bool binary;
     size_t len;
-    struct sh_msg *base64; /* lazily built "b<base64>" text form; owned */
-    char data[];           /* len bytes, then a NUL not counted in len */
+    struct sh_msg *base64;     /* lazily built "b<base64>" text form; owned */
+    struct sh_msg_form *forms; /* derived forms (sh_msg_form); owned */
+    char data[];               /* len bytes, then a NUL not counted in len */
 } sh_msg_t;
+
+/* Builds a derived form of m: a new message (refcount 1, handed to the
+ * cache), or NULL when m has no such form (cached as well). Must not keep m
+ * and must give the same answer for the same bytes. */
+typedef sh_msg_t *(*sh_msg_render_cb)(const sh_msg_t *m);
 
 /* New message holding a copy of p[0..len), refcount 1. */
 sh_msg_t *sh_msg_new(const void *p, size_t len, bool binary);
@@ -44,5 +56,10 @@ void sh_msg_unref(sh_msg_t *m);
 /* The "b" + base64 text form of a binary message (borrowed: lives as long as
  * m). For a text message returns m itself. */
 sh_msg_t *sh_msg_base64(sh_msg_t *m);
+
+/* m's form made by render: rendered on the first call for this (m, render)
+ * pair, then the cached result (NULL included). Borrowed: lives as long as
+ * m; take a reference (sh_msg_ref) to keep it longer. */
+sh_msg_t *sh_msg_form(sh_msg_t *m, sh_msg_render_cb render);
 
 #endif

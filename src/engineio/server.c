@@ -79,6 +79,10 @@ struct sh_eio_session {
      * still owed to the client: reachable through srv->closing. */
     bool lingering;
     sh_timer_t linger_timer;
+    /* SSE: the events and the stream (transport/sse.h); the grace timer
+     * runs while no stream is attached. */
+    sh_sse_t *sse;
+    sh_timer_t grace_timer;
 };
 
 /* The owner of one WebSocket connection: the server tracks all of them so
@@ -121,6 +125,7 @@ static void session_unref(sh_eio_session_t *s)
     sh_list_remove(&s->link);
     sh_msgq_release(&s->queue);
     sh_msgq_release(&s->ctrl);
+    sh_sse_free(s->sse);
     s->srv->ending--;
     free(s);
 }
@@ -186,6 +191,13 @@ static void on_pong_timeout(sh_loop_t *loop, sh_timer_t *t)
 static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
+    if (s->sse) {
+        /* EventSource cannot pong: a comment keeps proxies from timing the
+         * stream out and finds a dead peer at the write. */
+        sh_sse_keepalive(s->sse);
+        sh_timer_start(loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+        return;
+    }
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
     /* The ping itself may pass the output limit and end the session, which
      * is then freed from the loop: no timer may be armed on it. The
@@ -218,6 +230,8 @@ static sh_eio_session_t *session_new(sh_eio_server_t *srv, int transport, const 
     srv->stats.sessions_opened++;
     if (transport == SH_EIO_TRANSPORT_POLLING)
         srv->stats.polling++;
+    else if (transport == SH_EIO_TRANSPORT_SSE)
+        srv->stats.sse++;
     else
         srv->stats.websocket++;
     s->notify_close = true;
@@ -304,8 +318,16 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
     srv->stats.sessions_closed++;
     if (s->transport == SH_EIO_TRANSPORT_POLLING)
         srv->stats.polling--;
+    else if (s->transport == SH_EIO_TRANSPORT_SSE)
+        srv->stats.sse--;
     else
         srv->stats.websocket--;
+    sh_timer_stop(srv->loop, &s->grace_timer);
+    /* The stream writes what a server close or shutdown left queued (the
+     * DISCONNECT, say), then ends; EventSource comes back by itself and
+     * finds a new session (with a reset). */
+    if (s->sse)
+        sh_sse_end(s->sse, parting != PART_DROP);
     sh_timer_stop(srv->loop, &s->ping_timer);
     sh_timer_stop(srv->loop, &s->pong_timer);
     sh_timer_stop(srv->loop, &s->upgrade_timer);
@@ -352,6 +374,15 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
     }
     s->srv->stats.packets_out++;
     s->srv->stats.bytes_out += m->len;
+    if (s->sse) {
+        if (sh_sse_push(s->sse, m) == -ENOBUFS) {
+            sh_warn("eio %s: SSE client is not reading: past the %zu byte limit; dropping it",
+                    s->sid, s->srv->opts.output_limit);
+            s->srv->stats.slow_dropped++;
+            session_end(s, "transport error", PART_DROP);
+        }
+        return 0;
+    }
     if (s->ws) {
         int rc = sh_ws_conn_send(s->ws->conn, m);
         if (rc == -ENOBUFS) {
@@ -403,6 +434,8 @@ void sh_eio_session_set_data(sh_eio_session_t *s, void *data)
 
 const char *sh_eio_session_transport(const sh_eio_session_t *s)
 {
+    if (s->transport == SH_EIO_TRANSPORT_SSE)
+        return "sse";
     return s->transport == SH_EIO_TRANSPORT_WEBSOCKET ? "websocket" : "polling";
 }
 
@@ -866,6 +899,103 @@ static void handle_websocket(sh_eio_server_t *srv, sh_http_req_t *req, sh_eio_se
     }
 }
 
+/* ---- SSE ---- */
+
+static void on_grace_over(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_eio_session_t *s = t->data;
+    sh_debug("eio %s: no SSE stream within the grace period", s->sid);
+    session_end(s, "transport close", PART_DROP);
+}
+
+/* The stream dropped: the session waits sse_grace for the client to come
+ * back (a timer even for 0, so the end is never inside the HTTP layer's
+ * callback). */
+static void on_sse_detach(sh_sse_t *sse, void *data)
+{
+    sh_eio_session_t *s = data;
+    if (s->state != SESSION_OPEN)
+        return;
+    sh_debug("eio %s: SSE stream dropped; grace %llu ms", s->sid,
+             (unsigned long long)s->srv->opts.sse_grace);
+    sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+}
+
+bool sh_eio_server_cors(sh_eio_server_t *srv, sh_http_req_t *req)
+{
+    if (!origin_allowed(srv, sh_http_req_header(req, "Origin")))
+        return false;
+    add_cors_headers(req);
+    return true;
+}
+
+/* EventSource reconnects after `retry`: well within the grace period
+ * (without one, a second is polite). */
+static uint64_t sse_retry(const sh_eio_server_t *srv)
+{
+    uint64_t r = srv->opts.sse_grace / 2;
+    return r == 0 || r > 1000 ? 1000 : r < 10 ? 10 : r;
+}
+
+static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from_t *from)
+{
+    add_no_buffer_headers(req);
+    bool reset = false;
+    if (sh_sse_attach(s->sse, req, from, &reset) < 0) {
+        /* Any stream it had is gone too: the grace period starts. */
+        sh_http_respond(req, 500, "text/plain", "stream failed\n", 14);
+        sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+        return -EIO;
+    }
+    sh_timer_stop(s->srv->loop, &s->grace_timer);
+    if (from->resume)
+        sh_debug("eio %s: SSE stream resumed after %llu%s", s->sid,
+                 (unsigned long long)from->after_seq, reset ? " (reset)" : "");
+    return 0;
+}
+
+sh_eio_session_t *sh_eio_sse_open(sh_eio_server_t *srv, sh_http_req_t *req, bool reset)
+{
+    if (!srv->opts.sse_render) {
+        sh_http_respond_error_json(req, 400, ERR_UNKNOWN_TRANSPORT,
+                                   error_messages[ERR_UNKNOWN_TRANSPORT]);
+        return NULL;
+    }
+    sh_eio_session_t *s = session_new(srv, SH_EIO_TRANSPORT_SSE, sh_http_req_peer(req));
+    sh_sse_options_t so = {
+        .sid = s->sid,
+        .render = srv->opts.sse_render,
+        .buffer_bytes = srv->opts.sse_buffer,
+        .buffer_events = srv->opts.sse_buffer_events,
+        .output_limit = srv->opts.output_limit,
+        .retry_ms = sse_retry(srv),
+        .stats = &srv->stats.sse_streams,
+    };
+    s->sse = sh_sse_new(&so, on_sse_detach, s);
+    sh_sse_from_t from = {.reset = reset};
+    if (sse_attach(s, req, &from) < 0) {
+        session_end(s, "transport error", PART_DROP);
+        return NULL;
+    }
+    sh_debug("eio %s: open over SSE from %s", s->sid, s->peer);
+    schedule_ping(s);
+    if (srv->handler.on_open)
+        srv->handler.on_open(s, srv->data);
+    return s;
+}
+
+sh_eio_session_t *sh_eio_sse_find(sh_eio_server_t *srv, const char *sid)
+{
+    sh_eio_session_t *s = sh_map_get(&srv->sessions, sid);
+    return s && s->sse ? s : NULL;
+}
+
+int sh_eio_sse_resume(sh_eio_session_t *s, sh_http_req_t *req, uint64_t after_seq)
+{
+    sh_sse_from_t from = {.resume = true, .after_seq = after_seq};
+    return sse_attach(s, req, &from);
+}
+
 /* ---- the route ---- */
 
 static void handle_preflight(sh_http_req_t *req)
@@ -1028,7 +1158,7 @@ void sh_eio_server_close_all(sh_eio_server_t *srv)
 
 size_t sh_eio_server_active(const sh_eio_server_t *srv)
 {
-    size_t n = sh_map_count(&srv->sessions) + srv->ending;
+    size_t n = sh_map_count(&srv->sessions) + srv->ending + srv->stats.sse_streams.draining;
     const sh_list_t *pos;
     for (pos = srv->ws_conns.next; pos != &srv->ws_conns; pos = pos->next)
         n++;
@@ -1055,7 +1185,9 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         sh_timer_stop(srv->loop, &s->pong_timer);
         sh_timer_stop(srv->loop, &s->upgrade_timer);
         sh_timer_stop(srv->loop, &s->linger_timer);
+        sh_timer_stop(srv->loop, &s->grace_timer);
         sh_defer_cancel(srv->loop, &s->end_defer);
+        sh_sse_free(s->sse);
         if (s->poll)
             sh_http_req_set_owner(s->poll, NULL, NULL);
         if (s->second_look)

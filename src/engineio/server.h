@@ -1,5 +1,7 @@
 /* engineio/server.h — Engine.IO v4 server: sessions over HTTP long-polling
- * and WebSocket, the upgrade between them, heartbeats and CORS.
+ * and WebSocket, the upgrade between them, heartbeats and CORS; and
+ * sessions over SSE (transport/sse.h), which the layer above opens on a
+ * route of its own once it has authenticated the client.
  *
  * Spec: socketio/engine.io-protocol README (v4). Behaviour follows Node's
  * engine.io where the spec is silent (error codes and messages, upgrade
@@ -17,6 +19,11 @@
  *    past it is closed ("slow client") and counted.
  *  - While a session exists its pointer is stable; after on_close returns
  *    it must not be used.
+ *  - An SSE session has no Engine.IO handshake, pings or input: it is
+ *    alive while its stream is, and for sse_grace ms after the stream
+ *    drops (a reconnect with the same session id in Last-Event-ID takes it
+ *    up again). Output queues as on polling, bounded the same way, and
+ *    stays in a replay buffer after it was written (transport/sse.h).
  */
 #ifndef SH_ENGINEIO_SERVER_H
 #define SH_ENGINEIO_SERVER_H
@@ -28,12 +35,13 @@
 #include "core/msg.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "transport/sse.h"
 #include "transport/ws.h"
 
 typedef struct sh_eio_server sh_eio_server_t;
 typedef struct sh_eio_session sh_eio_session_t;
 
-enum { SH_EIO_TRANSPORT_POLLING = 1, SH_EIO_TRANSPORT_WEBSOCKET = 2 };
+enum { SH_EIO_TRANSPORT_POLLING = 1, SH_EIO_TRANSPORT_WEBSOCKET = 2, SH_EIO_TRANSPORT_SSE = 4 };
 
 typedef struct sh_eio_handler {
     /* A session completed its handshake. Messages may be sent from here. */
@@ -58,6 +66,11 @@ typedef struct sh_eio_options {
      * list of exact origins. Requests without Origin are always allowed
      * (non-browser clients send none). */
     const char *const *origins;
+    /* SSE sessions (sh_eio_sse_open). */
+    uint64_t sse_grace;          /* ms a session outlives its dropped stream */
+    size_t sse_buffer;           /* replay buffer: rendered bytes kept */
+    size_t sse_buffer_events;    /* ... and events kept */
+    sh_msg_render_cb sse_render; /* packet -> SSE event; NULL: no SSE */
 } sh_eio_options_t;
 
 typedef struct sh_eio_stats {
@@ -68,7 +81,9 @@ typedef struct sh_eio_stats {
     uint64_t bytes_in, bytes_out; /* Engine.IO payload bytes */
     uint64_t slow_dropped;        /* sessions closed for their queue size */
     uint64_t polling, websocket;  /* sessions now on each transport */
+    uint64_t sse;                 /* sessions now on SSE (with or without a stream) */
     sh_ws_stats_t ws;             /* WebSocket frame counters */
+    sh_sse_stats_t sse_streams;   /* SSE stream counters */
 } sh_eio_stats_t;
 
 /* Registers the server's route on http. Returns NULL (with err) on
@@ -88,7 +103,7 @@ const sh_eio_stats_t *sh_eio_server_stats(const sh_eio_server_t *srv);
 const char *sh_eio_session_sid(const sh_eio_session_t *s);
 void *sh_eio_session_data(const sh_eio_session_t *s);
 void sh_eio_session_set_data(sh_eio_session_t *s, void *data);
-/* "polling" or "websocket". */
+/* "polling", "websocket" or "sse". */
 const char *sh_eio_session_transport(const sh_eio_session_t *s);
 /* The handshake's client address, for logs. */
 const char *sh_eio_session_peer(const sh_eio_session_t *s);
@@ -98,5 +113,29 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m);
 /* Closes the session from the server side (close packet on polling, close
  * frame on WebSocket); on_close follows from the loop. */
 void sh_eio_close(sh_eio_session_t *s);
+
+/* ---- SSE sessions ---- */
+
+/* Opens a session on SSE and answers req (a GET the layer above has
+ * authorised, and given CORS headers with sh_eio_server_cors) with its
+ * stream, "Cache-Control: no-store" and "X-Accel-Buffering: no" added.
+ * on_open runs before
+ * this returns, so the layer above can queue the first events. With
+ * reset the stream begins with "event: reset" (the client came back with
+ * the id of a session that is gone). Returns the session, or NULL when
+ * SSE is not configured (sse_render) or the response failed (req is then
+ * answered with an error). */
+sh_eio_session_t *sh_eio_sse_open(sh_eio_server_t *srv, sh_http_req_t *req, bool reset);
+/* The open SSE session with Engine.IO sid `sid`, or NULL. */
+sh_eio_session_t *sh_eio_sse_find(sh_eio_server_t *srv, const char *sid);
+/* Attaches req as the stream of SSE session s, starting after after_seq
+ * (the seq of the client's Last-Event-ID; see transport/sse.h for the
+ * reset when the buffer no longer reaches back), replacing a live stream.
+ * Headers as sh_eio_sse_open. Returns 0, or -EIO (req answered). */
+int sh_eio_sse_resume(sh_eio_session_t *s, sh_http_req_t *req, uint64_t after_seq);
+/* CORS for another route of the same server (the SSE endpoint): returns
+ * false when req's Origin is not allowed, else adds the CORS headers
+ * Engine.IO answers carry and returns true. */
+bool sh_eio_server_cors(sh_eio_server_t *srv, sh_http_req_t *req);
 
 #endif

@@ -63,12 +63,15 @@ struct sh_http_req {
     bool resume_requested; /* resumed during the current handler call */
     bool in_handler;
     bool responded;
+    bool ended; /* the done callback ran: a stream's reader is not called */
     header_t *headers;
     size_t nheaders;
     void *owner;
     sh_http_done_cb done;
     sh_http_upgrade_cb upgrade_cb;
     void *upgrade_data;
+    sh_http_read_cb stream_read;
+    void *stream_data;
     char peer[INET6_ADDRSTRLEN + 8];
 };
 
@@ -169,6 +172,7 @@ static void req_free(sh_http_req_t *req)
 
 static void req_end(sh_http_req_t *req)
 {
+    req->ended = true;
     sh_http_done_cb done = req->done;
     req->done = NULL;
     if (done)
@@ -556,6 +560,44 @@ int sh_http_respond_msgs(sh_http_req_t *req, unsigned status, const char *conten
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     return queue(req, status, resp);
+}
+
+/* MHD's content reader for sh_http_respond_stream. A reader with nothing
+ * to say suspends its connection right here: MHD allows that from a
+ * content reader, and it is the only way to return "no data" without
+ * MHD calling again at once. Once the request has ended (the owner was
+ * told) or the server is closing, the stream ends instead. */
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sh_http_req_t *req = cls;
+    if (req->ended || req->http->closing || !req->stream_read)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    long n = req->stream_read(buf, max, req->stream_data);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == 0) {
+        req->suspended = true;
+        req->resumed = false;
+        MHD_suspend_connection(req->conn);
+    }
+    return (ssize_t)n;
+}
+
+int sh_http_respond_stream(sh_http_req_t *req, unsigned status, const char *content_type,
+                           sh_http_read_cb read, void *data)
+{
+    /* MHD asks for at most block_size bytes per call; 4 KiB keeps one SSE
+     * event per call for most events without a large connection buffer. */
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, on_stream_read, req, NULL);
+    if (resp && content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    req->stream_read = read;
+    req->stream_data = data;
+    int rc = queue(req, status, resp);
+    if (rc < 0)
+        req->stream_read = NULL;
+    return rc;
 }
 
 void sh_http_req_suspend(sh_http_req_t *req)

@@ -119,6 +119,18 @@ int sh_http_respond_error_json(sh_http_req_t *req, unsigned status, int code, co
  * Steals the references; they are dropped when MHD is done sending. */
 int sh_http_respond_msgs(sh_http_req_t *req, unsigned status, const char *content_type,
                          sh_msg_t **msgs, size_t n, const char *sep);
+/* Streaming response of unknown length (an SSE stream), sent chunked.
+ * libmicrohttpd calls read whenever the connection can take more: it
+ * copies at most max bytes into buf and returns how many; 0 when it has
+ * nothing now, and the layer then suspends the connection until
+ * sh_http_req_resume() (returning "no data" unsuspended would make MHD
+ * spin); -1 to end the response. read is the one copy on this path: MHD
+ * has no zero-copy streaming response, so bytes go into its connection
+ * buffer. read is never called once the request has ended (the owner's
+ * done callback ran). Returns 0 or -EIO. */
+typedef long (*sh_http_read_cb)(char *buf, size_t max, void *data);
+int sh_http_respond_stream(sh_http_req_t *req, unsigned status, const char *content_type,
+                           sh_http_read_cb read, void *data);
 /* Holds the request until sh_http_req_resume(). */
 void sh_http_req_suspend(sh_http_req_t *req);
 /* Resumes a suspended request: its handler runs again shortly (from the

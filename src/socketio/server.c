@@ -38,6 +38,10 @@ struct sh_sio_socket {
     void *slots[2];
     sh_map_t acks; /* decimal id -> pending_ack_t */
     int64_t next_ack_id;
+    /* Acks of sh_sio_socket_dispatch: decimal id -> pending_ack_t, ids
+     * from DISPATCH_ACK_BASE up, far from any id a client counts to. */
+    sh_map_t local_acks;
+    int64_t next_local_id;
     sh_defer_t end_defer;
 };
 
@@ -47,8 +51,11 @@ struct sio_client {
     sh_list_t sockets;
     sh_sio_packet_t partial; /* a BINARY_* packet waiting for attachments */
     bool has_partial;
+    bool attached; /* sh_sio_server_attach: the client sends no packets */
     sh_timer_t connect_timer;
 };
+
+#define DISPATCH_ACK_BASE ((int64_t)1 << 62)
 
 struct sh_sio_server {
     sh_loop_t *loop;
@@ -89,21 +96,27 @@ static int send_packet(sh_sio_socket_t *sock, sh_sio_type_t type, int64_t id, co
 
 /* Frees a socket and any acks still pending (their callbacks have run, or
  * are dropped on teardown). */
-static void socket_free(sh_sio_socket_t *sock)
+static void free_ack_map(sh_map_t *acks)
 {
     sh_map_iter_t it;
-    sh_map_iter_init(&it, &sock->acks);
+    sh_map_iter_init(&it, acks);
     while (sh_map_iter_next(&it))
         free(sh_map_iter_remove(&it));
-    sh_map_release(&sock->acks);
+    sh_map_release(acks);
+}
+
+static void socket_free(sh_sio_socket_t *sock)
+{
+    free_ack_map(&sock->acks);
+    free_ack_map(&sock->local_acks);
     free(sock);
 }
 
-static void fail_acks(sh_sio_socket_t *sock)
+static void fail_ack_map(sh_sio_socket_t *sock, sh_map_t *acks)
 {
     sh_sio_server_t *srv = sock->client ? sock->client->srv : NULL;
     sh_map_iter_t it;
-    sh_map_iter_init(&it, &sock->acks);
+    sh_map_iter_init(&it, acks);
     sh_map_entry_t *e;
     json_t *empty = json_array();
     sh_sio_args_t none = {.args = empty, .bins = NULL, .nbins = 0};
@@ -114,6 +127,12 @@ static void fail_acks(sh_sio_socket_t *sock)
         free(p);
     }
     json_decref(empty);
+}
+
+static void fail_acks(sh_sio_socket_t *sock)
+{
+    fail_ack_map(sock, &sock->acks);
+    fail_ack_map(sock, &sock->local_acks);
 }
 
 static void on_socket_end(sh_loop_t *loop, sh_defer_t *d)
@@ -185,6 +204,8 @@ int sh_sio_socket_emit(sh_sio_socket_t *sock, const char *event, json_t *args,
 {
     if (!sock->connected)
         return -EPIPE;
+    if (cb && sock->client->attached)
+        return -ENOTSUP; /* its client sends nothing, acks included */
     int64_t id = -1;
     if (cb)
         id = sock->next_ack_id++;
@@ -214,6 +235,17 @@ int sh_sio_socket_ack(sh_sio_socket_t *sock, int64_t id, json_t *args, sh_msg_t 
     json_t *empty = NULL;
     if (!args)
         args = empty = json_array();
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    pending_ack_t *local = id >= DISPATCH_ACK_BASE ? sh_map_del(&sock->local_acks, key) : NULL;
+    if (local) {
+        /* A dispatched event's answer: to its callback, not the wire. */
+        sh_sio_args_t a = {.args = args, .bins = bins, .nbins = nbins};
+        local->cb(sock->client->srv, sock->id, 0, &a, local->data);
+        free(local);
+        json_decref(empty);
+        return 0;
+    }
     int rc = send_packet(sock, SH_SIO_ACK, id, args, bins, nbins);
     json_decref(empty);
     return rc;
@@ -328,6 +360,7 @@ static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
     sh_sio_socket_t *sock = sh_new0(sh_sio_socket_t);
     sock->client = client;
     sock->nsp = nsp;
+    sock->next_local_id = DISPATCH_ACK_BASE;
     sh_random_id(sock->id);
     json_t *error = NULL;
     if (nsp->handler.on_connect && nsp->handler.on_connect(sock, pkt->data, &error, nsp->data)) {
@@ -589,4 +622,56 @@ void sh_sio_server_free(sh_sio_server_t *srv)
 const sh_sio_stats_t *sh_sio_server_stats(const sh_sio_server_t *srv)
 {
     return &srv->stats;
+}
+
+/* ---- sessions without client packets (SSE) ---- */
+
+sh_sio_socket_t *sh_sio_server_attach(sh_sio_server_t *srv, sh_eio_session_t *s, const char *nsp,
+                                      json_t *auth)
+{
+    sio_client_t *client = sh_eio_session_data(s);
+    if (!client || client->srv != srv || strlen(nsp) > SH_SIO_MAX_NSP)
+        return NULL;
+    client->attached = true;
+    sh_sio_packet_t pkt = {.type = SH_SIO_CONNECT, .id = -1, .data = auth};
+    snprintf(pkt.nsp, sizeof(pkt.nsp), "%s", nsp);
+    handle_connect(client, &pkt);
+    return client_socket(client, nsp);
+}
+
+int sh_sio_socket_dispatch(sh_sio_socket_t *sock, const char *event, json_t *args, sh_sio_ack_cb cb,
+                           void *cb_data, int64_t *ack_id_out)
+{
+    if (!sock->connected)
+        return -EPIPE;
+    int64_t id = -1;
+    if (cb) {
+        id = sock->next_local_id++;
+        char key[24];
+        snprintf(key, sizeof(key), "%lld", (long long)id);
+        pending_ack_t *p = sh_new0(pending_ack_t);
+        p->cb = cb;
+        p->data = cb_data;
+        sh_map_set(&sock->local_acks, key, p);
+    }
+    if (ack_id_out)
+        *ack_id_out = id;
+    sock->client->srv->stats.events_in++;
+    json_t *empty = NULL;
+    sh_sio_args_t a = {.args = args ? args : (empty = json_array()), .bins = NULL, .nbins = 0};
+    if (sock->nsp->handler.on_event)
+        sock->nsp->handler.on_event(sock, event, &a, id, sock->nsp->data);
+    json_decref(empty);
+    return 0;
+}
+
+int sh_sio_socket_cancel_dispatch(sh_sio_socket_t *sock, int64_t id)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    pending_ack_t *p = sh_map_del(&sock->local_acks, key);
+    if (!p)
+        return -ENOENT;
+    free(p);
+    return 0;
 }

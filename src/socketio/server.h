@@ -19,6 +19,10 @@
  *  - An ack callback registered by sh_sio_socket_emit runs exactly once:
  *    with the client's answer, or with status -ECONNRESET when the socket
  *    ends first, or never if sh_sio_socket_cancel_ack() is called first.
+ *  - A session whose client sends no packets (SSE) is attached from the
+ *    outside: sh_sio_server_attach() stands for its CONNECT and
+ *    sh_sio_socket_dispatch() for its EVENTs, with acks handed to a
+ *    callback instead of sent. Such a socket cannot be asked for acks.
  *  - Event arguments are a JSON array whose binary values are placeholders
  *    ({"_placeholder":true,"num":N}) for bins[N], the attachments. Sending
  *    takes the same pair, so binary is forwarded without re-encoding.
@@ -131,6 +135,31 @@ int sh_sio_socket_send_msgs(sh_sio_socket_t *sock, sh_msg_t *const *msgs, size_t
 /* Server-side disconnect: a DISCONNECT packet, then on_disconnect from the
  * loop; with close_session, the whole Engine.IO session closes too. */
 void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session);
+
+/* ---- sessions without client packets (SSE) ---- */
+
+/* Connects session s (an Engine.IO session this server was told of by
+ * on_open) to namespace nsp as if its client had sent CONNECT with auth
+ * (borrowed, may be NULL): on_connect, the CONNECT answer (or
+ * CONNECT_ERROR), on_connected run exactly as for a packet. From then on
+ * the session's client is taken to send nothing: it cannot be asked for
+ * acks (sh_sio_socket_emit with a callback returns -ENOTSUP). Returns the
+ * socket, or NULL when the namespace is unknown or refused the connection
+ * (the answer was queued) or s has no Socket.IO client. */
+sh_sio_socket_t *sh_sio_server_attach(sh_sio_server_t *srv, sh_eio_session_t *s, const char *nsp,
+                                      json_t *auth);
+/* Runs the namespace's on_event for sock as if its client had sent EVENT
+ * event(args) (args a borrowed JSON array, NULL for none). With cb the
+ * handler gets an ack id, and its answer (sh_sio_socket_ack) goes to cb
+ * instead of the client: once, from the handler's call, or with status
+ * -ECONNRESET when the socket ends first; *ack_id_out (may be NULL) gets
+ * the id for sh_sio_socket_cancel_dispatch. Returns 0 or -EPIPE (not
+ * connected; cb will not run). */
+int sh_sio_socket_dispatch(sh_sio_socket_t *sock, const char *event, json_t *args, sh_sio_ack_cb cb,
+                           void *cb_data, int64_t *ack_id_out);
+/* Forgets a dispatch's ack without calling its callback. Returns 0 or
+ * -ENOENT. */
+int sh_sio_socket_cancel_dispatch(sh_sio_socket_t *sock, int64_t id);
 
 /* Builds the EVENT data array [event, args...] (a new reference). */
 json_t *sh_sio_event_array(const char *event, json_t *args);

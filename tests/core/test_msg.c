@@ -39,6 +39,52 @@ START_TEST(test_empty_binary)
 }
 END_TEST
 
+/* Renderers for sh_msg_form: each counts its calls. */
+static int upper_calls, none_calls;
+
+static sh_msg_t *render_upper(const sh_msg_t *m)
+{
+    upper_calls++;
+    sh_msg_t *out = sh_msg_alloc(m->len, false);
+    for (size_t i = 0; i < m->len; i++)
+        out->data[i] =
+            (char)(m->data[i] >= 'a' && m->data[i] <= 'z' ? m->data[i] - 32 : m->data[i]);
+    return out;
+}
+
+static sh_msg_t *render_none(const sh_msg_t *m)
+{
+    none_calls++;
+    return NULL;
+}
+
+START_TEST(test_form_rendered_once)
+{
+    upper_calls = none_calls = 0;
+    sh_msg_t *m = sh_msg_new("4hello", 6, false);
+    sh_msg_t *u = sh_msg_form(m, render_upper);
+    ck_assert_str_eq(u->data, "4HELLO");
+    ck_assert_uint_eq(u->len, 6);
+    /* Cached: the same message for every recipient, one render. */
+    ck_assert_ptr_eq(sh_msg_form(m, render_upper), u);
+    ck_assert_ptr_eq(sh_msg_form(m, render_upper), u);
+    ck_assert_int_eq(upper_calls, 1);
+    /* "No form" is cached too; renderers do not share a slot. */
+    ck_assert_ptr_null(sh_msg_form(m, render_none));
+    ck_assert_ptr_null(sh_msg_form(m, render_none));
+    ck_assert_int_eq(none_calls, 1);
+    ck_assert_ptr_eq(sh_msg_form(m, render_upper), u);
+    ck_assert_int_eq(upper_calls, 1);
+    /* A reference keeps the form past its message. */
+    sh_msg_t *kept = sh_msg_ref(u);
+    ck_assert_uint_eq(u->refs, 2);
+    sh_msg_unref(m);
+    ck_assert_uint_eq(kept->refs, 1);
+    ck_assert_str_eq(kept->data, "4HELLO");
+    sh_msg_unref(kept);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("msg");
@@ -46,6 +92,7 @@ int main(void)
     tcase_add_test(tc, test_text_message);
     tcase_add_test(tc, test_binary_base64_once);
     tcase_add_test(tc, test_empty_binary);
+    tcase_add_test(tc, test_form_rendered_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -533,6 +533,136 @@ START_TEST(test_free_with_suspended_request)
 }
 END_TEST
 
+/* ---- streaming responses (SSE) ---- */
+
+/* What the stream's reader hands out: `pending` bytes, then 0 (nothing
+ * now) or, once `end` is set, the end of the stream. */
+typedef struct stream_src {
+    sh_buf_t pending;
+    bool end;
+    int reads;
+    sh_http_req_t *req;
+} stream_src_t;
+
+static stream_src_t S;
+
+static long stream_read(char *buf, size_t max, void *data)
+{
+    stream_src_t *src = data;
+    ck_assert_msg(!F.in_call, "reader ran inside a call made by the owner");
+    src->reads++;
+    size_t n = sh_buf_avail(&src->pending);
+    if (n == 0)
+        return src->end ? -1 : 0;
+    if (n > max)
+        n = max;
+    memcpy(buf, sh_buf_peek(&src->pending), n);
+    sh_buf_consume(&src->pending, n);
+    return (long)n;
+}
+
+static void h_stream(sh_http_req_t *req, void *data)
+{
+    F.calls++;
+    S.req = req;
+    sh_http_req_set_owner(req, &F, on_done);
+    sh_http_req_add_header(req, "Cache-Control", "no-store");
+    ck_assert_int_eq(sh_http_respond_stream(req, 200, "text/event-stream", stream_read, &S), 0);
+}
+
+static bool has_text(void *arg)
+{
+    return strstr(sh_buf_peek(&((th_conn_t *)arg)->in), "world") != NULL;
+}
+
+static bool has_end(void *arg)
+{
+    return strstr(sh_buf_peek(&((th_conn_t *)arg)->in), "\r\n0\r\n\r\n") != NULL;
+}
+
+START_TEST(test_stream_suspends_when_idle)
+{
+    start();
+    memset(&S, 0, sizeof(S));
+    route("/stream", true, 0, h_stream, NULL);
+    sh_buf_append_str(&S.pending, "hello");
+    th_conn_t c;
+    th_conn_connect(&c, F.env.loop, F.env.port);
+    th_conn_write_str(&c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(th_conn_wait_bytes(&c, 1, TH_WAIT_MS));
+    th_run_for(F.env.loop, 50);
+    ck_assert_ptr_nonnull(strstr(sh_buf_peek(&c.in), "Transfer-Encoding: chunked"));
+    ck_assert_ptr_nonnull(strstr(sh_buf_peek(&c.in), "Content-Type: text/event-stream"));
+    ck_assert_ptr_nonnull(strstr(sh_buf_peek(&c.in), "\r\n5\r\nhello\r\n"));
+    /* Nothing to say: the connection is suspended, not polled. A reader
+     * returning "no data" unsuspended is called again at once, forever. */
+    int reads = S.reads;
+    th_run_for(F.env.loop, 200);
+    ck_assert_int_le(S.reads - reads, 1);
+    ck_assert(sh_http_req_suspended(S.req));
+    /* News: resumed from outside, the reader is called from the loop. */
+    sh_buf_append_str(&S.pending, "world");
+    F.in_call = true;
+    sh_http_req_resume(S.req);
+    F.in_call = false;
+    ck_assert(th_run_until(F.env.loop, has_text, &c, TH_WAIT_MS));
+    /* The end: the last chunk, and the request is over (keep-alive). */
+    S.end = true;
+    sh_http_req_resume(S.req);
+    ck_assert(th_run_until(F.env.loop, has_end, &c, TH_WAIT_MS));
+    ck_assert(th_wait_count(F.env.loop, &F.done_calls, 1, TH_WAIT_MS));
+    ck_assert(!c.eof);
+    th_conn_close(&c);
+    sh_buf_release(&S.pending);
+    stop();
+}
+END_TEST
+
+START_TEST(test_stream_client_gone_and_free)
+{
+    start();
+    memset(&S, 0, sizeof(S));
+    route("/stream", true, 0, h_stream, NULL);
+    sh_buf_append_str(&S.pending, "first");
+    th_conn_t c;
+    th_conn_connect(&c, F.env.loop, F.env.port);
+    th_conn_write_str(&c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(th_conn_wait_bytes(&c, 1, TH_WAIT_MS));
+    th_run_for(F.env.loop, 30);
+    th_conn_close(&c);
+    th_run_for(F.env.loop, 30);
+    ck_assert_int_eq(F.done_calls, 0); /* suspended: nobody looks */
+    /* Writes find the dead peer (the first may still be accepted). */
+    for (int i = 0; i < 20 && !F.done_calls; i++) {
+        sh_buf_append_str(&S.pending, ": ping\n\n");
+        sh_http_req_resume(S.req);
+        th_run_for(F.env.loop, 20);
+    }
+    ck_assert_int_eq(F.done_calls, 1);
+    int reads = S.reads;
+    th_run_for(F.env.loop, 30);
+    ck_assert_int_eq(S.reads, reads); /* never read after the end */
+
+    /* Freeing the server with a suspended stream: the owner is told, the
+     * reader is not called again, libmicrohttpd does not abort. */
+    F.done_calls = 0;
+    route("/stream2", true, 0, h_stream, NULL);
+    th_conn_connect(&c, F.env.loop, F.env.port);
+    th_conn_write_str(&c, "GET /stream2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(th_wait_count(F.env.loop, &F.calls, 2, TH_WAIT_MS));
+    th_run_for(F.env.loop, 30);
+    ck_assert(sh_http_req_suspended(S.req));
+    reads = S.reads;
+    sh_http_free(F.env.http);
+    F.env.http = NULL;
+    ck_assert_int_eq(F.done_calls, 1);
+    ck_assert_int_eq(S.reads, reads);
+    th_conn_close(&c);
+    sh_buf_release(&S.pending);
+    th_env_stop(&F.env);
+}
+END_TEST
+
 /* ---- upgrade ---- */
 
 static void ws_on_message(sh_ws_conn_t *ws, const char *data, size_t len, bool binary, void *owner)
@@ -636,6 +766,8 @@ int main(void)
     tcase_add_test(tc, test_suspend_resume_from_timer);
     tcase_add_test(tc, test_client_leaves_while_suspended);
     tcase_add_test(tc, test_free_with_suspended_request);
+    tcase_add_test(tc, test_stream_suspends_when_idle);
+    tcase_add_test(tc, test_stream_client_gone_and_free);
     tcase_add_test(tc, test_upgrade_hands_over_socket_with_extra);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
