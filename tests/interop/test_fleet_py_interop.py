@@ -103,6 +103,23 @@ def body(h):
         time.sleep(0.2)
         eq(rec.snapshot()[5:], [], "each emit once")
 
+    def async_emit_reaches():
+        # Open WebUI's own manager class: AsyncRedisManager(write_only=True),
+        # on redis-py's asyncio client, publishing pickle as 5.7.2 does.
+        import asyncio
+        tab = f.connect(B, "u1", record=["py-async"])
+        rec = tab.recorders["py-async"]
+
+        async def run():
+            amgr = socketio.AsyncRedisManager(url, write_only=True)
+            await amgr.emit("py-async", {"chat_id": "c", "data": {"type": "x"}}, room=tab.sid,
+                            namespace="/")
+            await amgr.emit("py-async", ("two", b"\x01"), room="user:u1", namespace="/")
+        asyncio.run(run())
+        eq(rec.get(), [{"chat_id": "c", "data": {"type": "x"}}], "dict argument")
+        eq(rec.get(), ["two", b"\x01"], "tuple with bytes to the user room")
+        tab.disconnect()
+
     def emit_rooms():
         a1 = f.connect(A, "u2", record=["room-ev"])
         b1 = f.connect(B, "u2", record=["room-ev"])
@@ -294,6 +311,8 @@ def body(h):
         eq(status, 200, "healthz after the evil pickles")
 
     h.case("RedisManager(write_only).emit(room=SID): dict, tuple args, bytes", emit_reaches, timeout=30)
+    h.case("AsyncRedisManager(write_only).emit(room=SID) and to a user room", async_emit_reaches,
+           timeout=30)
     h.case("RedisManager.emit to user and channel rooms across nodes, skip_sid, broadcast", emit_rooms, timeout=30)
     h.case("python-socketio server node: call() to a siohub-hosted sid returns the ack; disconnect()", server_call, timeout=40)
     h.case("RedisManager.disconnect and close_room act on siohub sockets", disconnect_and_close_room, timeout=30)
