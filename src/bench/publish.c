@@ -29,6 +29,8 @@ struct sb_pub {
     char host[32];
     const char *target;
     char room_json[300]; /* "to" for emit, precomputed */
+    sb_pub_body_fn body_fn;
+    void *body_arg;
     pub_conn_t *conns;
     unsigned nconns, next;
     sb_timer_t timer;
@@ -155,6 +157,13 @@ sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o)
     return p;
 }
 
+void sb_pub_set_body(sb_pub_t *p, const char *target, sb_pub_body_fn fn, void *arg)
+{
+    p->target = target;
+    p->body_fn = fn;
+    p->body_arg = arg;
+}
+
 void sb_pub_free(sb_pub_t *p)
 {
     if (!p)
@@ -189,7 +198,9 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
     sb_buf_t *b = &p->body;
     sb_buf_reset(b);
     uint64_t t = sb_now_ns();
-    if (o->protocol == SB_PROTO_RAW_WS) {
+    if (p->body_fn) {
+        p->body_fn(p->body_arg, b, pc->index, pc->seq, t);
+    } else if (o->protocol == SB_PROTO_RAW_WS) {
         sb_payload_format(b, pc->seq, pc->index, t, o->size);
     } else if (!strcmp(o->emit_api, "chat-events")) {
         sb_buf_printf(

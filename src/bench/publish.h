@@ -38,7 +38,15 @@ typedef struct sb_pub_stats {
     char first_error[200];
 } sb_pub_stats_t;
 
+/* Writes the body of message seq of publisher pub, stamped t_ns, to out
+ * (sb_payload_format makes the message itself). */
+typedef void (*sb_pub_body_fn)(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, uint64_t t_ns);
+
 sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o);
+/* Posts to target with bodies from fn instead of the ones above (a
+ * scenario's own API calls: chat-events to many users...). Before
+ * sb_pub_start; target and arg are borrowed for the publisher's life. */
+void sb_pub_set_body(sb_pub_t *p, const char *target, sb_pub_body_fn fn, void *arg);
 void sb_pub_free(sb_pub_t *p);
 /* Opens the connections (sb_pub_is_open tells when they are up). */
 void sb_pub_open(sb_pub_t *p);
