@@ -71,6 +71,7 @@ static const char usage_text[] =
     "                         --p99-limit or deliveries fall behind, then bisect;\n"
     "                         report the highest rate that held\n"
     "  --p99-limit MS         --find-max latency bound (50)\n"
+    "  --max-rate R           --find-max: never above R per second (no bound)\n"
     "  --publishers K         keep-alive connections the publisher posts on, one\n"
     "                         request in flight each (4)\n"
     "  --connect-batch B      handshakes in flight per process (200)\n"
@@ -225,6 +226,7 @@ enum {
     OPT_SIZE,
     OPT_FIND_MAX,
     OPT_P99_LIMIT,
+    OPT_MAX_RATE,
     OPT_PUBLISHERS,
     OPT_CONNECT_BATCH,
     OPT_CONNECT_TIMEOUT,
@@ -262,6 +264,7 @@ static const struct option longopts[] = {
     {"size", required_argument, NULL, OPT_SIZE},
     {"find-max", no_argument, NULL, OPT_FIND_MAX},
     {"p99-limit", required_argument, NULL, OPT_P99_LIMIT},
+    {"max-rate", required_argument, NULL, OPT_MAX_RATE},
     {"publishers", required_argument, NULL, OPT_PUBLISHERS},
     {"connect-batch", required_argument, NULL, OPT_CONNECT_BATCH},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -370,6 +373,8 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
                        "--procs",
                        need, (unsigned long)rl.rlim_max);
     }
+    if (o->max_rate && o->max_rate < o->rate)
+        sb_cli_bad("--max-rate %g is below --rate %g", o->max_rate, o->rate);
     if (!o->room) {
         size_t n = strlen(o->user) + 6;
         char *room = sb_xcalloc(n, 1);
@@ -477,6 +482,9 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_P99_LIMIT:
             o->p99_limit_ms = parse_double(optarg, "--p99-limit", 0.001);
+            break;
+        case OPT_MAX_RATE:
+            o->max_rate = parse_double(optarg, "--max-rate", 0.001);
             break;
         case OPT_PUBLISHERS:
             o->publishers = (unsigned)parse_ulong(optarg, "--publishers", 1, SB_MAX_PUBS);

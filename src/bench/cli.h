@@ -56,6 +56,7 @@ typedef struct sb_opts {
     double drain_timeout_s; /* a window ends this long after the last delivery */
     double settle_s;        /* idle: wait before sampling memory */
     double p99_limit_ms;    /* --find-max: the latency bound */
+    double max_rate;        /* --find-max: no round above it (0: none) */
     /* chat (read by the chat scenario) */
     unsigned users, tabs_min, tabs_max, channel_size;
     double tokens_per_s, typing_rate;

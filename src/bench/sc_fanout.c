@@ -8,7 +8,8 @@
  * reaches --p99-limit or the deliveries fall behind (the last delivery
  * later than 110% of the window plus the limit, or any missing), then
  * bisects three times between the last rate that held and the first that
- * did not.
+ * did not. --max-rate caps the search: a round at the cap that holds
+ * ends it.
  */
 #include <errno.h>
 #include <math.h>
@@ -97,7 +98,7 @@ typedef struct round {
     sb_stats_t st;
     sb_pub_stats_t pub;
     sb_sample_t s0, s1;
-    double window_s; /* first publish to last delivery */
+    double window_s; /* first publish to last delivery, at least --duration */
     bool complete, behind, pass;
     int rc;
 } round_t;
@@ -133,11 +134,14 @@ static void run_round(sb_coord_t *co, sb_pub_t *pub, double rate, round_t *rd)
     sb_sample_take(&rd->s1, o->pids, o->npids);
     if (rd->rc == 0)
         rd->rc = rc;
+    /* The last message leaves 1/rate before the window's end: a server
+     * that keeps up delivers rate x clients per second over --duration. */
     uint64_t last = rd->st.last_ns > rd->pub.t_start ? rd->st.last_ns : rd->pub.t_start;
-    rd->window_s = (double)(last - rd->pub.t_start) / 1e9;
+    double took = (double)(last - rd->pub.t_start) / 1e9;
+    rd->window_s = took > o->duration_s ? took : o->duration_s;
     rd->complete = rd->rc == 0 && rd->st.delivered == rd->st.expected && !rd->st.missing &&
                    !rd->st.stalled && round_errors(rd) == 0 && rd->pub.sent == count;
-    rd->behind = rd->window_s > 1.1 * o->duration_s + o->p99_limit_ms / 1e3;
+    rd->behind = took > 1.1 * o->duration_s + o->p99_limit_ms / 1e3;
     rd->pass = rd->complete && !rd->behind &&
                (double)sb_hist_pct(&rd->st.latency, 99) / 1e3 < o->p99_limit_ms;
 }
@@ -224,7 +228,9 @@ static int fanout_run(sb_coord_t *co, sb_report_t *r)
             run_round(co, pub, rate, rd);
             if (rd->pass) {
                 best = (int)n - 1;
-                rate *= 2;
+                if (o->max_rate && rate >= o->max_rate)
+                    break;
+                rate = o->max_rate && rate * 2 > o->max_rate ? o->max_rate : rate * 2;
                 continue;
             }
             fail = rate;

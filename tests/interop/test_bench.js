@@ -1,0 +1,221 @@
+// siohub-bench against the built siohubd: every scenario at tiny sizes
+// (20 clients, about a second), over each transport, with the checks the
+// tool makes itself (exit 0) and ours on its RESULT JSON (every message
+// delivered once, the counts adding up, the figures present); raw-ws
+// against a plain WebSocket server made here with `ws`; a run whose clients
+// are refused exits 1; bad usage exits 2. These are not timings: nothing
+// here depends on how fast the machine is.
+"use strict";
+
+const childProcess = require("node:child_process");
+const fs = require("node:fs");
+const http = require("node:http");
+const os = require("node:os");
+const path = require("node:path");
+
+const { HOST, assert, need, run } = require("./lib/harness");
+const { API_KEY, SECRET, owuiServer } = require("./lib/owui");
+
+const WebSocket = need("ws");
+
+function benchPath() {
+  return process.env.SIOHUB_BENCH || path.join(process.env.top_builddir || process.cwd(), "siohub-bench");
+}
+
+// Runs siohub-bench; resolves {code, stdout, stderr, result} (result: the
+// parsed RESULT object, or null).
+function bench(args, { timeoutMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    childProcess.execFile(benchPath(), args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== "number") return reject(err);
+      const lines = stdout.split("\n").filter((l) => l.startsWith("RESULT "));
+      let result = null;
+      if (lines.length === 1) result = JSON.parse(lines[0].slice(7));
+      resolve({ code: err ? err.code : 0, stdout, stderr, result, lines: lines.length });
+    });
+  });
+}
+
+// Fails with the tool's output when a run did not exit as expected.
+function expectExit(r, code, what) {
+  assert.equal(r.code, code, `${what}: exit ${r.code}, want ${code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+}
+
+function checkHead(res, scenario, clients) {
+  assert.equal(res.scenario, scenario);
+  assert.equal(res.clients, clients);
+  for (const k of ["protocol", "connected", "procs", "sources", "errors"]) assert.ok(k in res, `no ${k}`);
+}
+
+// A fanout result in which every client got every message.
+function checkFanout(res, clients, rate, duration) {
+  checkHead(res, "fanout", clients);
+  assert.equal(res.connected, clients);
+  assert.equal(res.sent, Math.round(rate * duration));
+  assert.equal(res.expected, res.sent * clients);
+  assert.equal(res.delivered, res.expected);
+  assert.equal(res.errors, 0);
+  assert.equal(res.missing, 0);
+  assert.equal(res.disordered, 0);
+  assert.equal(res.ok, true);
+  const l = res.latency_ms;
+  assert.ok(l.p50 >= 0 && l.p50 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, JSON.stringify(l));
+  assert.ok(res.delivery_rate > 0);
+}
+
+// A plain WebSocket server of the raw-ws contract (nchan's shape): clients
+// of GET /sub/bench get each body POSTed to /pub/bench as one text frame.
+async function rawServer(h) {
+  const subs = new Set();
+  const server = http.createServer((req, res) => {
+    if (req.method !== "POST" || req.url !== "/pub/bench") {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString();
+      for (const ws of subs) ws.send(body);
+      res.writeHead(202, { "Content-Type": "text/plain", "Content-Length": 2 }).end("ok");
+    });
+  });
+  const wss = new WebSocket.Server({ server, path: "/sub/bench" });
+  wss.on("connection", (ws) => {
+    subs.add(ws);
+    ws.on("close", () => subs.delete(ws));
+  });
+  await new Promise((resolve) => server.listen(0, HOST, resolve));
+  h.defer(() => {
+    for (const ws of subs) ws.terminate();
+    wss.close();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return server.address().port;
+}
+
+run({ timeoutMs: 240000 }, async (h) => {
+  const server = await owuiServer(h, { directory: "claims", args: ["--no-presence"] });
+  const target = ["--port", String(server.port), "--pid", String(server.proc.pid)];
+  const auth = ["--secret", SECRET, "--api-key", API_KEY];
+
+  await h.case("bad usage exits 2", async () => {
+    const cases = [
+      [],
+      ["nosuch", "--port", "1"],
+      ["fanout"],
+      ["fanout", "--port", "0"],
+      ["fanout", "--port", "1", "--host", "10.0.0.1"],
+      ["fanout", "--port", "1", "--transport", "carrier-pigeon"],
+      ["fanout", "--port", "1", "--protocol", "raw-ws", "--transport", "polling"],
+      ["fanout", "--port", "1", "--size", "10"],
+      ["fanout", "--port", "1", "--rate", "-1"],
+      ["fanout", "--port", "1", "--no-such-option"],
+      ["idle", "fanout", "--port", "1"],
+      ["idle", "--port", "1", "--procs", "0"],
+    ];
+    for (const args of cases) {
+      const r = await bench(args);
+      expectExit(r, 2, `siohub-bench ${args.join(" ")}`);
+      assert.equal(r.lines, 0, "no RESULT line on bad usage");
+      assert.match(r.stderr, /siohub-bench/);
+    }
+  });
+
+  await h.case("--help lists every scenario and exits 0", async () => {
+    const r = await bench(["--help"]);
+    expectExit(r, 0, "--help");
+    for (const s of ["idle", "fanout", "churn", "--find-max", "--procs", "--sources", "--protocol", "--json"]) {
+      assert.ok(r.stdout.includes(s), `--help lacks ${s}`);
+    }
+  });
+
+  for (const transport of ["websocket", "polling", "sse"]) {
+    await h.case(`idle, 20 ${transport} clients`, async () => {
+      const r = await bench(["idle", ...target, ...auth, "-n", "20", "--transport", transport, "--duration", "1", "--settle", "0.2"]);
+      expectExit(r, 0, "idle");
+      const res = r.result;
+      checkHead(res, "idle", 20);
+      assert.equal(res.transport, transport);
+      assert.equal(res.connected, 20);
+      assert.equal(res.errors, 0);
+      assert.equal(res.ok, true);
+      assert.ok(res.server_rss_kib_before > 0 && res.server_rss_kib_after > 0, JSON.stringify(res));
+      assert.equal(typeof res.rss_kib_per_conn, "number");
+      assert.ok(res.kernel_sock_kib_before >= 0 && res.kernel_sock_kib_after >= 0);
+      assert.equal(typeof res.kernel_kib_per_conn, "number");
+    });
+
+    await h.case(`fanout, 20 ${transport} clients, 20 messages/s for 1 s`, async () => {
+      const r = await bench(["fanout", ...target, ...auth, "-n", "20", "--transport", transport, "--rate", "20", "--duration", "1"]);
+      expectExit(r, 0, "fanout");
+      checkFanout(r.result, 20, 20, 1);
+      assert.equal(r.result.transport, transport);
+      assert.ok(r.result.server_cpu_s >= 0 && "server_cpu_us_per_delivery" in r.result);
+    });
+  }
+
+  await h.case("fanout through /api/v1/chat-events, 2 processes, 2 source addresses, --json", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "siohub-bench-test-"));
+    h.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "result.json");
+    const r = await bench(["fanout", ...target, ...auth, "-n", "20", "--emit-api", "chat-events", "--procs", "2", "--sources", "2",
+      "--publishers", "2", "--rate", "20", "--duration", "1", "--size", "500", "--json", file]);
+    expectExit(r, 0, "fanout");
+    checkFanout(r.result, 20, 20, 1);
+    assert.equal(r.result.procs, 2);
+    assert.equal(r.result.sources, 2);
+    assert.deepEqual(JSON.parse(fs.readFileSync(file, "utf8")), r.result);
+  });
+
+  await h.case("fanout --find-max steps the rate up to --max-rate", async () => {
+    const r = await bench(["fanout", ...target, ...auth, "-n", "10", "--find-max", "--rate", "10", "--max-rate", "40",
+      "--p99-limit", "2000", "--duration", "0.5"]);
+    expectExit(r, 0, "find-max");
+    const res = r.result;
+    assert.deepEqual(res.rounds.map((x) => x.rate), [10, 20, 40]);
+    for (const round of res.rounds) {
+      assert.equal(round.pass, true);
+      assert.equal(round.delivered, round.expected);
+    }
+    assert.equal(res.max_rate_p99_under_50ms, 40);
+  });
+
+  await h.case("churn: 4 slots for 1 s", async () => {
+    const r = await bench(["churn", ...target, ...auth, "-n", "4", "--duration", "1"]);
+    expectExit(r, 0, "churn");
+    checkHead(r.result, "churn", 4);
+    assert.ok(r.result.handshakes > 0 && r.result.handshakes_per_s > 0, JSON.stringify(r.result));
+    assert.equal(r.result.errors, 0);
+  });
+
+  await h.case("a token with another secret: connected (Open WebUI's always_connect) but in no room: exit 1", async () => {
+    const r = await bench(["fanout", ...target, "--secret", "not-the-secret", "--api-key", API_KEY, "-n", "5",
+      "--duration", "0.5", "--drain-timeout", "1"]);
+    expectExit(r, 1, "wrong secret");
+    assert.equal(r.result.ok, false);
+    assert.equal(r.result.delivered, 0);
+    assert.equal(r.result.missing, r.result.expected);
+    assert.ok(r.result.expected > 0);
+  });
+
+  await h.case("clients refused (wrong path): exit 1 with the reason", async () => {
+    const r = await bench(["idle", ...target, ...auth, "--path", "/nowhere/", "-n", "5", "--duration", "0.2"]);
+    expectExit(r, 1, "wrong path");
+    assert.equal(r.result.ok, false);
+    assert.ok(r.result.errors >= 5, JSON.stringify(r.result));
+    assert.match(r.stdout, /first error: .*(HTTP|refused)/);
+  });
+
+  await h.case("raw-ws: fanout and idle against a plain WebSocket server", async () => {
+    const port = await rawServer(h);
+    const raw = ["--protocol", "raw-ws", "--port", String(port)];
+    let r = await bench(["fanout", ...raw, "-n", "20", "--rate", "20", "--duration", "1"]);
+    expectExit(r, 0, "raw-ws fanout");
+    checkFanout(r.result, 20, 20, 1);
+    assert.equal(r.result.protocol, "raw-ws");
+    r = await bench(["idle", ...raw, "-n", "20", "--duration", "0.5", "--settle", "0"]);
+    expectExit(r, 0, "raw-ws idle");
+    assert.equal(r.result.connected, 20);
+  });
+});
