@@ -1,9 +1,10 @@
 /* bench/sc_idle.c — idle: N clients connect (Socket.IO over the chosen
  * transport, or raw-ws) and stay idle for --duration, answering pings.
  * Measures the server's memory per connection, in user space (VmRSS of
- * --pid) and in the kernel (TCP socket memory of /proc/net/sockstat: the
- * host's, both ends of each connection), separately: sampled before any
- * client, and after the clients connected, settled and idled.
+ * --pid) and in the kernel (TCP socket buffer memory of /proc/net/sockstat,
+ * and the slab where socket objects live, from /proc/meminfo: the host's,
+ * both ends of each connection), separately: sampled before any client,
+ * and after the clients connected, settled and idled.
  *
  * Checks: every client connected and none was lost while idle.
  */
@@ -64,6 +65,12 @@ static int idle_run(sb_coord_t *co, sb_report_t *r)
         sb_report_int(r, "kernel_sock_kib_after", "kernel TCP memory after", after.sock_kib, "KiB");
         sb_report_num(r, "kernel_kib_per_conn", "kernel TCP memory per connection",
                       per_conn(before.sock_kib, after.sock_kib, conns), 2, "KiB");
+    }
+    if (before.slab_kib >= 0 && after.slab_kib >= 0) {
+        sb_report_int(r, "kernel_slab_kib_before", "kernel slab before", before.slab_kib, "KiB");
+        sb_report_int(r, "kernel_slab_kib_after", "kernel slab after", after.slab_kib, "KiB");
+        sb_report_num(r, "kernel_slab_kib_per_conn", "kernel slab per connection",
+                      per_conn(before.slab_kib, after.slab_kib, conns), 2, "KiB");
     }
     uint64_t errors = co->ready.failed + st.closed + st.errors;
     sb_report_int(r, "errors", NULL, (long long)errors, NULL);

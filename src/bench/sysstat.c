@@ -70,6 +70,24 @@ static long long sockstat_tcp_kib(void)
     return kib;
 }
 
+/* Slab: of /proc/meminfo in KiB, or -1. */
+static long long meminfo_slab_kib(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long kib = -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "Slab:", 5)) {
+            kib = strtoll(line + 5, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
 void sb_sample_take(sb_sample_t *s, const pid_t *pids, unsigned n)
 {
     long hz = sysconf(_SC_CLK_TCK);
@@ -96,6 +114,7 @@ void sb_sample_take(sb_sample_t *s, const pid_t *pids, unsigned n)
     s->cpu_s = (double)cpu / (double)hz;
     s->sys_s = (double)sys / (double)hz;
     s->sock_kib = sockstat_tcp_kib();
+    s->slab_kib = meminfo_slab_kib();
 }
 
 static double rusage_s(int who)

@@ -3,7 +3,9 @@
  * resident memory (VmRSS of /proc/PID/status), summed over --pid
  * processes, and the kernel's TCP socket memory (the "mem" pages of the
  * TCP line of /proc/net/sockstat, times the page size: every TCP socket
- * on the host, the clients' side included).
+ * on the host, the clients' side included), and the kernel's slab memory
+ * (Slab: of /proc/meminfo, where socket, file and epoll objects live, which
+ * sockstat does not count; also the host's).
  */
 #ifndef SB_SYSSTAT_H
 #define SB_SYSSTAT_H
@@ -19,6 +21,7 @@ typedef struct sb_sample {
     double sys_s;       /* system alone */
     long long rss_kib;  /* -1: unknown */
     long long sock_kib; /* -1: unknown */
+    long long slab_kib; /* -1: unknown */
 } sb_sample_t;
 
 /* Samples pids[0..n) and the kernel now. */
