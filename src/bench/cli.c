@@ -73,12 +73,15 @@ static const char usage_text[] =
     "  --p99-limit MS         --find-max latency bound (50)\n"
     "  --max-rate R           --find-max: never above R per second (no bound)\n"
     "  --publishers K         keep-alive connections the publisher posts on, one\n"
-    "                         request in flight each (4)\n"
+    "                         request in flight each (8)\n"
     "  --connect-batch B      handshakes in flight per process (200)\n"
     "  --connect-timeout S    bound on connecting every client (60)\n"
     "  --drain-timeout S      after the last publish, wait this long without a\n"
     "                         delivery before counting the rest missing (5)\n"
-    "  --settle S             idle: wait before sampling memory (1)\n"
+    "  --settle S             idle, fanout: wait after connecting before measuring\n"
+    "                         (1): an Open WebUI-style server answers CONNECT\n"
+    "                         first and joins the user's room after checking the\n"
+    "                         token (siohubd in fleet mode: a Redis round trip)\n"
     "Chat (the chat scenario):\n"
     "  --users U  --tabs A-B  --tokens-per-second T  --channel-size C\n"
     "  --typing-rate R        (100, 1-3, 20, 10, 1)\n"
@@ -317,7 +320,7 @@ static void set_defaults(sb_opts_t *o)
     o->rate = 100;
     o->duration_s = 10;
     o->size = 200;
-    o->publishers = 4;
+    o->publishers = 8;
     o->connect_batch = 200;
     o->connect_timeout_s = 60;
     o->drain_timeout_s = 5;

@@ -54,7 +54,7 @@ typedef struct sb_opts {
     unsigned connect_batch; /* handshakes in flight per worker process */
     double connect_timeout_s;
     double drain_timeout_s; /* a window ends this long after the last delivery */
-    double settle_s;        /* idle: wait before sampling memory */
+    double settle_s;        /* wait after connecting before measuring */
     double p99_limit_ms;    /* --find-max: the latency bound */
     double max_rate;        /* --find-max: no round above it (0: none) */
     /* chat (read by the chat scenario) */
