@@ -180,18 +180,20 @@ static unsigned parse_list(const char *s, const char *what, unsigned long min, u
     return n;
 }
 
-/* A path option: starts with '/'; with_slash: ends with one too. */
-static const char *parse_path(const char *s, const char *what, bool with_slash)
+/* A path option: starts with '/'; with_slash: ends with one too, added
+ * in *buf (owned) when missing. */
+static const char *parse_path(const char *s, const char *what, char **buf)
 {
     if (s[0] != '/' || strpbrk(s, " \r\n\"?#"))
         sb_cli_bad("bad %s '%s' (a path starting with '/')", what, s);
     size_t n = strlen(s);
-    if (!with_slash || s[n - 1] == '/')
+    if (!buf || s[n - 1] == '/')
         return s;
-    char *p = sb_xcalloc(n + 2, 1);
-    memcpy(p, s, n);
-    p[n] = '/';
-    return p; /* lives for the run */
+    free(*buf);
+    *buf = sb_xcalloc(n + 2, 1);
+    memcpy(*buf, s, n);
+    (*buf)[n] = '/';
+    return *buf;
 }
 
 /* Ids and keys go into JSON and HTTP text as they are. */
@@ -380,10 +382,18 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
         sb_cli_bad("--max-rate %g is below --rate %g", o->max_rate, o->rate);
     if (!o->room) {
         size_t n = strlen(o->user) + 6;
-        char *room = sb_xcalloc(n, 1);
-        snprintf(room, n, "user:%s", o->user);
-        o->room = room;
+        o->room_buf = sb_xcalloc(n, 1);
+        snprintf(o->room_buf, n, "user:%s", o->user);
+        o->room = o->room_buf;
     }
+}
+
+void sb_cli_release(sb_opts_t *o)
+{
+    free(o->minted_token);
+    free(o->path_buf);
+    free(o->room_buf);
+    o->minted_token = o->path_buf = o->room_buf = NULL;
 }
 
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
@@ -406,7 +416,7 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             o->emit_port = (uint16_t)parse_ulong(optarg, "port", 1, 65535);
             break;
         case OPT_PATH:
-            o->path = parse_path(optarg, "--path", true);
+            o->path = parse_path(optarg, "--path", &o->path_buf);
             break;
         case OPT_PROTOCOL:
             if (!strcmp(optarg, "socketio"))
@@ -417,10 +427,10 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
                 sb_cli_bad("bad --protocol '%s' (socketio or raw-ws)", optarg);
             break;
         case OPT_SUB_PATH:
-            o->sub_path = parse_path(optarg, "--sub-path", false);
+            o->sub_path = parse_path(optarg, "--sub-path", NULL);
             break;
         case OPT_PUB_PATH:
-            o->pub_path = parse_path(optarg, "--pub-path", false);
+            o->pub_path = parse_path(optarg, "--pub-path", NULL);
             break;
         case OPT_SECRET:
             o->secret = optarg;

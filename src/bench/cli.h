@@ -65,11 +65,15 @@ typedef struct sb_opts {
     bool verbose;
     /* derived at start-up */
     char *minted_token; /* owned: the token minted with --secret for --user */
+    char *path_buf;     /* owned: path when a '/' had to be added */
+    char *room_buf;     /* owned: the default room */
 } sb_opts_t;
 
 /* Parses argv into o (defaults first). Exits 0 after --help, 2 on bad
  * usage. */
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv);
+/* Frees what parsing allocated. */
+void sb_cli_release(sb_opts_t *o);
 /* Prints the usage text. */
 void sb_cli_usage(FILE *f);
 /* Reports bad usage and exits 2. */
