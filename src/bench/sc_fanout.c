@@ -150,8 +150,9 @@ static void run_round(sb_coord_t *co, sb_pub_t *pub, double rate, round_t *rd)
     uint64_t last = rd->st.last_ns > rd->pub.t_start ? rd->st.last_ns : rd->pub.t_start;
     double took = (double)(last - rd->pub.t_start) / 1e9;
     rd->window_s = took > o->duration_s ? took : o->duration_s;
-    rd->complete = rd->rc == 0 && rd->st.delivered == rd->st.expected && !rd->st.missing &&
-                   !rd->st.stalled && round_errors(rd) == 0 && rd->pub.sent == count;
+    rd->complete = rd->rc == 0 && rd->st.connected == o->clients &&
+                   rd->st.delivered == rd->st.expected && !rd->st.missing && !rd->st.stalled &&
+                   round_errors(rd) == 0 && rd->pub.sent == count;
     rd->behind = took > 1.1 * o->duration_s + o->p99_limit_ms / 1e3;
     rd->pass = rd->complete && !rd->behind &&
                (double)sb_hist_pct(&rd->st.latency, 99) / 1e3 < o->p99_limit_ms;
