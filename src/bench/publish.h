@@ -1,0 +1,66 @@
+/* bench/publish.h — the publisher: bench messages (payload.h) at a fixed
+ * rate, each one HTTP POST, over --publishers keep-alive connections to
+ * the emit port, one request in flight on each. Publisher k (connection
+ * k) numbers its messages from 0 and stamps each with the time just
+ * before its request is written. Runs in the parent's loop.
+ *
+ * Bodies:
+ *   --emit-api emit         POST /api/v1/emit
+ *                           {"event":"bench","data":MSG,"to":{"room":ROOM}}
+ *   --emit-api chat-events  POST /api/v1/chat-events {"user_id":USER,
+ *                           "chat_id":"bench","message_id":"bench","data":MSG}
+ *   --protocol raw-ws       POST --pub-path, MSG itself as the body
+ * with "Authorization: Bearer --api-key" when a key is given.
+ *
+ * Message i of a window is due at start + i / rate. When every connection
+ * waits for an answer the message waits too (the lag is measured): the
+ * offered rate is then not met, which the scenario sees in the delivery
+ * rate.
+ */
+#ifndef SB_PUBLISH_H
+#define SB_PUBLISH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bench/cli.h"
+#include "bench/loop.h"
+
+typedef struct sb_pub sb_pub_t;
+
+typedef struct sb_pub_stats {
+    uint64_t sent;       /* requests written in the window */
+    uint64_t answered;   /* 2xx answers */
+    uint64_t errors;     /* other answers, lost connections */
+    uint64_t max_lag_ns; /* worst delay of a message past its due time */
+    uint64_t t_start;    /* the window's start */
+    uint64_t t_last;     /* the last request written */
+    char first_error[200];
+} sb_pub_stats_t;
+
+/* Writes the body of message seq of publisher pub, stamped t_ns, to out
+ * (sb_payload_format makes the message itself). */
+typedef void (*sb_pub_body_fn)(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, uint64_t t_ns);
+
+sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o);
+/* Posts to target with bodies from fn instead of the ones above (a
+ * scenario's own API calls: chat-events to many users...). Before
+ * sb_pub_start; target and arg are borrowed for the publisher's life. */
+void sb_pub_set_body(sb_pub_t *p, const char *target, sb_pub_body_fn fn, void *arg);
+void sb_pub_free(sb_pub_t *p);
+/* Opens the connections (sb_pub_is_open tells when they are up). */
+void sb_pub_open(sb_pub_t *p);
+/* For sb_coord_run_until: every connection is up, or one failed. */
+bool sb_pub_is_open(void *p);
+/* Each publisher's next sequence number (--publishers entries): the
+ * first of the next window. */
+void sb_pub_bases(const sb_pub_t *p, uint32_t *base);
+/* Starts a window of count messages at rate per second, from now. */
+void sb_pub_start(sb_pub_t *p, double rate, uint64_t count);
+/* For sb_coord_run_until: every message of the window was written and
+ * answered (or failed). */
+bool sb_pub_is_done(void *p);
+/* The window's figures; count receives how many each publisher sent. */
+void sb_pub_window(const sb_pub_t *p, sb_pub_stats_t *st, uint32_t *count);
+
+#endif
