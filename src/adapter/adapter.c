@@ -377,7 +377,7 @@ static void receive_callback(sh_adapter_t *a, sh_pubsub_msg_t *m)
     free(c);
 }
 
-static void receive(sh_adapter_t *a, const char *payload, size_t len)
+void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
 {
     sh_pubsub_msg_t m;
     const char *why = NULL;
@@ -449,7 +449,7 @@ static void on_channel_message(const char *channel, const char *pattern, const c
         if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
             return;
     }
-    receive(a, payload, len);
+    sh_adapter_receive(a, payload, len);
 }
 
 /* ---- life ---- */

@@ -98,4 +98,11 @@ int sh_adapter_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid, const c
 /* Every socket in room leaves it, on every node. */
 void sh_adapter_close_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room);
 
+/* Acts on one pub/sub message (payload borrowed, any bytes) as if it had
+ * arrived on the adapter's channel: the subscription calls it, and tests
+ * and benchmarks feed it directly. It may emit to, join, leave or
+ * disconnect local sockets, and answer calls; not to be called from inside
+ * one of those sockets' callbacks. */
+void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len);
+
 #endif
