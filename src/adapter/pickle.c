@@ -280,12 +280,6 @@ static int load_int(dec_t *d, int64_t v)
     return push_new(d, json_integer(v), K_SCALAR, W_INT, "out of memory");
 }
 
-static int load_long(dec_t *d, uint64_t len)
-{
-    int64_t v;
-    return sh_pickle_read_long(&d->in, len, &v) < 0 ? -1 : load_int(d, v);
-}
-
 static int load_float(dec_t *d)
 {
     double x;
@@ -324,8 +318,9 @@ static int load_bytes(dec_t *d, uint64_t len)
 
 /* ---- the loop */
 
-static int step(dec_t *d, uint8_t op)
+static int step(void *w, uint8_t op)
 {
+    dec_t *d = w;
     uint64_t v;
     size_t h;
 
@@ -383,42 +378,24 @@ static int step(dec_t *d, uint8_t op)
         return make_tuple(d, d->nstack - k);
     }
     case SH_PK_BININT:
-        if (sh_pickle_arg(&d->in, 4, &v) < 0)
-            return -1;
-        return load_int(d, (int32_t)(uint32_t)v);
     case SH_PK_BININT1:
-        if (sh_pickle_arg(&d->in, 1, &v) < 0)
-            return -1;
-        return load_int(d, (int64_t)v);
     case SH_PK_BININT2:
-        if (sh_pickle_arg(&d->in, 2, &v) < 0)
-            return -1;
-        return load_int(d, (int64_t)v);
     case SH_PK_LONG1:
-        if (sh_pickle_arg(&d->in, 1, &v) < 0)
-            return -1;
-        return load_long(d, v);
-    case SH_PK_LONG4:
-        if (sh_pickle_arg(&d->in, 4, &v) < 0)
-            return -1;
-        if (v & 0x80000000u)
-            return fail(d, "negative LONG4 length");
-        return load_long(d, v);
+    case SH_PK_LONG4: {
+        int64_t i;
+        return sh_pickle_read_int(&d->in, op, &i) < 0 ? -1 : load_int(d, i);
+    }
     case SH_PK_BINFLOAT:
         return load_float(d);
     case SH_PK_SHORT_BINUNICODE:
-        return sh_pickle_arg(&d->in, 1, &v) < 0 ? -1 : load_str(d, v);
     case SH_PK_BINUNICODE:
-        return sh_pickle_arg(&d->in, 4, &v) < 0 ? -1 : load_str(d, v);
     case SH_PK_BINUNICODE8:
-        return sh_pickle_arg(&d->in, 8, &v) < 0 ? -1 : load_str(d, v);
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : load_str(d, v);
     case SH_PK_SHORT_BINBYTES:
-        return sh_pickle_arg(&d->in, 1, &v) < 0 ? -1 : load_bytes(d, v);
     case SH_PK_BINBYTES:
-        return sh_pickle_arg(&d->in, 4, &v) < 0 ? -1 : load_bytes(d, v);
     case SH_PK_BINBYTES8:
     case SH_PK_BYTEARRAY8:
-        return sh_pickle_arg(&d->in, 8, &v) < 0 ? -1 : load_bytes(d, v);
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : load_bytes(d, v);
     case SH_PK_NEWTRUE:
         return push_new(d, json_true(), K_SCALAR, W_CONST, "out of memory");
     case SH_PK_NEWFALSE:
@@ -428,13 +405,11 @@ static int step(dec_t *d, uint8_t op)
     case SH_PK_MEMOIZE:
         return memo_put(d, d->memo_used);
     case SH_PK_BINPUT:
-        return sh_pickle_arg(&d->in, 1, &v) < 0 ? -1 : memo_put(d, v);
     case SH_PK_LONG_BINPUT:
-        return sh_pickle_arg(&d->in, 4, &v) < 0 ? -1 : memo_put(d, v);
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : memo_put(d, v);
     case SH_PK_BINGET:
-        return sh_pickle_arg(&d->in, 1, &v) < 0 ? -1 : memo_get(d, v);
     case SH_PK_LONG_BINGET:
-        return sh_pickle_arg(&d->in, 4, &v) < 0 ? -1 : memo_get(d, v);
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : memo_get(d, v);
     default:
         return sh_pickle_refuse(&d->in, op);
     }
@@ -454,34 +429,11 @@ static void dec_free(dec_t *d)
     free(d->bins);
 }
 
-static int run(dec_t *d)
-{
-    if (d->in.n > SH_PICKLE_MAX_INPUT)
-        return fail(d, "pickle too large");
-    if (d->in.n == 0 || d->in.p[0] != SH_PK_PROTO)
-        return fail(d, "not a protocol 2-5 pickle (no PROTO opcode first)");
-    while (d->in.pos < d->in.n) {
-        uint8_t op = d->in.p[d->in.pos++];
-        if (op == SH_PK_STOP) {
-            if (d->nmarks)
-                return fail(d, "STOP with an open MARK");
-            if (d->nstack != 1)
-                return fail(d, "STOP must leave exactly one value");
-            if (d->in.pos != d->in.n)
-                return fail(d, "bytes after STOP");
-            return 0;
-        }
-        if (step(d, op) < 0)
-            return -1;
-    }
-    return fail(d, "truncated pickle (no STOP)");
-}
-
 int sh_pickle_decode(const void *p, size_t n, sh_pickle_t *out, const char **err)
 {
     dec_t d = {.in = {.p = p, .n = n}};
     memset(out, 0, sizeof(*out));
-    if (run(&d) < 0) {
+    if (sh_pickle_walk(&d.in, step, &d, &d.nmarks, &d.nstack) < 0) {
         dec_free(&d);
         if (err)
             *err = d.in.err;

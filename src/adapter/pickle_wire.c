@@ -5,6 +5,8 @@
  * CPython's Modules/_pickle.c. */
 #include "adapter/pickle_wire.h"
 
+#include "adapter/pickle.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -76,7 +78,8 @@ int sh_pickle_read_frame(sh_pickle_in_t *in)
     return v > in->n - in->pos ? sh_pickle_fail(in, "FRAME past the end of the input") : 0;
 }
 
-int sh_pickle_read_long(sh_pickle_in_t *in, uint64_t len, int64_t *v)
+/* LONG1/LONG4 payload of len bytes. */
+static int read_long(sh_pickle_in_t *in, uint64_t len, int64_t *v)
 {
     if (sh_pickle_need(in, len) < 0)
         return -1;
@@ -101,6 +104,58 @@ int sh_pickle_read_long(sh_pickle_in_t *in, uint64_t len, int64_t *v)
     return 0;
 }
 
+int sh_pickle_read_arg(sh_pickle_in_t *in, uint8_t op, uint64_t *v)
+{
+    int width;
+    switch (op) {
+    case SH_PK_BININT1:
+    case SH_PK_LONG1:
+    case SH_PK_SHORT_BINUNICODE:
+    case SH_PK_SHORT_BINBYTES:
+    case SH_PK_BINPUT:
+    case SH_PK_BINGET:
+        width = 1;
+        break;
+    case SH_PK_BININT2:
+        width = 2;
+        break;
+    case SH_PK_BININT:
+    case SH_PK_LONG4:
+    case SH_PK_BINUNICODE:
+    case SH_PK_BINBYTES:
+    case SH_PK_LONG_BINPUT:
+    case SH_PK_LONG_BINGET:
+        width = 4;
+        break;
+    default: /* BINUNICODE8, BINBYTES8, BYTEARRAY8 */
+        width = 8;
+        break;
+    }
+    return sh_pickle_arg(in, width, v);
+}
+
+int sh_pickle_read_int(sh_pickle_in_t *in, uint8_t op, int64_t *v)
+{
+    uint64_t arg;
+    if (sh_pickle_read_arg(in, op, &arg) < 0)
+        return -1;
+    switch (op) {
+    case SH_PK_BININT:
+        *v = (int32_t)(uint32_t)arg;
+        return 0;
+    case SH_PK_BININT1:
+    case SH_PK_BININT2:
+        *v = (int64_t)arg;
+        return 0;
+    case SH_PK_LONG4:
+        if (arg & 0x80000000u)
+            return sh_pickle_fail(in, "negative LONG4 length");
+        return read_long(in, arg, v);
+    default:
+        return read_long(in, arg, v);
+    }
+}
+
 int sh_pickle_read_float(sh_pickle_in_t *in, double *x)
 {
     /* BINFLOAT: a big-endian IEEE 754 double. */
@@ -112,4 +167,28 @@ int sh_pickle_read_float(sh_pickle_in_t *in, double *x)
     in->pos += 8;
     memcpy(x, &u, sizeof(*x));
     return isfinite(*x) ? 0 : sh_pickle_fail(in, "float is not finite");
+}
+
+int sh_pickle_walk(sh_pickle_in_t *in, int (*step)(void *w, uint8_t op), void *w,
+                   const size_t *nmarks, const size_t *nstack)
+{
+    if (in->n > SH_PICKLE_MAX_INPUT)
+        return sh_pickle_fail(in, "pickle too large");
+    if (in->n == 0 || in->p[0] != SH_PK_PROTO)
+        return sh_pickle_fail(in, "not a protocol 2-5 pickle (no PROTO opcode first)");
+    while (in->pos < in->n) {
+        uint8_t op = in->p[in->pos++];
+        if (op == SH_PK_STOP) {
+            if (*nmarks)
+                return sh_pickle_fail(in, "STOP with an open MARK");
+            if (*nstack != 1)
+                return sh_pickle_fail(in, "STOP must leave exactly one value");
+            if (in->pos != in->n)
+                return sh_pickle_fail(in, "bytes after STOP");
+            return 0;
+        }
+        if (step(w, op) < 0)
+            return -1;
+    }
+    return sh_pickle_fail(in, "truncated pickle (no STOP)");
 }

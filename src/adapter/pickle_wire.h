@@ -88,15 +88,29 @@ static inline int sh_pickle_arg(sh_pickle_in_t *in, int k, uint64_t *v)
     return 0;
 }
 
+/* The argument of a str or bytes opcode (its length), of a memo opcode
+ * (BINPUT, LONG_BINPUT, BINGET, LONG_BINGET: the index) or of an int
+ * opcode, whichever width the opcode gives it. */
+int sh_pickle_read_arg(sh_pickle_in_t *in, uint8_t op, uint64_t *v);
+
 /* The checks of PROTO's and FRAME's arguments (at the input position,
  * after the opcode). */
 int sh_pickle_read_proto(sh_pickle_in_t *in);
 int sh_pickle_read_frame(sh_pickle_in_t *in);
-/* The payload of LONG1/LONG4 (len bytes, little-endian two's complement
- * of any length) as an int64_t; refused when it needs more bits. */
-int sh_pickle_read_long(sh_pickle_in_t *in, uint64_t len, int64_t *v);
+/* The value of BININT, BININT1, BININT2, LONG1 or LONG4 (little-endian
+ * two's complement of any length); refused when it needs more than 64
+ * bits. */
+int sh_pickle_read_int(sh_pickle_in_t *in, uint8_t op, int64_t *v);
 /* The payload of BINFLOAT; refused when not finite. */
 int sh_pickle_read_float(sh_pickle_in_t *in, double *x);
+/* Walks the whole input: checks its size (SH_PICKLE_MAX_INPUT) and the
+ * PROTO that must come first, hands every opcode but STOP to step (called
+ * after the opcode byte; it reads its arguments and returns 0, or -1 after
+ * sh_pickle_fail), and at STOP checks that no MARK is open (*nmarks), that
+ * exactly one value is left (*nstack) and that nothing follows. The
+ * counters are the walker's own, read at STOP. Returns 0 or -1. */
+int sh_pickle_walk(sh_pickle_in_t *in, int (*step)(void *w, uint8_t op), void *w,
+                   const size_t *nmarks, const size_t *nstack);
 /* Fails with the reason for an opcode neither walker acts on: the name of
  * a forbidden one (GLOBAL, REDUCE, ...), or "unknown opcode". */
 int sh_pickle_refuse(sh_pickle_in_t *in, uint8_t op);

@@ -15,7 +15,9 @@ OUTDIR/emit.pkl  what python-socketio 5.7.2 (Debian) publishes: its own
                  redis.publish replaced by a recorder (no Redis needed);
 OUTDIR/emit.json the same emit as python-socketio >= 5.15.1 publishes it
                  (json.dumps of the message; data wrapped in a list,
-                 "binary": false).
+                 "binary": false);
+OUTDIR/all.pkl, OUTDIR/all.json  the same emit to the whole namespace
+                 (room None): every node decodes it.
 """
 import json
 import os
@@ -79,20 +81,21 @@ def main():
     sio = socketio.Server(client_manager=mgr)
     shape = sys.argv[3] if len(sys.argv) > 3 else 'text'
     data = envelope(size) if shape == 'text' else rows(size)
-    sio.emit('chat-events', data, to=ROOM)
-    payload = published.pop()
-    assert pickle.loads(payload)['data'] == data
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, 'emit.pkl'), 'wb') as f:
-        f.write(payload)
-    message = {'method': 'emit', 'event': 'chat-events', 'data': [data],
-               'binary': False, 'namespace': '/', 'room': ROOM,
-               'skip_sid': None, 'callback': None, 'host_id': HOST_ID}
-    with open(os.path.join(out, 'emit.json'), 'w') as f:
-        f.write(json.dumps(message))
-    print(f'{out}/emit.pkl {len(payload)} bytes, {out}/emit.json '
-          f'{len(json.dumps(message))} bytes, data {len(json.dumps(data))} '
-          'bytes of JSON')
+    for name, room in (('emit', ROOM), ('all', None)):
+        sio.emit('chat-events', data, to=room)
+        payload = published.pop()
+        assert pickle.loads(payload)['data'] == data
+        with open(os.path.join(out, name + '.pkl'), 'wb') as f:
+            f.write(payload)
+        message = {'method': 'emit', 'event': 'chat-events', 'data': [data],
+                   'binary': False, 'namespace': '/', 'room': room,
+                   'skip_sid': None, 'callback': None, 'host_id': HOST_ID}
+        with open(os.path.join(out, name + '.json'), 'w') as f:
+            f.write(json.dumps(message))
+        print(f'{out}/{name}.pkl {len(payload)} bytes, {out}/{name}.json '
+              f'{len(json.dumps(message))} bytes, data {len(json.dumps(data))} '
+              'bytes of JSON')
 
 
 main()
