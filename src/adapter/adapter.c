@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapter/pubsub_msg.h"
+#include "adapter/pubsub_route.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -377,8 +378,65 @@ static void receive_callback(sh_adapter_t *a, sh_pubsub_msg_t *m)
     free(c);
 }
 
-static void receive(sh_adapter_t *a, const char *payload, size_t len)
+/* Would acting on a message with this route do anything here? Decided
+ * the way the code below acts on a decoded message: an emit needs a local
+ * member of one of its rooms (any socket of the namespace, or a presence
+ * observer, for a broadcast; the socket that is to answer, for one that
+ * wants an ack), a callback a remote call of ours waiting for it, the room
+ * changes and disconnects a local socket (or room member). */
+static bool route_is_for_us(sh_adapter_t *a, const sh_pubsub_route_t *r)
 {
+    if (r->method == SH_PUBSUB_CALLBACK) {
+        if (!r->host_id || strcmp(r->host_id, a->host_id) || r->id <= 0)
+            return false;
+        char key[24];
+        handle_key(key, sizeof(key), (uint64_t)r->id);
+        call_t *c = sh_map_get(&a->calls, key);
+        return c && !c->local;
+    }
+    sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, r->nsp);
+    if (!nsp)
+        return false;
+    switch (r->method) {
+    case SH_PUBSUB_EMIT:
+        if (r->cb_room)
+            return r->host_id && local_socket(a, nsp, r->cb_room);
+        if (!r->nrooms)
+            return a->opts.on_remote_broadcast || sh_hub_count(nsp) > 0;
+        for (size_t i = 0; i < r->nrooms; i++)
+            if (sh_hub_room_size(nsp, r->rooms[i]) > 0)
+                return true;
+        return false;
+    case SH_PUBSUB_DISCONNECT:
+    case SH_PUBSUB_ENTER_ROOM:
+    case SH_PUBSUB_LEAVE_ROOM:
+        return local_socket(a, nsp, r->sid) != NULL;
+    case SH_PUBSUB_CLOSE_ROOM:
+        return sh_hub_room_size(nsp, r->rooms[0]) > 0;
+    default:
+        return true;
+    }
+}
+
+void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
+{
+    /* Every node gets every emit of the fleet: read where the message goes
+     * first, and decode only what this node acts on. A route that cannot
+     * be read (malformed, refused, unusual) leaves it to the decoder to
+     * say why. */
+    sh_pubsub_route_t route;
+    if (sh_pubsub_route_read(payload, len, &route, NULL) == 0) {
+        if (route.method != SH_PUBSUB_CALLBACK && route.host_id &&
+            !strcmp(route.host_id, a->host_id)) {
+            a->stats.skipped_own++;
+            return;
+        }
+        if (!route_is_for_us(a, &route)) {
+            a->stats.skipped_not_here++;
+            return;
+        }
+    }
+    a->stats.decoded++;
     sh_pubsub_msg_t m;
     const char *why = NULL;
     int rc = sh_pubsub_msg_parse(payload, len, &m, &why);
@@ -449,7 +507,7 @@ static void on_channel_message(const char *channel, const char *pattern, const c
         if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
             return;
     }
-    receive(a, payload, len);
+    sh_adapter_receive(a, payload, len);
 }
 
 /* ---- life ---- */

@@ -15,7 +15,11 @@
  * Messages from Redis are untrusted input: they are parsed by
  * adapter/pubsub_msg.c (JSON, or the plain-values pickle subset), and a
  * message that does not parse is logged and dropped; nothing in it is
- * executed.
+ * executed. Every node receives every emit of the fleet, so a message is
+ * first read for its routing fields only (adapter/pubsub_route.c, which
+ * steps over the data without building it), and decoded only when it
+ * concerns this node: a room with a member here, a socket here, a call
+ * of ours.
  */
 #ifndef SH_ADAPTER_ADAPTER_H
 #define SH_ADAPTER_ADAPTER_H
@@ -53,12 +57,18 @@ typedef struct sh_adapter_options {
     void *data;
 } sh_adapter_options_t;
 
+/* Each message received ends in exactly one of received, skipped_own,
+ * skipped_not_here, dropped and ignored. */
 typedef struct sh_adapter_stats {
     uint64_t published;
-    uint64_t received;      /* messages acted on */
-    uint64_t skipped_own;   /* our own messages coming back */
+    uint64_t received;    /* messages decoded and acted on */
+    uint64_t skipped_own; /* our own messages coming back */
+    /* For rooms with no member here, sockets or calls not here: skipped
+     * after reading only the routing fields, the data never decoded. */
+    uint64_t skipped_not_here;
     uint64_t dropped;       /* malformed or refused (e.g. a pickle with GLOBAL) */
     uint64_t ignored;       /* well-formed but nothing for us (unknown method) */
+    uint64_t decoded;       /* messages decoded in full (data and all) */
     uint64_t publish_fails; /* Redis away or full */
     uint64_t remote_calls;  /* calls sent to other nodes */
 } sh_adapter_stats_t;
@@ -97,5 +107,12 @@ int sh_adapter_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *sid, const c
                     bool join);
 /* Every socket in room leaves it, on every node. */
 void sh_adapter_close_room(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *room);
+
+/* Acts on one pub/sub message (payload borrowed, any bytes) as if it had
+ * arrived on the adapter's channel: the subscription calls it, and tests
+ * and benchmarks feed it directly. It may emit to, join, leave or
+ * disconnect local sockets, and answer calls; not to be called from inside
+ * one of those sockets' callbacks. */
+void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len);
 
 #endif

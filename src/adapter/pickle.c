@@ -23,9 +23,9 @@
  * BINGET of the container first, which raises its refcount.
  */
 #include "adapter/pickle.h"
+#include "adapter/pickle_wire.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -44,8 +44,7 @@ typedef struct obj {
 #define MEMO_EMPTY UINT32_MAX
 
 typedef struct dec {
-    const uint8_t *p;
-    size_t n, pos;
+    sh_pickle_in_t in;
     obj_t *arena;
     size_t narena, cap_arena;
     uint32_t *stack; /* arena indexes; each slot holds a jansson reference */
@@ -57,7 +56,6 @@ typedef struct dec {
     sh_msg_t **bins;
     size_t nbins;
     size_t slots; /* container slots filled so far */
-    const char *err;
 } dec_t;
 
 /* Estimated JSON sizes of scalars (an int64 is at most 20 characters, a
@@ -67,118 +65,9 @@ typedef struct dec {
 #define W_CONST       5
 #define W_PLACEHOLDER 32
 
-/* ---- opcodes (Lib/pickletools.py) */
-enum {
-    OP_MARK = '(',
-    OP_STOP = '.',
-    OP_BININT = 'J',
-    OP_BININT1 = 'K',
-    OP_BININT2 = 'M',
-    OP_NONE = 'N',
-    OP_BINUNICODE = 'X',
-    OP_APPEND = 'a',
-    OP_EMPTY_DICT = '}',
-    OP_APPENDS = 'e',
-    OP_BINGET = 'h',
-    OP_LONG_BINGET = 'j',
-    OP_EMPTY_LIST = ']',
-    OP_BINPUT = 'q',
-    OP_LONG_BINPUT = 'r',
-    OP_SETITEM = 's',
-    OP_TUPLE = 't',
-    OP_EMPTY_TUPLE = ')',
-    OP_SETITEMS = 'u',
-    OP_BINFLOAT = 'G',
-    OP_PROTO = 0x80,
-    OP_TUPLE1 = 0x85,
-    OP_TUPLE2 = 0x86,
-    OP_TUPLE3 = 0x87,
-    OP_NEWTRUE = 0x88,
-    OP_NEWFALSE = 0x89,
-    OP_LONG1 = 0x8a,
-    OP_LONG4 = 0x8b,
-    OP_BINBYTES = 'B',
-    OP_SHORT_BINBYTES = 'C',
-    OP_SHORT_BINUNICODE = 0x8c,
-    OP_BINUNICODE8 = 0x8d,
-    OP_BINBYTES8 = 0x8e,
-    OP_MEMOIZE = 0x94,
-    OP_FRAME = 0x95,
-    OP_BYTEARRAY8 = 0x96,
-};
-
-/* Every other opcode Python knows, by name, so a rejection says what was
- * refused. None of them is ever acted on. */
-static const struct {
-    uint8_t op;
-    const char *reason;
-} forbidden[] = {
-    {'0', "forbidden opcode POP"},
-    {'1', "forbidden opcode POP_MARK"},
-    {'2', "forbidden opcode DUP"},
-    {'F', "forbidden opcode FLOAT (protocol 0)"},
-    {'I', "forbidden opcode INT (protocol 0)"},
-    {'L', "forbidden opcode LONG (protocol 0)"},
-    {'P', "forbidden opcode PERSID"},
-    {'Q', "forbidden opcode BINPERSID"},
-    {'R', "forbidden opcode REDUCE"},
-    {'S', "forbidden opcode STRING (protocol 0)"},
-    {'T', "forbidden opcode BINSTRING"},
-    {'U', "forbidden opcode SHORT_BINSTRING"},
-    {'V', "forbidden opcode UNICODE (protocol 0)"},
-    {'b', "forbidden opcode BUILD"},
-    {'c', "forbidden opcode GLOBAL"},
-    {'d', "forbidden opcode DICT (protocol 0)"},
-    {'g', "forbidden opcode GET (protocol 0)"},
-    {'i', "forbidden opcode INST"},
-    {'l', "forbidden opcode LIST (protocol 0)"},
-    {'o', "forbidden opcode OBJ"},
-    {'p', "forbidden opcode PUT (protocol 0)"},
-    {0x81, "forbidden opcode NEWOBJ"},
-    {0x82, "forbidden opcode EXT1"},
-    {0x83, "forbidden opcode EXT2"},
-    {0x84, "forbidden opcode EXT4"},
-    {0x8f, "forbidden opcode EMPTY_SET"},
-    {0x90, "forbidden opcode ADDITEMS"},
-    {0x91, "forbidden opcode FROZENSET"},
-    {0x92, "forbidden opcode NEWOBJ_EX"},
-    {0x93, "forbidden opcode STACK_GLOBAL"},
-    {0x97, "forbidden opcode NEXT_BUFFER"},
-    {0x98, "forbidden opcode READONLY_BUFFER"},
-};
-
 static int fail(dec_t *d, const char *reason)
 {
-    if (!d->err)
-        d->err = reason;
-    return -1;
-}
-
-/* ---- input */
-
-static int need(dec_t *d, uint64_t k)
-{
-    if (k > d->n - d->pos)
-        return fail(d, "truncated pickle");
-    return 0;
-}
-
-static uint64_t get_le(const uint8_t *p, int k)
-{
-    uint64_t v = 0;
-    for (int i = k - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Reads a k-byte little-endian unsigned argument. */
-static int arg_le(dec_t *d, int k, uint64_t *v)
-{
-    if (need(d, (uint64_t)k) < 0)
-        return -1;
-    *v = get_le(d->p + d->pos, k);
-    d->pos += (size_t)k;
-    return 0;
+    return sh_pickle_fail(&d->in, reason);
 }
 
 /* ---- arena, stack, memo */
@@ -391,51 +280,20 @@ static int load_int(dec_t *d, int64_t v)
     return push_new(d, json_integer(v), K_SCALAR, W_INT, "out of memory");
 }
 
-/* LONG1/LONG4 payload: little-endian two's complement, any length. */
-static int load_long(dec_t *d, uint64_t len)
-{
-    if (need(d, len) < 0)
-        return -1;
-    const uint8_t *p = d->p + d->pos;
-    d->pos += (size_t)len;
-    if (len == 0)
-        return load_int(d, 0);
-    uint8_t fill = (p[len - 1] & 0x80) ? 0xff : 0x00;
-    /* Beyond 8 bytes only sign extension may follow, and the 64-bit value
-     * must carry the same sign. */
-    for (uint64_t i = 8; i < len; i++)
-        if (p[i] != fill)
-            return fail(d, "int does not fit int64");
-    if (len >= 8 && ((p[7] & 0x80) ? 0xff : 0x00) != fill)
-        return fail(d, "int does not fit int64");
-    size_t k = len < 8 ? (size_t)len : 8;
-    uint64_t u = get_le(p, (int)k);
-    if (k < 8 && fill)
-        u |= ~(uint64_t)0 << (8 * k);
-    return load_int(d, (int64_t)u);
-}
-
 static int load_float(dec_t *d)
 {
-    if (need(d, 8) < 0)
-        return -1;
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | d->p[d->pos + (size_t)i];
-    d->pos += 8;
     double x;
-    memcpy(&x, &u, sizeof(x));
-    if (!isfinite(x))
-        return fail(d, "float is not finite");
+    if (sh_pickle_read_float(&d->in, &x) < 0)
+        return -1;
     return push_new(d, json_real(x), K_SCALAR, W_REAL, "float is not finite");
 }
 
 static int load_str(dec_t *d, uint64_t len)
 {
-    if (need(d, len) < 0)
+    if (sh_pickle_need(&d->in, len) < 0)
         return -1;
-    const char *s = (const char *)d->p + d->pos;
-    d->pos += (size_t)len;
+    const char *s = (const char *)d->in.p + d->in.pos;
+    d->in.pos += (size_t)len;
     if (!sh_utf8_valid(s, (size_t)len))
         return fail(d, "str is not valid UTF-8");
     return push_new(d, json_stringn_nocheck(s, (size_t)len), K_STR, add_weight(len, 2),
@@ -444,7 +302,7 @@ static int load_str(dec_t *d, uint64_t len)
 
 static int load_bytes(dec_t *d, uint64_t len)
 {
-    if (need(d, len) < 0)
+    if (sh_pickle_need(&d->in, len) < 0)
         return -1;
     if (d->nbins == SH_PICKLE_MAX_BINS)
         return fail(d, "too many bytes values");
@@ -453,32 +311,25 @@ static int load_bytes(dec_t *d, uint64_t len)
         return -1;
     if (!d->bins)
         d->bins = sh_calloc(SH_PICKLE_MAX_BINS, sizeof(*d->bins));
-    d->bins[d->nbins++] = sh_msg_new(d->p + d->pos, (size_t)len, true);
-    d->pos += (size_t)len;
+    d->bins[d->nbins++] = sh_msg_new(d->in.p + d->in.pos, (size_t)len, true);
+    d->in.pos += (size_t)len;
     return 0;
 }
 
 /* ---- the loop */
 
-static int step(dec_t *d, uint8_t op)
+static int step(void *w, uint8_t op)
 {
+    dec_t *d = w;
     uint64_t v;
     size_t h;
 
     switch (op) {
-    case OP_PROTO:
-        if (arg_le(d, 1, &v) < 0)
-            return -1;
-        if (v < 2 || v > 5)
-            return fail(d, "unsupported pickle protocol (2 to 5 only)");
-        return 0;
-    case OP_FRAME:
-        /* Frames only group opcodes for buffered reads; the input is all
-         * here, so the length is checked and otherwise ignored. */
-        if (arg_le(d, 8, &v) < 0)
-            return -1;
-        return v > d->n - d->pos ? fail(d, "FRAME past the end of the input") : 0;
-    case OP_MARK:
+    case SH_PK_PROTO:
+        return sh_pickle_read_proto(&d->in);
+    case SH_PK_FRAME:
+        return sh_pickle_read_frame(&d->in);
+    case SH_PK_MARK:
         /* Python nests one mark per container being filled. */
         if (d->nmarks == SH_PICKLE_MAX_DEPTH + 1)
             return fail(d, "too many open MARKs");
@@ -488,104 +339,80 @@ static int step(dec_t *d, uint8_t op)
         }
         d->marks[d->nmarks++] = d->nstack;
         return 0;
-    case OP_EMPTY_DICT:
+    case SH_PK_EMPTY_DICT:
         return push_new(d, json_object(), K_DICT, 2, "out of memory");
-    case OP_EMPTY_LIST:
+    case SH_PK_EMPTY_LIST:
         return push_new(d, json_array(), K_LIST, 2, "out of memory");
-    case OP_EMPTY_TUPLE:
+    case SH_PK_EMPTY_TUPLE:
         return push_new(d, json_array(), K_TUPLE, 2, "out of memory");
-    case OP_APPEND:
+    case SH_PK_APPEND:
         if (above_fence(d) < 2)
             return fail(d, "stack underflow");
         return append_items(d, d->nstack - 1);
-    case OP_APPENDS:
+    case SH_PK_APPENDS:
         if (pop_mark(d, &h) < 0)
             return -1;
         if (h <= fence(d))
             return fail(d, "stack underflow");
         return append_items(d, h);
-    case OP_SETITEM:
+    case SH_PK_SETITEM:
         if (above_fence(d) < 3)
             return fail(d, "stack underflow");
         return set_items(d, d->nstack - 2);
-    case OP_SETITEMS:
+    case SH_PK_SETITEMS:
         if (pop_mark(d, &h) < 0)
             return -1;
         if (h <= fence(d))
             return fail(d, "stack underflow");
         return set_items(d, h);
-    case OP_TUPLE:
+    case SH_PK_TUPLE:
         if (pop_mark(d, &h) < 0)
             return -1;
         return make_tuple(d, h);
-    case OP_TUPLE1:
-    case OP_TUPLE2:
-    case OP_TUPLE3: {
-        size_t k = (size_t)(op - OP_TUPLE1 + 1);
+    case SH_PK_TUPLE1:
+    case SH_PK_TUPLE2:
+    case SH_PK_TUPLE3: {
+        size_t k = (size_t)(op - SH_PK_TUPLE1 + 1);
         if (above_fence(d) < k)
             return fail(d, "stack underflow");
         return make_tuple(d, d->nstack - k);
     }
-    case OP_BININT:
-        if (arg_le(d, 4, &v) < 0)
-            return -1;
-        return load_int(d, (int32_t)(uint32_t)v);
-    case OP_BININT1:
-        if (arg_le(d, 1, &v) < 0)
-            return -1;
-        return load_int(d, (int64_t)v);
-    case OP_BININT2:
-        if (arg_le(d, 2, &v) < 0)
-            return -1;
-        return load_int(d, (int64_t)v);
-    case OP_LONG1:
-        if (arg_le(d, 1, &v) < 0)
-            return -1;
-        return load_long(d, v);
-    case OP_LONG4:
-        if (arg_le(d, 4, &v) < 0)
-            return -1;
-        if (v & 0x80000000u)
-            return fail(d, "negative LONG4 length");
-        return load_long(d, v);
-    case OP_BINFLOAT:
-        return load_float(d);
-    case OP_SHORT_BINUNICODE:
-        return arg_le(d, 1, &v) < 0 ? -1 : load_str(d, v);
-    case OP_BINUNICODE:
-        return arg_le(d, 4, &v) < 0 ? -1 : load_str(d, v);
-    case OP_BINUNICODE8:
-        return arg_le(d, 8, &v) < 0 ? -1 : load_str(d, v);
-    case OP_SHORT_BINBYTES:
-        return arg_le(d, 1, &v) < 0 ? -1 : load_bytes(d, v);
-    case OP_BINBYTES:
-        return arg_le(d, 4, &v) < 0 ? -1 : load_bytes(d, v);
-    case OP_BINBYTES8:
-    case OP_BYTEARRAY8:
-        return arg_le(d, 8, &v) < 0 ? -1 : load_bytes(d, v);
-    case OP_NEWTRUE:
-        return push_new(d, json_true(), K_SCALAR, W_CONST, "out of memory");
-    case OP_NEWFALSE:
-        return push_new(d, json_false(), K_SCALAR, W_CONST, "out of memory");
-    case OP_NONE:
-        return push_new(d, json_null(), K_SCALAR, W_CONST, "out of memory");
-    case OP_MEMOIZE:
-        return memo_put(d, d->memo_used);
-    case OP_BINPUT:
-        return arg_le(d, 1, &v) < 0 ? -1 : memo_put(d, v);
-    case OP_LONG_BINPUT:
-        return arg_le(d, 4, &v) < 0 ? -1 : memo_put(d, v);
-    case OP_BINGET:
-        return arg_le(d, 1, &v) < 0 ? -1 : memo_get(d, v);
-    case OP_LONG_BINGET:
-        return arg_le(d, 4, &v) < 0 ? -1 : memo_get(d, v);
-    default:
-        break;
+    case SH_PK_BININT:
+    case SH_PK_BININT1:
+    case SH_PK_BININT2:
+    case SH_PK_LONG1:
+    case SH_PK_LONG4: {
+        int64_t i;
+        return sh_pickle_read_int(&d->in, op, &i) < 0 ? -1 : load_int(d, i);
     }
-    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
-        if (forbidden[i].op == op)
-            return fail(d, forbidden[i].reason);
-    return fail(d, "unknown opcode");
+    case SH_PK_BINFLOAT:
+        return load_float(d);
+    case SH_PK_SHORT_BINUNICODE:
+    case SH_PK_BINUNICODE:
+    case SH_PK_BINUNICODE8:
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : load_str(d, v);
+    case SH_PK_SHORT_BINBYTES:
+    case SH_PK_BINBYTES:
+    case SH_PK_BINBYTES8:
+    case SH_PK_BYTEARRAY8:
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : load_bytes(d, v);
+    case SH_PK_NEWTRUE:
+        return push_new(d, json_true(), K_SCALAR, W_CONST, "out of memory");
+    case SH_PK_NEWFALSE:
+        return push_new(d, json_false(), K_SCALAR, W_CONST, "out of memory");
+    case SH_PK_NONE:
+        return push_new(d, json_null(), K_SCALAR, W_CONST, "out of memory");
+    case SH_PK_MEMOIZE:
+        return memo_put(d, d->memo_used);
+    case SH_PK_BINPUT:
+    case SH_PK_LONG_BINPUT:
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : memo_put(d, v);
+    case SH_PK_BINGET:
+    case SH_PK_LONG_BINGET:
+        return sh_pickle_read_arg(&d->in, op, &v) < 0 ? -1 : memo_get(d, v);
+    default:
+        return sh_pickle_refuse(&d->in, op);
+    }
 }
 
 static void dec_free(dec_t *d)
@@ -602,37 +429,14 @@ static void dec_free(dec_t *d)
     free(d->bins);
 }
 
-static int run(dec_t *d)
-{
-    if (d->n > SH_PICKLE_MAX_INPUT)
-        return fail(d, "pickle too large");
-    if (d->n == 0 || d->p[0] != OP_PROTO)
-        return fail(d, "not a protocol 2-5 pickle (no PROTO opcode first)");
-    while (d->pos < d->n) {
-        uint8_t op = d->p[d->pos++];
-        if (op == OP_STOP) {
-            if (d->nmarks)
-                return fail(d, "STOP with an open MARK");
-            if (d->nstack != 1)
-                return fail(d, "STOP must leave exactly one value");
-            if (d->pos != d->n)
-                return fail(d, "bytes after STOP");
-            return 0;
-        }
-        if (step(d, op) < 0)
-            return -1;
-    }
-    return fail(d, "truncated pickle (no STOP)");
-}
-
 int sh_pickle_decode(const void *p, size_t n, sh_pickle_t *out, const char **err)
 {
-    dec_t d = {.p = p, .n = n};
+    dec_t d = {.in = {.p = p, .n = n}};
     memset(out, 0, sizeof(*out));
-    if (run(&d) < 0) {
+    if (sh_pickle_walk(&d.in, step, &d, &d.nmarks, &d.nstack) < 0) {
         dec_free(&d);
         if (err)
-            *err = d.err;
+            *err = d.in.err;
         return -EINVAL;
     }
     /* The stack's one slot holds the result's reference: hand it over. */

@@ -85,4 +85,70 @@ bool sh_pickle_is_tuple(const sh_pickle_t *pk, const json_t *v);
 /* Releases what sh_pickle_decode gave; *pk is empty afterwards. */
 void sh_pickle_release(sh_pickle_t *pk);
 
+/* ---- skimming: the fields of a dict pickle, nothing built
+ *
+ * A reader that needs only a few top-level fields of a pickled dict (the
+ * routing fields of a pub/sub message) and not the rest (its data) skims:
+ * the pickle is walked once, like sh_pickle_decode walks it, but no value
+ * is built or copied — str and bytes are stepped over by their length, and
+ * containers are counted, their items kept only where asked for below.
+ */
+
+typedef enum {
+    SH_PICKLE_NONE,
+    SH_PICKLE_BOOL,
+    SH_PICKLE_INT,
+    SH_PICKLE_FLOAT,
+    SH_PICKLE_STR,
+    SH_PICKLE_BYTES,
+    SH_PICKLE_LIST,
+    SH_PICKLE_TUPLE,
+    SH_PICKLE_DICT,
+} sh_pickle_kind_t;
+
+/* Items kept of a list or tuple that is a field's value; fields of the
+ * top-level dict. */
+#define SH_PICKLE_SKIM_ITEMS  16
+#define SH_PICKLE_SKIM_FIELDS 64
+
+/* A value as skimmed: where it lies in the input, not a copy. */
+typedef struct sh_pickle_item {
+    sh_pickle_kind_t kind;
+    /* STR: its bytes in the input (not NUL-terminated; UTF-8 not checked) */
+    const char *str;
+    /* STR: bytes; LIST, TUPLE: items, when items is set (0 otherwise) */
+    size_t len;
+    int64_t i; /* INT; BOOL: 0 or 1 */
+    /* LIST, TUPLE that is a field's value (made as one, not inside another
+     * list, tuple or dict): its items, when it has at most
+     * SH_PICKLE_SKIM_ITEMS; their own items are not kept. NULL otherwise
+     * (nothing known of the items, not even how many). Valid during the
+     * callback only. */
+    const struct sh_pickle_item *items;
+} sh_pickle_item_t;
+
+/* One field of the top-level dict: key (a str; not NUL-terminated) and its
+ * value, both borrowed for the call. */
+typedef void (*sh_pickle_field_cb)(const char *key, size_t klen, const sh_pickle_item_t *value,
+                                   void *data);
+
+/* Skims the pickle p[0..n), whose value must be a dict (the first
+ * container the pickle makes, with at most SH_PICKLE_SKIM_FIELDS entries),
+ * and calls fn for each of its entries in order; a key that comes twice
+ * comes twice, and the later one is the one Python (and sh_pickle_decode)
+ * keeps. Returns 0, or -EINVAL with *err (when err is not NULL) pointing at
+ * a static reason, fn not called.
+ *
+ * Refused as sh_pickle_decode refuses them, with the same reasons: every
+ * opcode outside the plain values subset (GLOBAL, REDUCE, ...), a bad
+ * protocol, truncation, bad stack or mark use, memo misuse, ints beyond 64
+ * bits, floats that are not finite, dict keys that are not str or hold
+ * NUL, more bytes values than SH_PICKLE_MAX_BINS, bytes after STOP. Not
+ * checked (the decoder checks them when the message is decoded): the UTF-8
+ * of str values, nesting depth, containers changed after being shared,
+ * the value count and the expanded size. Nothing is allocated unless the
+ * pickle holds more values, memo entries or containers than a small fixed
+ * buffer. */
+int sh_pickle_skim(const void *p, size_t n, sh_pickle_field_cb fn, void *data, const char **err);
+
 #endif

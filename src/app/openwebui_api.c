@@ -750,10 +750,16 @@ static void on_metrics(sh_http_req_t *req, void *data)
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "published", ad->published);
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "received", ad->received);
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "own", ad->skipped_own);
+    sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "not_here",
+                      ad->skipped_not_here);
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "dropped", ad->dropped);
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "ignored", ad->ignored);
     sh_metrics_sample(&b, "siohub_pubsub_messages_total", "outcome", "publish_failed",
                       ad->publish_fails);
+    sh_metrics_one(&b, "siohub_pubsub_decoded_total", SH_METRIC_COUNTER,
+                   "Fleet pub/sub messages decoded in full, data and all (the others were "
+                   "skipped after reading their routing fields)",
+                   ad->decoded);
     if (app->redis) {
         sh_redis_stats_t rs;
         sh_redis_stats(app->redis, &rs);

@@ -1,5 +1,6 @@
 #include "hub/hub.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,7 +161,11 @@ void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *roo
 
 /* ---- broadcast ---- */
 
-size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const *msgs, size_t n)
+/* Calls deliver once for each socket the target names (0: it took the
+ * message); returns how many took it. */
+typedef int (*deliver_fn)(sh_sio_socket_t *sock, void *ctx);
+
+static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn deliver, void *ctx)
 {
     uint64_t epoch = ++nsp->epoch;
     size_t sent = 0;
@@ -178,7 +183,7 @@ size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const
             if (m->mark == epoch)
                 continue;
             m->mark = epoch;
-            if (sh_sio_socket_send_msgs(m->sock, msgs, n) == 0)
+            if (deliver(m->sock, ctx) == 0)
                 sent++;
         }
     } else {
@@ -191,7 +196,7 @@ size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const
                 if (m->mark == epoch)
                     continue;
                 m->mark = epoch;
-                if (sh_sio_socket_send_msgs(m->sock, msgs, n) == 0)
+                if (deliver(m->sock, ctx) == 0)
                     sent++;
             }
         }
@@ -201,21 +206,61 @@ size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const
     return sent;
 }
 
+typedef struct msgs {
+    sh_msg_t *const *msgs;
+    size_t n;
+} msgs_t;
+
+static int deliver_msgs(sh_sio_socket_t *sock, void *ctx)
+{
+    const msgs_t *m = ctx;
+    return sh_sio_socket_send_msgs(sock, m->msgs, m->n);
+}
+
+size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const *msgs, size_t n)
+{
+    msgs_t m = {msgs, n};
+    return broadcast(nsp, to, deliver_msgs, &m);
+}
+
+/* An emit whose packet is built at its first recipient, so that one that
+ * reaches nobody here (a room with no member on this node, everyone
+ * excepted) costs no encoding. */
+typedef struct lazy_emit {
+    sh_hub_nsp_t *nsp;
+    const char *event;
+    json_t *args;
+    sh_msg_t *const *bins;
+    size_t nbins;
+    int n; /* messages in msgs; 0 not built yet, < 0 cannot be */
+    sh_msg_t *msgs[1 + SH_SIO_MAX_ATTACHMENTS];
+} lazy_emit_t;
+
+static int deliver_emit(sh_sio_socket_t *sock, void *ctx)
+{
+    lazy_emit_t *e = ctx;
+    if (e->n == 0) {
+        json_t *data = sh_sio_event_array(e->event, e->args);
+        e->n = sh_sio_packet_encode(SH_SIO_EVENT, e->nsp->name, -1, data, e->bins, e->nbins,
+                                    e->msgs, 1 + SH_SIO_MAX_ATTACHMENTS);
+        json_decref(data);
+        if (e->n == 0)
+            e->n = -EINVAL;
+        if (e->n > 0)
+            e->nsp->hub->stats.packets++;
+    }
+    return e->n < 0 ? e->n : sh_sio_socket_send_msgs(sock, e->msgs, (size_t)e->n);
+}
+
 size_t sh_hub_emit(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, const char *event, json_t *args,
                    sh_msg_t *const *bins, size_t nbins)
 {
-    sh_msg_t *msgs[1 + SH_SIO_MAX_ATTACHMENTS];
     if (nbins > SH_SIO_MAX_ATTACHMENTS)
         return 0;
-    json_t *data = sh_sio_event_array(event, args);
-    int n = sh_sio_packet_encode(SH_SIO_EVENT, nsp->name, -1, data, bins, nbins, msgs,
-                                 1 + SH_SIO_MAX_ATTACHMENTS);
-    json_decref(data);
-    if (n < 0)
-        return 0;
-    size_t sent = sh_hub_send(nsp, to, msgs, (size_t)n);
-    for (int i = 0; i < n; i++)
-        sh_msg_unref(msgs[i]);
+    lazy_emit_t e = {.nsp = nsp, .event = event, .args = args, .bins = bins, .nbins = nbins};
+    size_t sent = broadcast(nsp, to, deliver_emit, &e);
+    for (int i = 0; i < e.n; i++)
+        sh_msg_unref(e.msgs[i]);
     return sent;
 }
 

@@ -5,9 +5,11 @@
  * since. Rooms exist while they have members (as in Node's adapter).
  *
  * Broadcast encodes once: sh_hub_emit builds the packet's Engine.IO
- * messages one time and each recipient's queue takes a reference. A socket
- * in several target rooms gets the packet once; sockets in any "except"
- * room get nothing. Cost: O(recipients) queue pushes, no payload copies.
+ * messages one time, when it meets the first recipient (an emit that
+ * reaches nobody builds nothing), and each recipient's queue takes a
+ * reference. A socket in several target rooms gets the packet once;
+ * sockets in any "except" room get nothing. Cost: O(recipients) queue
+ * pushes, no payload copies.
  *
  * The hub wraps the application's namespace handler: membership is set up
  * before the application's on_connected runs and torn down after its
@@ -37,6 +39,7 @@ typedef struct sh_hub_target {
 typedef struct sh_hub_stats {
     uint64_t broadcasts;
     uint64_t deliveries; /* recipients summed over broadcasts */
+    uint64_t packets;    /* emits encoded: those that had a recipient */
     uint64_t rooms;      /* rooms now, over all namespaces */
 } sh_hub_stats_t;
 

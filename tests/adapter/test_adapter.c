@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,12 +643,14 @@ START_TEST(test_python_pickles)
     publish_vector("emit_rooms.pkl", W.cl[3].sid, NULL, NULL);
     expect_poll(0, "42[\"ev\",\"x\"]");
     expect_poll(2, "42[\"ev\",\"x\"]");
-    /* bytes: a binary attachment, to one sid. */
+    /* bytes: a binary attachment, to one sid (on B: A only reads where it
+     * goes). */
     publish_vector("emit_bytes.pkl", W.cl[2].sid, NULL, NULL);
     expect_poll(2, "451-[\"bin\",{\"_placeholder\":true,\"num\":0}]\x1e"
                    "bAAH/");
-    wait_stat(&st(0)->received, 4);
+    wait_stat(&st(0)->skipped_not_here, 1);
     wait_stat(&st(1)->received, 4);
+    ck_assert_uint_eq(st(0)->received, 3);
     for (int i = 0; i < 4; i++)
         expect_nothing(i);
 
@@ -662,7 +665,7 @@ START_TEST(test_python_pickles)
     sh_hub_join(sock_of(0), "room1");
     sh_hub_join(sock_of(2), "room1");
     publish_vector("close_room_513.pkl", NULL, NULL, NULL);
-    wait_stat(&st(0)->received, 7);
+    wait_stat(&st(0)->received, 4);
     wait_stat(&st(1)->received, 7);
     ck_assert_uint_eq(sh_hub_room_size(W.n[0].nsp, "room1"), 0);
     ck_assert_uint_eq(sh_hub_room_size(W.n[1].nsp, "room1"), 0);
@@ -794,6 +797,179 @@ START_TEST(test_room_channels)
 }
 END_TEST
 
+/* ---- tests: what a node decodes ---- */
+
+static void buf_printf(sh_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    ck_assert_int_ge(vasprintf(&s, fmt, ap), 0);
+    va_end(ap);
+    sh_buf_append(b, s, strlen(s));
+    free(s);
+}
+
+/* A pickled dict str, python's way (SHORT_BINUNICODE or BINUNICODE). */
+static void pk_str(sh_buf_t *b, const char *s, size_t n)
+{
+    if (n < 256) {
+        sh_buf_append(b, "\x8c", 1);
+        unsigned char len = (unsigned char)n;
+        sh_buf_append(b, &len, 1);
+    } else {
+        unsigned char le[5] = {'X', (unsigned char)n, (unsigned char)(n >> 8),
+                               (unsigned char)(n >> 16), (unsigned char)(n >> 24)};
+        sh_buf_append(b, le, 5);
+    }
+    sh_buf_append(b, s, n);
+}
+
+static void pk_cstr(sh_buf_t *b, const char *s)
+{
+    pk_str(b, s, strlen(s));
+}
+
+/* python-socketio <= 5.13's emit, pickled: event "big" with data
+ * {"blob": blob} to room, from host. evil: the data also holds
+ * os.system (GLOBAL + REDUCE), which must be refused wherever it goes. */
+static void pickle_emit(sh_buf_t *b, const char *room, const char *host, const char *blob,
+                        bool evil)
+{
+    sh_buf_append(b, "\x80\x04}(", 4);
+    pk_cstr(b, "method");
+    pk_cstr(b, "emit");
+    pk_cstr(b, "event");
+    pk_cstr(b, "big");
+    pk_cstr(b, "data");
+    sh_buf_append(b, "}(", 2);
+    pk_cstr(b, "blob");
+    pk_cstr(b, blob);
+    if (evil) {
+        pk_cstr(b, "x");
+        sh_buf_append(b, "cposix\nsystem\n", 14);
+        pk_cstr(b, "true");
+        sh_buf_append(b, "\x85R", 2);
+    }
+    sh_buf_append(b, "u", 1);
+    pk_cstr(b, "namespace");
+    pk_cstr(b, "/");
+    pk_cstr(b, "room");
+    pk_cstr(b, room);
+    pk_cstr(b, "skip_sid");
+    sh_buf_append(b, "N", 1);
+    pk_cstr(b, "callback");
+    sh_buf_append(b, "N", 1);
+    pk_cstr(b, "host_id");
+    pk_cstr(b, host);
+    sh_buf_append(b, "u.", 2);
+}
+
+/* python-socketio >= 5.15.1's emit in JSON: event "big", data [data]
+ * where data is the JSON text given (not checked here). */
+static void json_emit(sh_buf_t *b, const char *room, const char *host, const char *data)
+{
+    buf_printf(b,
+               "{\"method\": \"emit\", \"event\": \"big\", \"data\": [%s], \"binary\": false, "
+               "\"namespace\": \"/\", \"room\": \"%s\", \"skip_sid\": null, "
+               "\"callback\": null, \"host_id\": \"%s\"}",
+               data, room, host);
+}
+
+static void receive_buf(int node, sh_buf_t *b)
+{
+    sh_adapter_receive(W.n[node].ad, sh_buf_peek(b), sh_buf_avail(b));
+    sh_buf_reset(b);
+}
+
+/* Every node receives every emit of the fleet. One for a room with no
+ * member on the node is read for its routing fields only: its data (here
+ * 256 KiB) is never decoded — the decoder's counter does not move, and
+ * data that would not even decode (broken JSON) goes unnoticed there —
+ * while the same emit to a room with a member here is decoded, once, and
+ * delivered. A pickle that holds GLOBAL/REDUCE is refused wherever it
+ * goes, members or not. */
+START_TEST(test_no_member_no_decode)
+{
+    start(false);
+    connect_client(0, 0, "{\"rooms\":[\"user:member\"]}");
+    const char *other = sh_adapter_host_id(W.n[1].ad);
+    size_t big = 256 * 1024;
+    char *blob = malloc(big + 1);
+    /* Brackets, braces, commas and colons inside a string: to be stepped
+     * over, not taken for structure. */
+    for (size_t i = 0; i < big; i++)
+        blob[i] = "ab{}[],: x"[i % 10];
+    blob[big] = '\0';
+    sh_buf_t data = SH_BUF_INIT, b = SH_BUF_INIT;
+    /* The JSON data: an object with brackets, braces and escaped quotes
+     * inside its strings, for the reader to step over. */
+    buf_printf(&data, "{\"blob\": \"%s\", \"q\": \"\\\"]}\\\\\", \"n\": [1, {\"a\": []}]}", blob);
+    const sh_adapter_stats_t *a = st(0);
+
+    json_emit(&b, "user:nobody", other, sh_buf_peek(&data));
+    receive_buf(0, &b);
+    pickle_emit(&b, "user:nobody", other, blob, false);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_not_here, 2);
+    ck_assert_uint_eq(a->decoded, 0);
+    ck_assert_uint_eq(a->received + a->dropped + a->ignored, 0);
+
+    /* Broken data for a room with no member: not looked at. */
+    json_emit(&b, "user:nobody", other, "{\"blob\": tru}");
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_not_here, 3);
+    ck_assert_uint_eq(a->decoded, 0);
+
+    /* Our own messages coming back: not decoded either. */
+    json_emit(&b, "user:member", sh_adapter_host_id(W.n[0].ad), sh_buf_peek(&data));
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_own, 1);
+    ck_assert_uint_eq(a->decoded, 0);
+
+    /* A room with a member: decoded once, delivered once. */
+    json_emit(&b, "user:member", other, "{\"n\": 1}");
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->decoded, 1);
+    ck_assert_uint_eq(a->received, 1);
+    expect_poll(0, "42[\"big\",{\"n\":1}]");
+    pickle_emit(&b, "user:member", other, "small", false);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->decoded, 2);
+    ck_assert_uint_eq(a->received, 2);
+    expect_poll(0, "42[\"big\",{\"blob\":\"small\"}]");
+    json_emit(&b, "user:member", other, sh_buf_peek(&data));
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->decoded, 3);
+    ck_assert_uint_eq(a->received, 3);
+    th_resp_t r = {0};
+    ck_assert(th_eio_poll(&W.cl[0].c, &r, TH_WAIT_MS));
+    ck_assert_uint_gt(sh_buf_avail(&r.body), big);
+    ck_assert(strncmp(sh_buf_peek(&r.body), "42[\"big\",{\"blob\":\"", 18) == 0);
+    th_resp_release(&r);
+    /* Broken data for a member: the decoder sees it and drops it. */
+    json_emit(&b, "user:member", other, "{\"blob\": tru}");
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->decoded, 4);
+    ck_assert_uint_eq(a->dropped, 1);
+
+    /* GLOBAL/REDUCE in the data: refused by the routing read itself, then
+     * dropped by the decoder with its reason, member or not. */
+    pickle_emit(&b, "user:nobody", other, "x", true);
+    receive_buf(0, &b);
+    pickle_emit(&b, "user:member", other, "x", true);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->dropped, 3);
+    ck_assert_uint_eq(a->skipped_not_here, 3);
+    ck_assert_uint_eq(a->received, 3);
+    expect_nothing(0);
+    sh_buf_release(&data);
+    sh_buf_release(&b);
+    free(blob);
+    stop();
+}
+END_TEST
+
 /* ---- tests: lifetimes ---- */
 
 /* A "callback" message naming a call this node answers locally (forged, or
@@ -815,7 +991,9 @@ START_TEST(test_callback_for_local_call_ignored)
              "\"id\":%llu,\"args\":[\"forged\"]}",
              sh_adapter_host_id(W.n[0].ad), W.cl[0].sid, (unsigned long long)h);
     publish_json(msg);
-    wait_stat(&st(0)->received, 1);
+    /* Not even decoded: no remote call of A's has that id. */
+    wait_stat(&st(0)->skipped_not_here, 1);
+    ck_assert_uint_eq(st(0)->decoded, 0);
     ck_assert_int_eq(a.calls, 0);
     ck_assert_int_eq(th_eio_post_str(&W.cl[0].c, "430[\"real\"]"), 200);
     ck_assert(th_run_until(W.loop, answered, &a, TH_WAIT_MS));
@@ -871,6 +1049,7 @@ int main(void)
     tcase_add_test(tc, test_rooms_and_disconnect_across_nodes);
     tcase_add_test(tc, test_python_pickles);
     tcase_add_test(tc, test_room_channels);
+    tcase_add_test(tc, test_no_member_no_decode);
     tcase_add_test(tc, test_callback_for_local_call_ignored);
     tcase_add_test(tc, test_answer_after_adapter_free);
     suite_add_tcase(s, tc);

@@ -7,6 +7,7 @@
 #include "adapter/pickle.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "datafile.h"
 
 /* ---- vectors: tests/data/pubsub/pickle.txt and the <name>.pkl files it
  * names (written by python3-socketio 5.7.2 through gen_pickle.py, whose
@@ -29,20 +30,7 @@ static int nvectors;
 
 static char *read_file(const char *name, size_t *len)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/pubsub/%s", TESTS_DATADIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(EXIT_FAILURE);
-    }
-    sh_buf_t b = SH_BUF_INIT;
-    size_t n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        sh_buf_append(&b, chunk, n);
-    fclose(f);
-    return sh_buf_steal(&b, len);
+    return th_read_datafile("pubsub", name, len);
 }
 
 static void load_vectors(void)

@@ -7,6 +7,7 @@
 #include "adapter/pubsub_msg.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "datafile.h"
 
 /* ---- vectors: tests/data/pubsub/msg.txt (format at its top) and the
  * files it names. Loaded once in main(), before the runner forks. */
@@ -27,20 +28,7 @@ static int nvectors;
 
 static char *read_file(const char *name, size_t *len)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/pubsub/%s", TESTS_DATADIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(EXIT_FAILURE);
-    }
-    sh_buf_t b = SH_BUF_INIT;
-    size_t n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        sh_buf_append(&b, chunk, n);
-    fclose(f);
-    return sh_buf_steal(&b, len);
+    return th_read_datafile("pubsub", name, len);
 }
 
 static void load_vectors(void)

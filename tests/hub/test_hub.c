@@ -307,6 +307,11 @@ START_TEST(test_broadcast_targets)
     const sh_hub_stats_t *st = sh_hub_stats(F.hub);
     ck_assert_uint_eq(st->broadcasts, 8);
     ck_assert_uint_eq(st->deliveries, 4 + 2 + 3 + 2 + 2 + 0 + 4 + 1);
+    /* The emit to nobody built no packet. */
+    ck_assert_uint_eq(st->packets, 7);
+    t = (sh_hub_target_t){.rooms = r2, .nrooms = 1, .except = r12, .nexcept = 2};
+    ck_assert_uint_eq(sh_hub_emit(F.nsp, &t, "all-excepted", NULL, NULL, 0), 0);
+    ck_assert_uint_eq(st->packets, 7);
     /* Nothing else was queued for anyone. */
     for (int i = 0; i < NCLIENTS; i++)
         expect_nothing(i);

@@ -52,11 +52,13 @@ os._exit(0)
 
 
 def metric(node, name, label):
-    """The value of siohub_NAME{label} in node's /metrics."""
+    """The value of siohub_NAME{label} (label "": no labels) in node's
+    /metrics."""
     import urllib.request
+    prefix = f"{name}{{{label}}} " if label else f"{name} "
     with urllib.request.urlopen(f"{node.url}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(f"{name}{{{label}}} "):
+            if line.startswith(prefix):
                 return float(line.split()[-1])
     raise AssertionError(f"no {name}{{{label}}} in /metrics of :{node.port}")
 
@@ -274,6 +276,31 @@ def body(h):
             raise AssertionError("no callback message published")
         return got
 
+    def no_member_no_decode():
+        # Every node gets every emit; the one without the target reads a
+        # 5.7.2 pickle's routing fields and steps over its data (64 KiB
+        # here) without decoding it (siohub_pubsub_decoded_total).
+        tab = f.connect(A, "u7", record=["quiet-ev"])
+        f.wait_in_pools([tab])
+        barrier(tab)
+        time.sleep(0.3)  # the presence broadcasts of the connect are through
+        decoded = {n.port: metric(n, "siohub_pubsub_decoded_total", "") for n in f.nodes}
+        not_here = metric(B, "siohub_pubsub_messages_total", 'outcome="not_here"')
+        blob = "x" * 65536
+        for i in range(5):
+            mgr.emit("quiet-ev", {"i": i, "blob": blob}, room=tab.sid, namespace="/")
+            mgr.emit("quiet-ev", {"i": i, "blob": blob}, room="user:nobody", namespace="/")
+        barrier(tab)
+        eq([args[0]["i"] for args in tab.recorders["quiet-ev"].snapshot()], list(range(5)),
+           "the tab got its five")
+        eq(metric(B, "siohub_pubsub_decoded_total", "") - decoded[B.port], 0,
+           "messages decoded on the node without a member")
+        eq(metric(B, "siohub_pubsub_messages_total", 'outcome="not_here"') - not_here, 11,
+           "messages skipped there after reading their routing fields")
+        eq(metric(A, "siohub_pubsub_decoded_total", "") - decoded[A.port], 6,
+           "messages decoded on the node with the member (five and the barrier)")
+        tab.disconnect()
+
     def evil_pickle():
         tab = f.connect(A, "u9", record=["evil-ev", "ok-ev"])
         marker = os.path.join(tempfile.gettempdir(), f"PWNED-{secrets.token_hex(8)}")
@@ -318,6 +345,8 @@ def body(h):
     h.case("RedisManager.disconnect and close_room act on siohub sockets", disconnect_and_close_room, timeout=30)
     h.case("enter_room / leave_room in the >= 5.10 JSON shape", json_rooms, timeout=30)
     h.case(">= 5.14 JSON emits (binary false/true, wrapped data) and a JSON call's callback", json_shapes, timeout=30)
+    h.case("a node with no member of the room reads a pickle's routing fields, never its data",
+           no_member_no_decode, timeout=30)
     h.case("a pickle with GLOBAL/REDUCE is dropped, never run; the node keeps working", evil_pickle, timeout=30)
 
 
