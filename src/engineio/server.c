@@ -59,7 +59,6 @@ struct sh_eio_session {
     session_state_t state;
     int transport;
     void *data;
-    char peer[64];
     sh_msgq_t queue;            /* polling output, and output held during an upgrade */
     sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
     sh_http_req_t *poll;        /* the held GET, if any */
@@ -71,18 +70,21 @@ struct sh_eio_session {
     bool notify_close; /* on_close owed to the layer above */
     parting_t parting;
     const char *close_reason;
-    sh_timer_t ping_timer;
-    sh_timer_t pong_timer;
-    sh_timer_t upgrade_timer;
+    /* The next ping, then the deadline of its pong; on SSE the next
+     * keep-alive comment. */
+    sh_timer_t heartbeat;
+    /* The one deadline of the transport's current phase, never two at
+     * once: the upgrade probe's (polling, open), the wait for the close
+     * packet to be collected (polling, closed: lingering), or the grace
+     * period of an SSE session without a stream. */
+    sh_timer_t phase_timer;
     sh_defer_t end_defer;
     /* Closed by the server over polling with packets or the close packet
      * still owed to the client: reachable through srv->closing. */
     bool lingering;
-    sh_timer_t linger_timer;
-    /* SSE: the events and the stream (transport/sse.h); the grace timer
-     * runs while no stream is attached. */
+    /* SSE: the events and the stream (transport/sse.h). */
     sh_sse_t *sse;
-    sh_timer_t grace_timer;
+    char peer[]; /* the client's address, for logs */
 };
 
 /* The owner of one WebSocket connection: the server tracks all of them so
@@ -195,7 +197,7 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
         /* EventSource cannot pong: a comment keeps proxies from timing the
          * stream out and finds a dead peer at the write. */
         sh_sse_keepalive(s->sse);
-        sh_timer_start(loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+        sh_timer_start(loop, &s->heartbeat, s->srv->opts.ping_interval, on_ping_due, s);
         return;
     }
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
@@ -205,27 +207,30 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
      * ran: the client gets exactly ping_interval + ping_timeout, however
      * busy the loop. */
     if (s->state == SESSION_OPEN)
-        sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
+        sh_timer_start_at(loop, &s->heartbeat, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
                           s);
 }
 
+/* The next ping after ping_interval (any pong deadline is over). */
 static void schedule_ping(sh_eio_session_t *s)
 {
-    sh_timer_stop(s->srv->loop, &s->pong_timer);
-    sh_timer_start(s->srv->loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+    sh_timer_start(s->srv->loop, &s->heartbeat, s->srv->opts.ping_interval, on_ping_due, s);
 }
 
 /* ---- sessions ---- */
 
 static sh_eio_session_t *session_new(sh_eio_server_t *srv, int transport, const char *peer)
 {
-    sh_eio_session_t *s = sh_new0(sh_eio_session_t);
+    if (!peer)
+        peer = "?";
+    size_t peer_size = strlen(peer) + 1;
+    sh_eio_session_t *s = sh_calloc(1, sizeof(*s) + peer_size);
+    memcpy(s->peer, peer, peer_size);
     s->srv = srv;
     s->refs = 1;
     s->transport = transport;
     sh_random_id(s->sid);
     sh_list_insert_tail(&srv->all, &s->link);
-    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "?");
     sh_map_set(&srv->sessions, s->sid, s);
     srv->stats.sessions_opened++;
     if (transport == SH_EIO_TRANSPORT_POLLING)
@@ -277,7 +282,7 @@ static void linger_end(sh_eio_session_t *s)
     if (!s->lingering)
         return;
     s->lingering = false;
-    sh_timer_stop(s->srv->loop, &s->linger_timer);
+    sh_timer_stop(s->srv->loop, &s->phase_timer);
     sh_map_del(&s->srv->closing, s->sid);
     session_unref(s); /* may free s */
 }
@@ -297,7 +302,7 @@ static void linger_start(sh_eio_session_t *s)
     s->lingering = true;
     s->refs++;
     sh_map_set(&srv->closing, s->sid, s);
-    sh_timer_start(srv->loop, &s->linger_timer, srv->opts.ping_interval + srv->opts.ping_timeout,
+    sh_timer_start(srv->loop, &s->phase_timer, srv->opts.ping_interval + srv->opts.ping_timeout,
                    on_linger_timeout, s);
 }
 
@@ -322,15 +327,15 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
         srv->stats.sse--;
     else
         srv->stats.websocket--;
-    sh_timer_stop(srv->loop, &s->grace_timer);
+    /* No probe, no grace period: the session is over (a polling one may
+     * linger below, on this timer). */
+    sh_timer_stop(srv->loop, &s->phase_timer);
     /* The stream writes what a server close or shutdown left queued (the
      * DISCONNECT, say), then ends; EventSource comes back by itself and
      * finds a new session (with a reset). */
     if (s->sse)
         sh_sse_end(s->sse, parting != PART_DROP);
-    sh_timer_stop(srv->loop, &s->ping_timer);
-    sh_timer_stop(srv->loop, &s->pong_timer);
-    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_timer_stop(srv->loop, &s->heartbeat);
     sh_debug("eio %s: closed (%s)", s->sid, reason);
     detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
     s->probe = NULL;
@@ -702,7 +707,7 @@ static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, v
         if (s->probe == w) {
             s->probe = NULL;
             s->probed = false;
-            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+            sh_timer_stop(s->srv->loop, &s->phase_timer);
         } else if (s->ws == w) {
             s->ws = NULL;
             session_end(s, code == SH_WS_CLOSE_POLICY ? "transport error" : "transport close",
@@ -723,7 +728,7 @@ static void finish_upgrade(sh_eio_session_t *s)
     srv->stats.polling--;
     srv->stats.websocket++;
     srv->stats.upgrades++;
-    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_timer_stop(srv->loop, &s->phase_timer);
     sh_debug("eio %s: upgraded to websocket", s->sid);
     /* End the held GET (noop) and move what waited onto the WebSocket. */
     if (s->poll)
@@ -737,6 +742,10 @@ static void finish_upgrade(sh_eio_session_t *s)
             session_end(s, "transport error", PART_DROP);
         }
     }
+    /* Polling is over: its queues' arrays go (the held GET, answered
+     * from the loop, finds them empty either way). */
+    sh_msgq_release(&s->queue);
+    sh_msgq_release(&s->ctrl);
 }
 
 static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool binary,
@@ -773,7 +782,7 @@ static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool
             detach_ws(w, SH_WS_CLOSE_NORMAL, "");
             s->probe = NULL;
             s->probed = false;
-            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+            sh_timer_stop(s->srv->loop, &s->phase_timer);
             session_flush(s);
         }
         return;
@@ -827,7 +836,7 @@ static void on_upgraded(int fd, const char *extra, size_t extra_len, void *data)
         } else {
             w->session = s;
             s->probe = w;
-            sh_timer_start(srv->loop, &s->upgrade_timer, srv->opts.upgrade_timeout,
+            sh_timer_start(srv->loop, &s->phase_timer, srv->opts.upgrade_timeout,
                            on_upgrade_timeout, s);
         }
         free(ctx);
@@ -918,7 +927,7 @@ static void on_sse_detach(sh_sse_t *sse, void *data)
         return;
     sh_debug("eio %s: SSE stream dropped; grace %llu ms", s->sid,
              (unsigned long long)s->srv->opts.sse_grace);
-    sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+    sh_timer_start(s->srv->loop, &s->phase_timer, s->srv->opts.sse_grace, on_grace_over, s);
 }
 
 bool sh_eio_server_cors(sh_eio_server_t *srv, sh_http_req_t *req)
@@ -944,10 +953,10 @@ static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from
     if (sh_sse_attach(s->sse, req, from, &reset) < 0) {
         /* Any stream it had is gone too: the grace period starts. */
         sh_http_respond(req, 500, "text/plain", "stream failed\n", 14);
-        sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+        sh_timer_start(s->srv->loop, &s->phase_timer, s->srv->opts.sse_grace, on_grace_over, s);
         return -EIO;
     }
-    sh_timer_stop(s->srv->loop, &s->grace_timer);
+    sh_timer_stop(s->srv->loop, &s->phase_timer);
     if (from->resume)
         sh_debug("eio %s: SSE stream resumed after %llu%s", s->sid,
                  (unsigned long long)from->after_seq, reset ? " (reset)" : "");
@@ -1181,11 +1190,8 @@ void sh_eio_server_free(sh_eio_server_t *srv)
             s->notify_close = false;
             srv->handler.on_close(s, "server shutting down", srv->data);
         }
-        sh_timer_stop(srv->loop, &s->ping_timer);
-        sh_timer_stop(srv->loop, &s->pong_timer);
-        sh_timer_stop(srv->loop, &s->upgrade_timer);
-        sh_timer_stop(srv->loop, &s->linger_timer);
-        sh_timer_stop(srv->loop, &s->grace_timer);
+        sh_timer_stop(srv->loop, &s->heartbeat);
+        sh_timer_stop(srv->loop, &s->phase_timer);
         sh_defer_cancel(srv->loop, &s->end_defer);
         sh_sse_free(s->sse);
         if (s->poll)
