@@ -363,7 +363,7 @@ static owui_user_t *user_intern(owui_app_t *app, json_t *dict)
     u->refs = 1;
     u->dict = dict;
     u->id = id;
-    sh_map_set(&app->users, id, u);
+    sh_map_set(&app->users, u->id, u);
     return u;
 }
 
@@ -741,6 +741,7 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     app->ctx = ctx;
     app->cfg = cfg;
     sh_list_init(&app->calls);
+    sh_map_borrow_keys(&app->users); /* keyed by the records' own ids */
     app->origins = sh_app_origins(cfg);
 
     char random_secret[SH_ID_LEN * 2 + 1];

@@ -1119,6 +1119,9 @@ sh_eio_server_t *sh_eio_server_new(sh_loop_t *loop, sh_http_t *http, const sh_ei
     srv->data = data;
     sh_list_init(&srv->ws_conns);
     sh_list_init(&srv->all);
+    /* Keyed by the sessions' own sid fields. */
+    sh_map_borrow_keys(&srv->sessions);
+    sh_map_borrow_keys(&srv->closing);
     if (opts->origins && opts->origins[0] && strcmp(opts->origins[0], "*")) {
         size_t n = 0;
         while (opts->origins[n])

@@ -124,7 +124,7 @@ void sh_hub_join(sh_sio_socket_t *sock, const char *room)
         r = sh_new0(room_t);
         r->name = sh_strdup(room);
         sh_list_init(&r->members);
-        sh_map_set(&nsp->rooms, room, r);
+        sh_map_set(&nsp->rooms, r->name, r);
         nsp->hub->stats.rooms++;
     }
     membership_t *ms = sh_new0(membership_t);
@@ -350,6 +350,7 @@ sh_hub_nsp_t *sh_hub_add_nsp(sh_hub_t *hub, const char *name, const sh_sio_nsp_h
     nsp->app = *app;
     nsp->app_data = data;
     sh_list_init(&nsp->members);
+    sh_map_borrow_keys(&nsp->rooms); /* keyed by the rooms' own names */
     sh_list_insert_tail(&hub->nsps, &nsp->link);
     sh_sio_server_add_nsp(hub->sio, name, &hub_handler, nsp);
     return nsp;

@@ -630,6 +630,7 @@ sh_sio_server_t *sh_sio_server_new(sh_loop_t *loop, const sh_sio_options_t *opts
     srv->opts = *opts;
     sh_list_init(&srv->nsps);
     sh_list_init(&srv->ending);
+    sh_map_borrow_keys(&srv->sockets); /* keyed by the sockets' own ids */
     return srv;
 }
 

@@ -165,7 +165,7 @@ static mem_user_t *user_get_or_add(mem_t *m, const char *id, bool *created)
     if (!u) {
         u = sh_new0(mem_user_t);
         u->id = sh_strdup(id);
-        sh_map_set(&m->user_map, id, u);
+        sh_map_set(&m->user_map, u->id, u);
         sh_list_insert_tail(&m->users, &u->link);
     }
     return u;
@@ -316,7 +316,7 @@ static int mem_session_add(sh_store_t *st, const char *sid, const json_t *user, 
     } else {
         s = sh_new0(mem_session_t);
         s->sid = sh_strdup(sid);
-        sh_map_set(&m->session_map, sid, s);
+        sh_map_set(&m->session_map, s->sid, s);
         sh_list_insert_tail(&m->sessions, &s->link);
     }
     s->last_seen_at = now;
@@ -420,7 +420,7 @@ static int mem_usage_touch(sh_store_t *st, const char *model, const char *sid, i
         mm = sh_new0(mem_model_t);
         mm->id = sh_strdup(model);
         sh_list_init(&mm->uses);
-        sh_map_set(&m->model_map, model, mm);
+        sh_map_set(&m->model_map, mm->id, mm);
         sh_list_insert_tail(&m->models, &mm->link);
     }
     mem_sid_usage_t *owner = sh_map_get(&m->usage_map, sid);
@@ -428,7 +428,7 @@ static int mem_usage_touch(sh_store_t *st, const char *model, const char *sid, i
         owner = sh_new0(mem_sid_usage_t);
         owner->sid = sh_strdup(sid);
         sh_list_init(&owner->uses);
-        sh_map_set(&m->usage_map, sid, owner);
+        sh_map_set(&m->usage_map, owner->sid, owner);
     }
     /* A sid uses one model or a few: scanning its own list beats a map per
      * model. */
@@ -634,5 +634,10 @@ sh_store_t *sh_store_memory_new(sh_loop_t *loop)
     sh_list_init(&m->sessions);
     sh_list_init(&m->users);
     sh_list_init(&m->models);
+    /* Every map is keyed by a string its value owns. */
+    sh_map_borrow_keys(&m->session_map);
+    sh_map_borrow_keys(&m->user_map);
+    sh_map_borrow_keys(&m->model_map);
+    sh_map_borrow_keys(&m->usage_map);
     return &m->base;
 }
