@@ -41,6 +41,19 @@ typedef struct eio_ws eio_ws_t;
 
 typedef enum { SESSION_OPEN, SESSION_CLOSED } session_state_t;
 
+/* What only a session that began on polling needs (it keeps it after an
+ * upgrade): sessions that begin on WebSocket or SSE, most idle ones, have
+ * no use for it. */
+typedef struct eio_polling {
+    sh_msgq_t queue;            /* polling output, and output held during an upgrade */
+    sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
+    sh_http_req_t *poll;        /* the held GET, if any */
+    sh_http_req_t *second_look; /* a GET that came during a probe, see below */
+    sh_timer_t look_timer;
+    eio_ws_t *probe; /* a WebSocket being probed for an upgrade */
+    bool probed;     /* "2probe" answered: polling now only gets noops */
+} eio_polling_t;
+
 /* How a session parts from its client. */
 typedef enum {
     PART_DROP,     /* client closed or error: queue dropped, a held poll gets a noop */
@@ -59,14 +72,8 @@ struct sh_eio_session {
     session_state_t state;
     int transport;
     void *data;
-    sh_msgq_t queue;            /* polling output, and output held during an upgrade */
-    sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
-    sh_http_req_t *poll;        /* the held GET, if any */
-    sh_http_req_t *second_look; /* a GET that came during a probe, see below */
-    sh_timer_t look_timer;
+    eio_polling_t *pl; /* NULL unless the session began on polling */
     eio_ws_t *ws;      /* the WebSocket transport, once on it */
-    eio_ws_t *probe;   /* a WebSocket being probed for an upgrade */
-    bool probed;       /* "2probe" answered: polling now only gets noops */
     bool notify_close; /* on_close owed to the layer above */
     parting_t parting;
     const char *close_reason;
@@ -120,13 +127,21 @@ static void session_flush(sh_eio_session_t *s);
 
 /* ---- small helpers ---- */
 
+static void polling_free(eio_polling_t *pl)
+{
+    if (!pl)
+        return;
+    sh_msgq_release(&pl->queue);
+    sh_msgq_release(&pl->ctrl);
+    free(pl);
+}
+
 static void session_unref(sh_eio_session_t *s)
 {
     if (--s->refs > 0)
         return;
     sh_list_remove(&s->link);
-    sh_msgq_release(&s->queue);
-    sh_msgq_release(&s->ctrl);
+    polling_free(s->pl);
     sh_sse_free(s->sse);
     s->srv->ending--;
     free(s);
@@ -229,6 +244,8 @@ static sh_eio_session_t *session_new(sh_eio_server_t *srv, int transport, const 
     s->srv = srv;
     s->refs = 1;
     s->transport = transport;
+    if (transport == SH_EIO_TRANSPORT_POLLING)
+        s->pl = sh_new0(eio_polling_t);
     sh_random_id(s->sid);
     sh_list_insert_tail(&srv->all, &s->link);
     sh_map_set(&srv->sessions, s->sid, s);
@@ -337,8 +354,10 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
         sh_sse_end(s->sse, parting != PART_DROP);
     sh_timer_stop(srv->loop, &s->heartbeat);
     sh_debug("eio %s: closed (%s)", s->sid, reason);
-    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
-    s->probe = NULL;
+    if (s->pl) {
+        detach_ws(s->pl->probe, SH_WS_CLOSE_NORMAL, "");
+        s->pl->probe = NULL;
+    }
     if (s->ws) {
         if (parting == PART_CLOSE)
             sh_ws_conn_send(s->ws->conn, sh_eio_msg_text(SH_EIO_CLOSE, NULL, 0));
@@ -352,13 +371,15 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
      * (the close packet after queued packets, or everything when no GET
      * is held) waits for the next one. */
     if (parting == PART_CLOSE && s->transport == SH_EIO_TRANSPORT_POLLING &&
-        (!s->poll || s->queue.count))
+        (!s->pl->poll || s->pl->queue.count))
         linger_start(s);
-    if (s->poll)
-        sh_http_req_resume(s->poll);
-    sh_timer_stop(srv->loop, &s->look_timer);
-    if (s->second_look)
-        sh_http_req_resume(s->second_look);
+    if (s->pl) {
+        if (s->pl->poll)
+            sh_http_req_resume(s->pl->poll);
+        sh_timer_stop(srv->loop, &s->pl->look_timer);
+        if (s->pl->second_look)
+            sh_http_req_resume(s->pl->second_look);
+    }
     sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
 }
 
@@ -396,8 +417,12 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
         }
         return rc == -ENOBUFS ? 0 : rc;
     }
-    sh_msgq_push(is_control(m) ? &s->ctrl : &s->queue, m);
-    size_t queued = s->queue.bytes + s->ctrl.bytes;
+    if (!s->pl) {
+        sh_msg_unref(m); /* a WebSocket session whose socket is gone */
+        return -EPIPE;
+    }
+    sh_msgq_push(is_control(m) ? &s->pl->ctrl : &s->pl->queue, m);
+    size_t queued = s->pl->queue.bytes + s->pl->ctrl.bytes;
     if (s->srv->opts.output_limit && queued > s->srv->opts.output_limit) {
         sh_warn("eio %s: client is not reading: %zu bytes queued, past the %zu byte limit; "
                 "dropping it",
@@ -418,8 +443,8 @@ void sh_eio_close(sh_eio_session_t *s)
 /* Wakes the held GET when there is something for it. */
 static void session_flush(sh_eio_session_t *s)
 {
-    if (s->poll && (s->queue.count || s->ctrl.count || s->probed))
-        sh_http_req_resume(s->poll);
+    if (s->pl && s->pl->poll && (s->pl->queue.count || s->pl->ctrl.count || s->pl->probed))
+        sh_http_req_resume(s->pl->poll);
 }
 
 const char *sh_eio_session_sid(const sh_eio_session_t *s)
@@ -486,11 +511,25 @@ static bool handle_packet(sh_eio_session_t *s, const sh_eio_packet_t *p)
 
 /* ---- polling ---- */
 
+/* An upgraded session drops its polling state once no GET of it is held
+ * any longer (those are answered from it). */
+static void polling_release_if_done(sh_eio_session_t *s)
+{
+    eio_polling_t *pl = s->pl;
+    if (!pl || s->transport != SH_EIO_TRANSPORT_WEBSOCKET || pl->poll || pl->second_look ||
+        pl->probe)
+        return;
+    sh_timer_stop(s->srv->loop, &pl->look_timer);
+    polling_free(pl);
+    s->pl = NULL;
+}
+
 static void on_poll_done(sh_http_req_t *req, void *owner)
 {
     sh_eio_session_t *s = owner;
-    if (s->poll == req)
-        s->poll = NULL;
+    if (s->pl->poll == req)
+        s->pl->poll = NULL;
+    polling_release_if_done(s);
     session_unref(s);
 }
 
@@ -504,7 +543,7 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
         /* Queued packets first, the close packet in a response of its own
          * (see linger_start); the session lingers until then. */
         sh_msg_t *m;
-        while (n < MAX_POLL_PACKETS && (m = sh_msgq_pop(&s->queue)))
+        while (n < MAX_POLL_PACKETS && (m = sh_msgq_pop(&s->pl->queue)))
             msgs[n++] = m;
         if (n > 0) {
             linger_start(s);
@@ -519,19 +558,20 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     }
     /* Upgrading: end this poll so the client can switch (Node sends noops
      * while the probe runs); data waits for the WebSocket. */
-    bool upgrading = !closed && (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
+    bool upgrading = !closed && (s->pl->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
     /* A shutdown still delivers what was queued before it, then a noop.
      * After a client close or an error the queue is dropped. */
     bool drain = closed ? s->parting != PART_DROP : !upgrading;
     size_t room = MAX_POLL_PACKETS - (closed ? 1 : 0);
     sh_msg_t *m;
-    while (!closed && n < room && (m = sh_msgq_pop(&s->ctrl)))
+    while (!closed && n < room && (m = sh_msgq_pop(&s->pl->ctrl)))
         msgs[n++] = m;
-    while (drain && n < room && (m = sh_msgq_pop(&s->queue)))
+    while (drain && n < room && (m = sh_msgq_pop(&s->pl->queue)))
         msgs[n++] = m;
     if (closed) {
-        if (s->queue.count)
-            sh_debug("eio %s: %zu packets queued at close not delivered", s->sid, s->queue.count);
+        if (s->pl->queue.count)
+            sh_debug("eio %s: %zu packets queued at close not delivered", s->sid,
+                     s->pl->queue.count);
         msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
     } else if (n == 0) {
         /* Upgrading, or resumed with nothing left to say. */
@@ -547,16 +587,17 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
 static void on_second_look_done(sh_http_req_t *req, void *owner)
 {
     sh_eio_session_t *s = owner;
-    if (s->second_look == req)
-        s->second_look = NULL;
+    if (s->pl->second_look == req)
+        s->pl->second_look = NULL;
+    polling_release_if_done(s);
     session_unref(s);
 }
 
 static void on_look_timer(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
-    if (s->second_look)
-        sh_http_req_resume(s->second_look);
+    if (s->pl->second_look)
+        sh_http_req_resume(s->pl->second_look);
 }
 
 /* A GET that arrives while a WebSocket probe is attached but has not been
@@ -567,26 +608,27 @@ static void on_look_timer(sh_loop_t *loop, sh_timer_t *t)
  * follows what the client sent first (400 once upgraded). */
 static bool take_second_look(sh_eio_session_t *s, sh_http_req_t *req)
 {
-    if (!s->probe || s->probed || s->second_look || s->poll)
+    if (!s->pl->probe || s->pl->probed || s->pl->second_look || s->pl->poll)
         return false;
-    s->second_look = req;
+    s->pl->second_look = req;
     s->refs++;
     sh_http_req_set_owner(req, s, on_second_look_done);
     sh_http_req_suspend(req);
-    sh_timer_start(s->srv->loop, &s->look_timer, 0, on_look_timer, s);
+    sh_timer_start(s->srv->loop, &s->pl->look_timer, 0, on_look_timer, s);
     return true;
 }
 
 static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resumed)
 {
-    if (resumed && req == s->second_look) {
+    if (resumed && req == s->pl->second_look) {
         /* The second look: decide as for a new request. */
-        s->second_look = NULL;
+        s->pl->second_look = NULL;
         sh_http_req_set_owner(req, NULL, NULL);
         if (s->state == SESSION_OPEN && s->transport != SH_EIO_TRANSPORT_POLLING)
             respond_error(req, ERR_BAD_REQUEST);
         else
             handle_poll_get(s, req, false);
+        polling_release_if_done(s);
         session_unref(s);
         return;
     }
@@ -596,7 +638,7 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
     }
     if (take_second_look(s, req))
         return;
-    if (s->poll) {
+    if (s->pl->poll) {
         /* Two GETs at once: Node treats it as a transport error. The held
          * one gets the close packet, this one an error. */
         sh_debug("eio %s: overlapping GET", s->sid);
@@ -604,11 +646,11 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
         session_end(s, "transport error", PART_CLOSE);
         return;
     }
-    if (s->queue.count || s->ctrl.count || s->probed) {
+    if (s->pl->queue.count || s->pl->ctrl.count || s->pl->probed) {
         answer_poll(s, req);
         return;
     }
-    s->poll = req;
+    s->pl->poll = req;
     s->refs++;
     sh_http_req_set_owner(req, s, on_poll_done);
     sh_http_req_suspend(req);
@@ -704,9 +746,9 @@ static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, v
     eio_ws_t *w = owner;
     sh_eio_session_t *s = w->session;
     if (s) {
-        if (s->probe == w) {
-            s->probe = NULL;
-            s->probed = false;
+        if (s->pl && s->pl->probe == w) {
+            s->pl->probe = NULL;
+            s->pl->probed = false;
             sh_timer_stop(s->srv->loop, &s->phase_timer);
         } else if (s->ws == w) {
             s->ws = NULL;
@@ -720,9 +762,9 @@ static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, v
 static void finish_upgrade(sh_eio_session_t *s)
 {
     sh_eio_server_t *srv = s->srv;
-    eio_ws_t *w = s->probe;
-    s->probe = NULL;
-    s->probed = false;
+    eio_ws_t *w = s->pl->probe;
+    s->pl->probe = NULL;
+    s->pl->probed = false;
     s->ws = w;
     s->transport = SH_EIO_TRANSPORT_WEBSOCKET;
     srv->stats.polling--;
@@ -731,21 +773,22 @@ static void finish_upgrade(sh_eio_session_t *s)
     sh_timer_stop(srv->loop, &s->phase_timer);
     sh_debug("eio %s: upgraded to websocket", s->sid);
     /* End the held GET (noop) and move what waited onto the WebSocket. */
-    if (s->poll)
-        sh_http_req_resume(s->poll);
+    if (s->pl->poll)
+        sh_http_req_resume(s->pl->poll);
     sh_msg_t *m;
-    sh_msgq_move(&s->ctrl, &s->queue); /* one ordered stream from now on */
-    sh_msgq_move(&s->queue, &s->ctrl);
-    while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->queue))) {
+    sh_msgq_move(&s->pl->ctrl, &s->pl->queue); /* one ordered stream from now on */
+    sh_msgq_move(&s->pl->queue, &s->pl->ctrl);
+    while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->pl->queue))) {
         if (sh_ws_conn_send(w->conn, m) == -ENOBUFS) {
             srv->stats.slow_dropped++;
             session_end(s, "transport error", PART_DROP);
         }
     }
-    /* Polling is over: its queues' arrays go (the held GET, answered
-     * from the loop, finds them empty either way). */
-    sh_msgq_release(&s->queue);
-    sh_msgq_release(&s->ctrl);
+    /* Polling is over: its state goes now, or once the held GET has its
+     * answer (it finds the queues empty either way). */
+    sh_msgq_release(&s->pl->queue);
+    sh_msgq_release(&s->pl->ctrl);
+    polling_release_if_done(s);
 }
 
 static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool binary,
@@ -760,28 +803,28 @@ static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool
         p = (sh_eio_packet_t){.type = SH_EIO_MESSAGE, .binary = true, .data = data, .len = len};
     } else if (sh_eio_packet_decode_text(data, len, &p) < 0) {
         sh_debug("eio %s: malformed packet on websocket", s->sid);
-        if (s->probe == w) {
+        if (s->pl && s->pl->probe == w) {
             detach_ws(w, SH_WS_CLOSE_NORMAL, "");
-            s->probe = NULL;
-            s->probed = false;
+            s->pl->probe = NULL;
+            s->pl->probed = false;
             return;
         }
         session_end(s, "parse error", PART_DROP);
         return;
     }
-    if (s->probe == w) {
+    if (s->pl && s->pl->probe == w) {
         /* The upgrade handshake: "2probe" -> "3probe", then "5". */
         if (p.type == SH_EIO_PING && p.len == 5 && !memcmp(p.data, "probe", 5)) {
             sh_ws_conn_send(conn, sh_eio_msg_text(SH_EIO_PONG, "probe", 5));
-            s->probed = true;
+            s->pl->probed = true;
             session_flush(s);
-        } else if (p.type == SH_EIO_UPGRADE && s->probed) {
+        } else if (p.type == SH_EIO_UPGRADE && s->pl->probed) {
             finish_upgrade(s);
         } else {
             sh_debug("eio %s: unexpected packet during upgrade; dropping the probe", s->sid);
             detach_ws(w, SH_WS_CLOSE_NORMAL, "");
-            s->probe = NULL;
-            s->probed = false;
+            s->pl->probe = NULL;
+            s->pl->probed = false;
             sh_timer_stop(s->srv->loop, &s->phase_timer);
             session_flush(s);
         }
@@ -799,9 +842,9 @@ static void on_upgrade_timeout(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_debug("eio %s: upgrade timed out", s->sid);
-    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
-    s->probe = NULL;
-    s->probed = false;
+    detach_ws(s->pl->probe, SH_WS_CLOSE_NORMAL, "");
+    s->pl->probe = NULL;
+    s->pl->probed = false;
     session_flush(s);
 }
 
@@ -830,12 +873,12 @@ static void on_upgraded(int fd, const char *extra, size_t extra_len, void *data)
     w->conn = sh_ws_conn_new(srv->loop, fd, extra, extra_len, &srv->ws_opts, &ws_handler, w);
     if (ctx->sid[0]) {
         sh_eio_session_t *s = sh_map_get(&srv->sessions, ctx->sid);
-        if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->probe) {
+        if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->pl->probe) {
             /* The session ended, upgraded, or is probing another socket. */
             sh_ws_conn_close(w->conn, SH_WS_CLOSE_POLICY, "session gone");
         } else {
             w->session = s;
-            s->probe = w;
+            s->pl->probe = w;
             sh_timer_start(srv->loop, &s->phase_timer, srv->opts.upgrade_timeout,
                            on_upgrade_timeout, s);
         }
@@ -1092,7 +1135,7 @@ static void on_request(sh_http_req_t *req, void *data)
     /* A polling handshake: the open packet, plus whatever on_open sent. */
     s = session_new(srv, SH_EIO_TRANSPORT_POLLING, sh_http_req_peer(req));
     sh_debug("eio %s: open over polling from %s", s->sid, s->peer);
-    sh_msgq_push(&s->queue, open_packet(srv, s->sid, true));
+    sh_msgq_push(&s->pl->queue, open_packet(srv, s->sid, true));
     schedule_ping(s);
     s->refs++;
     if (srv->handler.on_open)
@@ -1197,13 +1240,14 @@ void sh_eio_server_free(sh_eio_server_t *srv)
         sh_timer_stop(srv->loop, &s->phase_timer);
         sh_defer_cancel(srv->loop, &s->end_defer);
         sh_sse_free(s->sse);
-        if (s->poll)
-            sh_http_req_set_owner(s->poll, NULL, NULL);
-        if (s->second_look)
-            sh_http_req_set_owner(s->second_look, NULL, NULL);
-        sh_timer_stop(srv->loop, &s->look_timer);
-        sh_msgq_release(&s->queue);
-        sh_msgq_release(&s->ctrl);
+        if (s->pl) {
+            if (s->pl->poll)
+                sh_http_req_set_owner(s->pl->poll, NULL, NULL);
+            if (s->pl->second_look)
+                sh_http_req_set_owner(s->pl->second_look, NULL, NULL);
+            sh_timer_stop(srv->loop, &s->pl->look_timer);
+            polling_free(s->pl);
+        }
         free(s);
     }
     sh_list_foreach_safe (pos, tmp, &srv->ws_conns) {
