@@ -348,30 +348,57 @@ static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *t
     auth_revocation(app, r, claims);
 }
 
+/* The record for user dict (stolen): the latest one of its id when the
+ * dicts are equal, else a new one that becomes the latest. */
+static owui_user_t *user_intern(owui_app_t *app, json_t *dict)
+{
+    const char *id = json_string_value(json_object_get(dict, "id"));
+    owui_user_t *u = sh_map_get(&app->users, id);
+    if (u && json_equal(u->dict, dict)) {
+        json_decref(dict);
+        u->refs++;
+        return u;
+    }
+    u = sh_new0(owui_user_t);
+    u->refs = 1;
+    u->dict = dict;
+    u->id = id;
+    sh_map_set(&app->users, u->id, u);
+    return u;
+}
+
+static void user_release(owui_app_t *app, owui_user_t *u)
+{
+    if (!u || --u->refs > 0)
+        return;
+    if (sh_map_get(&app->users, u->id) == u)
+        sh_map_del(&app->users, u->id);
+    json_decref(u->dict);
+    free(u);
+}
+
 /* Makes the socket an authenticated session of user (stolen): the pools,
  * the user:{id} room. A socket re-authenticating as another user leaves
  * the first one's pool entries first. */
 static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user)
 {
     owui_session_t *s = session_of(sock);
-    const char *id = json_string_value(json_object_get(user, "id"));
-    if (s->user_id && strcmp(s->user_id, id)) {
+    owui_user_t *u = user_intern(app, user);
+    if (s->user && strcmp(s->user->id, u->id)) {
         char room[300];
-        snprintf(room, sizeof(room), "user:%s", s->user_id);
+        snprintf(room, sizeof(room), "user:%s", s->user->id);
         sh_hub_leave(sock, room);
         app->store->ops->session_remove(app->store, sh_sio_socket_id(sock), on_session_removed,
                                         app);
     }
-    free(s->user_id);
-    json_decref(s->user);
-    s->user_id = sh_strdup(id);
-    s->user = user;
+    user_release(app, s->user);
+    s->user = u;
     char room[300];
-    snprintf(room, sizeof(room), "user:%s", id);
+    snprintf(room, sizeof(room), "user:%s", u->id);
     sh_hub_join(sock, room);
-    app->store->ops->session_add(app->store, sh_sio_socket_id(sock), user, owui_now(),
+    app->store->ops->session_add(app->store, sh_sio_socket_id(sock), u->dict, owui_now(),
                                  on_session_added, app);
-    sh_debug("openwebui: socket %s is user %s", sh_sio_socket_id(sock), id);
+    sh_debug("openwebui: socket %s is user %s", sh_sio_socket_id(sock), u->id);
 }
 
 static void join_channels(sh_sio_socket_t *sock, const json_t *channels)
@@ -442,23 +469,23 @@ static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const c
     json_t *cid = json_object_get(d, "channel_id");
     json_t *ev = json_object_get(d, "data");
     const char *type = json_string_value(json_object_get(ev, "type"));
-    if (!s->user_id || !json_is_string(cid) || !json_is_object(ev) || !type)
+    if (!s->user || !json_is_string(cid) || !json_is_object(ev) || !type)
         return;
     char room[300];
     snprintf(room, sizeof(room), "channel:%s", json_string_value(cid));
     if (!sh_hub_in_room(sock, room)) {
-        sh_debug("openwebui: %s from non-member %s of %s dropped", event, s->user_id, room);
+        sh_debug("openwebui: %s from non-member %s of %s dropped", event, s->user->id, room);
         return;
     }
     if (strcmp(type, "typing"))
         return; /* last_read_at etc. touch Open WebUI's database, not us */
     json_t *message_id = json_object_get(d, "message_id");
-    json_t *role = json_object_get(s->user, "role");
-    json_t *payload =
-        json_pack("[{s:O,s:O,s:O,s:{s:O,s:O,s:O}}]", "channel_id", cid, "message_id",
-                  message_id ? message_id : json_null(), "data", ev, "user", "id",
-                  json_object_get(s->user, "id"), "name", json_object_get(s->user, "name"), "role",
-                  role ? role : json_null());
+    const json_t *user = s->user->dict;
+    json_t *role = json_object_get(user, "role");
+    json_t *payload = json_pack("[{s:O,s:O,s:O,s:{s:O,s:O,s:O}}]", "channel_id", cid, "message_id",
+                                message_id ? message_id : json_null(), "data", ev, "user", "id",
+                                json_object_get(user, "id"), "name", json_object_get(user, "name"),
+                                "role", role ? role : json_null());
     const char *rooms[] = {room};
     sh_hub_target_t to = {.rooms = rooms, .nrooms = 1};
     sh_adapter_emit(app->adapter, app->nsp, &to, event, payload, NULL, 0);
@@ -469,7 +496,7 @@ static void handle_usage(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_ar
 {
     owui_session_t *s = session_of(sock);
     const char *model = json_string_value(json_object_get(first_arg_object(args), "model"));
-    if (!s->user_id || !model || !model[0])
+    if (!s->user || !model || !model[0])
         return;
     app->store->ops->usage_touch(app->store, model, sh_sio_socket_id(sock), owui_now(),
                                  on_usage_touched, app);
@@ -485,7 +512,7 @@ static void on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_args
     } else if (!strcmp(event, "join-channels")) {
         handle_join_channels(app, sock, args);
     } else if (!strcmp(event, "heartbeat")) {
-        if (s->user_id)
+        if (s->user)
             app->store->ops->session_touch(app->store, sh_sio_socket_id(sock), owui_now(), NULL,
                                            NULL);
     } else if (!strcmp(event, "usage")) {
@@ -510,15 +537,14 @@ static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
     owui_session_t *s = session_of(sock);
     if (!s)
         return;
-    if (s->user_id)
+    if (s->user)
         app->store->ops->session_remove(app->store, sh_sio_socket_id(sock), on_session_removed,
                                         app);
     sh_debug("openwebui: socket %s (%s) disconnected: %s", sh_sio_socket_id(sock),
-             s->user_id ? s->user_id : "anonymous", reason);
+             s->user ? s->user->id : "anonymous", reason);
     owui_sse_socket_gone(app, sock);
     sh_sio_socket_set_slot(sock, SH_SIO_SLOT_APP, NULL);
-    free(s->user_id);
-    json_decref(s->user);
+    user_release(app, s->user);
     free(s);
 }
 
@@ -559,7 +585,7 @@ static void touch_local(sh_sio_socket_t *sock, void *data)
 {
     owui_app_t *app = data;
     owui_session_t *s = session_of(sock);
-    if (s && s->user_id)
+    if (s && s->user)
         app->store->ops->session_touch(app->store, sh_sio_socket_id(sock), owui_now(), NULL, NULL);
 }
 
@@ -614,9 +640,9 @@ static void rewrite_local(sh_sio_socket_t *sock, void *data)
 {
     owui_app_t *app = data;
     owui_session_t *s = session_of(sock);
-    if (s && s->user_id)
-        app->store->ops->session_add(app->store, sh_sio_socket_id(sock), s->user, owui_now(), NULL,
-                                     NULL);
+    if (s && s->user)
+        app->store->ops->session_add(app->store, sh_sio_socket_id(sock), s->user->dict, owui_now(),
+                                     NULL, NULL);
 }
 
 /* After an outage (or a Redis restart that lost its data) this node writes
@@ -703,6 +729,7 @@ static void owui_destroy(void *p)
     sh_directory_free(app->dir);
     json_decref(app->last_user_ids);
     json_decref(app->last_models);
+    sh_map_release(&app->users);
     sh_app_origins_free(app->origins);
     free(app);
 }
@@ -714,6 +741,7 @@ static void *owui_create(sh_ctx_t *ctx, sh_buf_t *err)
     app->ctx = ctx;
     app->cfg = cfg;
     sh_list_init(&app->calls);
+    sh_map_borrow_keys(&app->users); /* keyed by the records' own ids */
     app->origins = sh_app_origins(cfg);
 
     char random_secret[SH_ID_LEN * 2 + 1];

@@ -20,6 +20,7 @@
 #include "auth/directory.h"
 #include "auth/token.h"
 #include "core/list.h"
+#include "core/map.h"
 #include "engineio/server.h"
 #include "hub/hub.h"
 #include "adapter/adapter.h"
@@ -30,11 +31,21 @@
 #include "store/lock.h"
 #include "store/store.h"
 
+/* An authenticated user as the directory described it. One record is
+ * shared by the sockets of that user whose dicts are equal (a user's
+ * tabs), so an idle socket does not carry a dict of its own. The dict is
+ * immutable; a user whose details change gets a new record, and the old
+ * one lives on while sockets that authenticated before hold it. */
+typedef struct owui_user {
+    unsigned refs;
+    json_t *dict;   /* the user dict, as in SESSION_POOL */
+    const char *id; /* dict["id"] */
+} owui_user_t;
+
 /* What the app knows of one of its sockets (in the socket's app slot). */
 typedef struct owui_session {
     sh_sio_socket_t *sock;
-    char *user_id; /* NULL until authenticated */
-    json_t *user;  /* the user dict, as in SESSION_POOL */
+    owui_user_t *user; /* a reference; NULL until authenticated */
 } owui_session_t;
 
 enum { OWUI_PRESENCE_USERS = 1, OWUI_PRESENCE_USAGE = 2 };
@@ -76,6 +87,9 @@ typedef struct owui_app {
     sh_timer_t presence_timer;
     json_t *last_user_ids;
     json_t *last_models;
+    /* User id -> the latest owui_user_t of that id (borrowed: a record
+     * leaves when its last socket does). */
+    sh_map_t users;
     /* This node refreshes its sessions' last_seen_at before the reaper
      * (which runs on one node) looks. */
     sh_timer_t refresh_timer;

@@ -362,11 +362,11 @@ static void api_call(sh_api_call_t *call, void *data)
     if (c->timeout_ms > 0)
         sh_timer_start(app->ctx->loop, &c->timer, (uint64_t)c->timeout_ms, on_call_timeout, c);
     if (s) {
-        if (!s->user_id) {
+        if (!s->user) {
             call_finish(c, 404, json_pack("{s:s}", "error", disconnected_msg));
             return;
         }
-        on_call_session(0, s->user, c);
+        on_call_session(0, s->user->dict, c);
         return;
     }
     if (!app->redis) {
@@ -464,8 +464,8 @@ static void collect_member(sh_sio_socket_t *sock, void *data)
     room_list_t *rl = data;
     json_array_append_new(rl->sids, json_string(sh_sio_socket_id(sock)));
     owui_session_t *s = sh_sio_socket_slot(sock, SH_SIO_SLOT_APP);
-    if (s && s->user_id)
-        json_object_set_new(rl->user_ids, s->user_id, json_true());
+    if (s && s->user)
+        json_object_set_new(rl->user_ids, s->user->id, json_true());
 }
 
 static void api_room(sh_api_call_t *call, void *data)

@@ -96,7 +96,24 @@ uint64_t sh_hash(const void *data, size_t n)
 
 /* ---- open addressing, linear probing, backward-shift deletion ---- */
 
-static size_t find_slot(const sh_map_t *m, const char *key, size_t keylen, uint64_t h)
+void sh_map_borrow_keys(sh_map_t *m)
+{
+    m->borrow_keys = true;
+}
+
+/* The hash a slot keeps: 32 bits index any table that fits in memory. */
+static uint32_t hash32(const char *key, size_t keylen)
+{
+    return (uint32_t)sh_hash(key, keylen);
+}
+
+static void free_key(const sh_map_t *m, const char *key)
+{
+    if (!m->borrow_keys)
+        free((char *)key);
+}
+
+static size_t find_slot(const sh_map_t *m, const char *key, size_t keylen, uint32_t h)
 {
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -127,7 +144,7 @@ void *sh_map_getn(const sh_map_t *m, const char *key, size_t keylen)
 {
     if (!m->count)
         return NULL;
-    size_t i = find_slot(m, key, keylen, sh_hash(key, keylen));
+    size_t i = find_slot(m, key, keylen, hash32(key, keylen));
     return m->slots[i].key ? m->slots[i].value : NULL;
 }
 
@@ -137,16 +154,18 @@ void *sh_map_setn(sh_map_t *m, const char *key, size_t keylen, void *value)
      * always exists (iteration relies on it). */
     if ((m->count + 1) * 4 > m->cap * 3)
         resize(m, m->cap ? m->cap * 2 : 16);
-    uint64_t h = sh_hash(key, keylen);
+    uint32_t h = hash32(key, keylen);
     size_t i = find_slot(m, key, keylen, h);
     sh_map_entry_t *e = &m->slots[i];
     if (e->key) {
         void *prev = e->value;
         e->value = value;
+        if (m->borrow_keys)
+            e->key = key; /* the new value's, valid as long as it is */
         return prev;
     }
-    e->key = sh_strndup(key, keylen);
-    e->keylen = keylen;
+    e->key = m->borrow_keys ? key : sh_strndup(key, keylen);
+    e->keylen = (uint32_t)keylen;
     e->hash = h;
     e->value = value;
     m->count++;
@@ -163,7 +182,7 @@ void *sh_map_set(sh_map_t *m, const char *key, void *value)
 static void remove_at(sh_map_t *m, size_t i)
 {
     size_t mask = m->cap - 1;
-    free(m->slots[i].key);
+    free_key(m, m->slots[i].key);
     m->slots[i].key = NULL;
     m->count--;
     size_t hole = i;
@@ -183,7 +202,7 @@ void *sh_map_deln(sh_map_t *m, const char *key, size_t keylen)
 {
     if (!m->count)
         return NULL;
-    size_t i = find_slot(m, key, keylen, sh_hash(key, keylen));
+    size_t i = find_slot(m, key, keylen, hash32(key, keylen));
     if (!m->slots[i].key)
         return NULL;
     void *value = m->slots[i].value;
@@ -199,9 +218,11 @@ void *sh_map_del(sh_map_t *m, const char *key)
 void sh_map_release(sh_map_t *m)
 {
     for (size_t i = 0; i < m->cap; i++)
-        free(m->slots[i].key);
+        free_key(m, m->slots[i].key);
     free(m->slots);
+    bool borrow = m->borrow_keys;
     memset(m, 0, sizeof(*m));
+    m->borrow_keys = borrow;
 }
 
 /* Iteration starts just after an empty slot and goes once around. Backward

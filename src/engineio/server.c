@@ -41,6 +41,19 @@ typedef struct eio_ws eio_ws_t;
 
 typedef enum { SESSION_OPEN, SESSION_CLOSED } session_state_t;
 
+/* What only a session that began on polling needs (it keeps it after an
+ * upgrade): sessions that begin on WebSocket or SSE, most idle ones, have
+ * no use for it. */
+typedef struct eio_polling {
+    sh_msgq_t queue;            /* polling output, and output held during an upgrade */
+    sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
+    sh_http_req_t *poll;        /* the held GET, if any */
+    sh_http_req_t *second_look; /* a GET that came during a probe, see below */
+    sh_timer_t look_timer;
+    eio_ws_t *probe; /* a WebSocket being probed for an upgrade */
+    bool probed;     /* "2probe" answered: polling now only gets noops */
+} eio_polling_t;
+
 /* How a session parts from its client. */
 typedef enum {
     PART_DROP,     /* client closed or error: queue dropped, a held poll gets a noop */
@@ -59,30 +72,26 @@ struct sh_eio_session {
     session_state_t state;
     int transport;
     void *data;
-    char peer[64];
-    sh_msgq_t queue;            /* polling output, and output held during an upgrade */
-    sh_msgq_t ctrl;             /* polling ping/pong/noop: they overtake a backlog */
-    sh_http_req_t *poll;        /* the held GET, if any */
-    sh_http_req_t *second_look; /* a GET that came during a probe, see below */
-    sh_timer_t look_timer;
+    eio_polling_t *pl; /* NULL unless the session began on polling */
     eio_ws_t *ws;      /* the WebSocket transport, once on it */
-    eio_ws_t *probe;   /* a WebSocket being probed for an upgrade */
-    bool probed;       /* "2probe" answered: polling now only gets noops */
     bool notify_close; /* on_close owed to the layer above */
     parting_t parting;
     const char *close_reason;
-    sh_timer_t ping_timer;
-    sh_timer_t pong_timer;
-    sh_timer_t upgrade_timer;
+    /* The next ping, then the deadline of its pong; on SSE the next
+     * keep-alive comment. */
+    sh_timer_t heartbeat;
+    /* The one deadline of the transport's current phase, never two at
+     * once: the upgrade probe's (polling, open), the wait for the close
+     * packet to be collected (polling, closed: lingering), or the grace
+     * period of an SSE session without a stream. */
+    sh_timer_t phase_timer;
     sh_defer_t end_defer;
     /* Closed by the server over polling with packets or the close packet
      * still owed to the client: reachable through srv->closing. */
     bool lingering;
-    sh_timer_t linger_timer;
-    /* SSE: the events and the stream (transport/sse.h); the grace timer
-     * runs while no stream is attached. */
+    /* SSE: the events and the stream (transport/sse.h). */
     sh_sse_t *sse;
-    sh_timer_t grace_timer;
+    char peer[]; /* the client's address, for logs */
 };
 
 /* The owner of one WebSocket connection: the server tracks all of them so
@@ -118,13 +127,21 @@ static void session_flush(sh_eio_session_t *s);
 
 /* ---- small helpers ---- */
 
+static void polling_free(eio_polling_t *pl)
+{
+    if (!pl)
+        return;
+    sh_msgq_release(&pl->queue);
+    sh_msgq_release(&pl->ctrl);
+    free(pl);
+}
+
 static void session_unref(sh_eio_session_t *s)
 {
     if (--s->refs > 0)
         return;
     sh_list_remove(&s->link);
-    sh_msgq_release(&s->queue);
-    sh_msgq_release(&s->ctrl);
+    polling_free(s->pl);
     sh_sse_free(s->sse);
     s->srv->ending--;
     free(s);
@@ -195,7 +212,7 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
         /* EventSource cannot pong: a comment keeps proxies from timing the
          * stream out and finds a dead peer at the write. */
         sh_sse_keepalive(s->sse);
-        sh_timer_start(loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+        sh_timer_start(loop, &s->heartbeat, s->srv->opts.ping_interval, on_ping_due, s);
         return;
     }
     sh_eio_send(s, sh_eio_msg_text(SH_EIO_PING, NULL, 0));
@@ -205,27 +222,32 @@ static void on_ping_due(sh_loop_t *loop, sh_timer_t *t)
      * ran: the client gets exactly ping_interval + ping_timeout, however
      * busy the loop. */
     if (s->state == SESSION_OPEN)
-        sh_timer_start_at(loop, &s->pong_timer, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
+        sh_timer_start_at(loop, &s->heartbeat, t->due + s->srv->opts.ping_timeout, on_pong_timeout,
                           s);
 }
 
+/* The next ping after ping_interval (any pong deadline is over). */
 static void schedule_ping(sh_eio_session_t *s)
 {
-    sh_timer_stop(s->srv->loop, &s->pong_timer);
-    sh_timer_start(s->srv->loop, &s->ping_timer, s->srv->opts.ping_interval, on_ping_due, s);
+    sh_timer_start(s->srv->loop, &s->heartbeat, s->srv->opts.ping_interval, on_ping_due, s);
 }
 
 /* ---- sessions ---- */
 
 static sh_eio_session_t *session_new(sh_eio_server_t *srv, int transport, const char *peer)
 {
-    sh_eio_session_t *s = sh_new0(sh_eio_session_t);
+    if (!peer)
+        peer = "?";
+    size_t peer_size = strlen(peer) + 1;
+    sh_eio_session_t *s = sh_calloc(1, sizeof(*s) + peer_size);
+    memcpy(s->peer, peer, peer_size);
     s->srv = srv;
     s->refs = 1;
     s->transport = transport;
+    if (transport == SH_EIO_TRANSPORT_POLLING)
+        s->pl = sh_new0(eio_polling_t);
     sh_random_id(s->sid);
     sh_list_insert_tail(&srv->all, &s->link);
-    snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "?");
     sh_map_set(&srv->sessions, s->sid, s);
     srv->stats.sessions_opened++;
     if (transport == SH_EIO_TRANSPORT_POLLING)
@@ -277,7 +299,7 @@ static void linger_end(sh_eio_session_t *s)
     if (!s->lingering)
         return;
     s->lingering = false;
-    sh_timer_stop(s->srv->loop, &s->linger_timer);
+    sh_timer_stop(s->srv->loop, &s->phase_timer);
     sh_map_del(&s->srv->closing, s->sid);
     session_unref(s); /* may free s */
 }
@@ -297,7 +319,7 @@ static void linger_start(sh_eio_session_t *s)
     s->lingering = true;
     s->refs++;
     sh_map_set(&srv->closing, s->sid, s);
-    sh_timer_start(srv->loop, &s->linger_timer, srv->opts.ping_interval + srv->opts.ping_timeout,
+    sh_timer_start(srv->loop, &s->phase_timer, srv->opts.ping_interval + srv->opts.ping_timeout,
                    on_linger_timeout, s);
 }
 
@@ -322,18 +344,20 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
         srv->stats.sse--;
     else
         srv->stats.websocket--;
-    sh_timer_stop(srv->loop, &s->grace_timer);
+    /* No probe, no grace period: the session is over (a polling one may
+     * linger below, on this timer). */
+    sh_timer_stop(srv->loop, &s->phase_timer);
     /* The stream writes what a server close or shutdown left queued (the
      * DISCONNECT, say), then ends; EventSource comes back by itself and
      * finds a new session (with a reset). */
     if (s->sse)
         sh_sse_end(s->sse, parting != PART_DROP);
-    sh_timer_stop(srv->loop, &s->ping_timer);
-    sh_timer_stop(srv->loop, &s->pong_timer);
-    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_timer_stop(srv->loop, &s->heartbeat);
     sh_debug("eio %s: closed (%s)", s->sid, reason);
-    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
-    s->probe = NULL;
+    if (s->pl) {
+        detach_ws(s->pl->probe, SH_WS_CLOSE_NORMAL, "");
+        s->pl->probe = NULL;
+    }
     if (s->ws) {
         if (parting == PART_CLOSE)
             sh_ws_conn_send(s->ws->conn, sh_eio_msg_text(SH_EIO_CLOSE, NULL, 0));
@@ -347,13 +371,15 @@ static void session_end(sh_eio_session_t *s, const char *reason, parting_t parti
      * (the close packet after queued packets, or everything when no GET
      * is held) waits for the next one. */
     if (parting == PART_CLOSE && s->transport == SH_EIO_TRANSPORT_POLLING &&
-        (!s->poll || s->queue.count))
+        (!s->pl->poll || s->pl->queue.count))
         linger_start(s);
-    if (s->poll)
-        sh_http_req_resume(s->poll);
-    sh_timer_stop(srv->loop, &s->look_timer);
-    if (s->second_look)
-        sh_http_req_resume(s->second_look);
+    if (s->pl) {
+        if (s->pl->poll)
+            sh_http_req_resume(s->pl->poll);
+        sh_timer_stop(srv->loop, &s->pl->look_timer);
+        if (s->pl->second_look)
+            sh_http_req_resume(s->pl->second_look);
+    }
     sh_defer_schedule(srv->loop, &s->end_defer, on_end_defer, s);
 }
 
@@ -391,8 +417,12 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
         }
         return rc == -ENOBUFS ? 0 : rc;
     }
-    sh_msgq_push(is_control(m) ? &s->ctrl : &s->queue, m);
-    size_t queued = s->queue.bytes + s->ctrl.bytes;
+    if (!s->pl) {
+        sh_msg_unref(m); /* a WebSocket session whose socket is gone */
+        return -EPIPE;
+    }
+    sh_msgq_push(is_control(m) ? &s->pl->ctrl : &s->pl->queue, m);
+    size_t queued = s->pl->queue.bytes + s->pl->ctrl.bytes;
     if (s->srv->opts.output_limit && queued > s->srv->opts.output_limit) {
         sh_warn("eio %s: client is not reading: %zu bytes queued, past the %zu byte limit; "
                 "dropping it",
@@ -413,8 +443,8 @@ void sh_eio_close(sh_eio_session_t *s)
 /* Wakes the held GET when there is something for it. */
 static void session_flush(sh_eio_session_t *s)
 {
-    if (s->poll && (s->queue.count || s->ctrl.count || s->probed))
-        sh_http_req_resume(s->poll);
+    if (s->pl && s->pl->poll && (s->pl->queue.count || s->pl->ctrl.count || s->pl->probed))
+        sh_http_req_resume(s->pl->poll);
 }
 
 const char *sh_eio_session_sid(const sh_eio_session_t *s)
@@ -481,11 +511,25 @@ static bool handle_packet(sh_eio_session_t *s, const sh_eio_packet_t *p)
 
 /* ---- polling ---- */
 
+/* An upgraded session drops its polling state once no GET of it is held
+ * any longer (those are answered from it). */
+static void polling_release_if_done(sh_eio_session_t *s)
+{
+    eio_polling_t *pl = s->pl;
+    if (!pl || s->transport != SH_EIO_TRANSPORT_WEBSOCKET || pl->poll || pl->second_look ||
+        pl->probe)
+        return;
+    sh_timer_stop(s->srv->loop, &pl->look_timer);
+    polling_free(pl);
+    s->pl = NULL;
+}
+
 static void on_poll_done(sh_http_req_t *req, void *owner)
 {
     sh_eio_session_t *s = owner;
-    if (s->poll == req)
-        s->poll = NULL;
+    if (s->pl->poll == req)
+        s->pl->poll = NULL;
+    polling_release_if_done(s);
     session_unref(s);
 }
 
@@ -499,7 +543,7 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
         /* Queued packets first, the close packet in a response of its own
          * (see linger_start); the session lingers until then. */
         sh_msg_t *m;
-        while (n < MAX_POLL_PACKETS && (m = sh_msgq_pop(&s->queue)))
+        while (n < MAX_POLL_PACKETS && (m = sh_msgq_pop(&s->pl->queue)))
             msgs[n++] = m;
         if (n > 0) {
             linger_start(s);
@@ -514,19 +558,20 @@ static void answer_poll(sh_eio_session_t *s, sh_http_req_t *req)
     }
     /* Upgrading: end this poll so the client can switch (Node sends noops
      * while the probe runs); data waits for the WebSocket. */
-    bool upgrading = !closed && (s->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
+    bool upgrading = !closed && (s->pl->probed || s->transport != SH_EIO_TRANSPORT_POLLING);
     /* A shutdown still delivers what was queued before it, then a noop.
      * After a client close or an error the queue is dropped. */
     bool drain = closed ? s->parting != PART_DROP : !upgrading;
     size_t room = MAX_POLL_PACKETS - (closed ? 1 : 0);
     sh_msg_t *m;
-    while (!closed && n < room && (m = sh_msgq_pop(&s->ctrl)))
+    while (!closed && n < room && (m = sh_msgq_pop(&s->pl->ctrl)))
         msgs[n++] = m;
-    while (drain && n < room && (m = sh_msgq_pop(&s->queue)))
+    while (drain && n < room && (m = sh_msgq_pop(&s->pl->queue)))
         msgs[n++] = m;
     if (closed) {
-        if (s->queue.count)
-            sh_debug("eio %s: %zu packets queued at close not delivered", s->sid, s->queue.count);
+        if (s->pl->queue.count)
+            sh_debug("eio %s: %zu packets queued at close not delivered", s->sid,
+                     s->pl->queue.count);
         msgs[n++] = sh_eio_msg_text(SH_EIO_NOOP, NULL, 0);
     } else if (n == 0) {
         /* Upgrading, or resumed with nothing left to say. */
@@ -542,16 +587,17 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
 static void on_second_look_done(sh_http_req_t *req, void *owner)
 {
     sh_eio_session_t *s = owner;
-    if (s->second_look == req)
-        s->second_look = NULL;
+    if (s->pl->second_look == req)
+        s->pl->second_look = NULL;
+    polling_release_if_done(s);
     session_unref(s);
 }
 
 static void on_look_timer(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
-    if (s->second_look)
-        sh_http_req_resume(s->second_look);
+    if (s->pl->second_look)
+        sh_http_req_resume(s->pl->second_look);
 }
 
 /* A GET that arrives while a WebSocket probe is attached but has not been
@@ -562,26 +608,27 @@ static void on_look_timer(sh_loop_t *loop, sh_timer_t *t)
  * follows what the client sent first (400 once upgraded). */
 static bool take_second_look(sh_eio_session_t *s, sh_http_req_t *req)
 {
-    if (!s->probe || s->probed || s->second_look || s->poll)
+    if (!s->pl->probe || s->pl->probed || s->pl->second_look || s->pl->poll)
         return false;
-    s->second_look = req;
+    s->pl->second_look = req;
     s->refs++;
     sh_http_req_set_owner(req, s, on_second_look_done);
     sh_http_req_suspend(req);
-    sh_timer_start(s->srv->loop, &s->look_timer, 0, on_look_timer, s);
+    sh_timer_start(s->srv->loop, &s->pl->look_timer, 0, on_look_timer, s);
     return true;
 }
 
 static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resumed)
 {
-    if (resumed && req == s->second_look) {
+    if (resumed && req == s->pl->second_look) {
         /* The second look: decide as for a new request. */
-        s->second_look = NULL;
+        s->pl->second_look = NULL;
         sh_http_req_set_owner(req, NULL, NULL);
         if (s->state == SESSION_OPEN && s->transport != SH_EIO_TRANSPORT_POLLING)
             respond_error(req, ERR_BAD_REQUEST);
         else
             handle_poll_get(s, req, false);
+        polling_release_if_done(s);
         session_unref(s);
         return;
     }
@@ -591,7 +638,7 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
     }
     if (take_second_look(s, req))
         return;
-    if (s->poll) {
+    if (s->pl->poll) {
         /* Two GETs at once: Node treats it as a transport error. The held
          * one gets the close packet, this one an error. */
         sh_debug("eio %s: overlapping GET", s->sid);
@@ -599,11 +646,11 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
         session_end(s, "transport error", PART_CLOSE);
         return;
     }
-    if (s->queue.count || s->ctrl.count || s->probed) {
+    if (s->pl->queue.count || s->pl->ctrl.count || s->pl->probed) {
         answer_poll(s, req);
         return;
     }
-    s->poll = req;
+    s->pl->poll = req;
     s->refs++;
     sh_http_req_set_owner(req, s, on_poll_done);
     sh_http_req_suspend(req);
@@ -699,10 +746,10 @@ static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, v
     eio_ws_t *w = owner;
     sh_eio_session_t *s = w->session;
     if (s) {
-        if (s->probe == w) {
-            s->probe = NULL;
-            s->probed = false;
-            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+        if (s->pl && s->pl->probe == w) {
+            s->pl->probe = NULL;
+            s->pl->probed = false;
+            sh_timer_stop(s->srv->loop, &s->phase_timer);
         } else if (s->ws == w) {
             s->ws = NULL;
             session_end(s, code == SH_WS_CLOSE_POLICY ? "transport error" : "transport close",
@@ -715,28 +762,33 @@ static void on_ws_close(sh_ws_conn_t *conn, uint16_t code, const char *reason, v
 static void finish_upgrade(sh_eio_session_t *s)
 {
     sh_eio_server_t *srv = s->srv;
-    eio_ws_t *w = s->probe;
-    s->probe = NULL;
-    s->probed = false;
+    eio_ws_t *w = s->pl->probe;
+    s->pl->probe = NULL;
+    s->pl->probed = false;
     s->ws = w;
     s->transport = SH_EIO_TRANSPORT_WEBSOCKET;
     srv->stats.polling--;
     srv->stats.websocket++;
     srv->stats.upgrades++;
-    sh_timer_stop(srv->loop, &s->upgrade_timer);
+    sh_timer_stop(srv->loop, &s->phase_timer);
     sh_debug("eio %s: upgraded to websocket", s->sid);
     /* End the held GET (noop) and move what waited onto the WebSocket. */
-    if (s->poll)
-        sh_http_req_resume(s->poll);
+    if (s->pl->poll)
+        sh_http_req_resume(s->pl->poll);
     sh_msg_t *m;
-    sh_msgq_move(&s->ctrl, &s->queue); /* one ordered stream from now on */
-    sh_msgq_move(&s->queue, &s->ctrl);
-    while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->queue))) {
+    sh_msgq_move(&s->pl->ctrl, &s->pl->queue); /* one ordered stream from now on */
+    sh_msgq_move(&s->pl->queue, &s->pl->ctrl);
+    while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->pl->queue))) {
         if (sh_ws_conn_send(w->conn, m) == -ENOBUFS) {
             srv->stats.slow_dropped++;
             session_end(s, "transport error", PART_DROP);
         }
     }
+    /* Polling is over: its state goes now, or once the held GET has its
+     * answer (it finds the queues empty either way). */
+    sh_msgq_release(&s->pl->queue);
+    sh_msgq_release(&s->pl->ctrl);
+    polling_release_if_done(s);
 }
 
 static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool binary,
@@ -751,29 +803,29 @@ static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool
         p = (sh_eio_packet_t){.type = SH_EIO_MESSAGE, .binary = true, .data = data, .len = len};
     } else if (sh_eio_packet_decode_text(data, len, &p) < 0) {
         sh_debug("eio %s: malformed packet on websocket", s->sid);
-        if (s->probe == w) {
+        if (s->pl && s->pl->probe == w) {
             detach_ws(w, SH_WS_CLOSE_NORMAL, "");
-            s->probe = NULL;
-            s->probed = false;
+            s->pl->probe = NULL;
+            s->pl->probed = false;
             return;
         }
         session_end(s, "parse error", PART_DROP);
         return;
     }
-    if (s->probe == w) {
+    if (s->pl && s->pl->probe == w) {
         /* The upgrade handshake: "2probe" -> "3probe", then "5". */
         if (p.type == SH_EIO_PING && p.len == 5 && !memcmp(p.data, "probe", 5)) {
             sh_ws_conn_send(conn, sh_eio_msg_text(SH_EIO_PONG, "probe", 5));
-            s->probed = true;
+            s->pl->probed = true;
             session_flush(s);
-        } else if (p.type == SH_EIO_UPGRADE && s->probed) {
+        } else if (p.type == SH_EIO_UPGRADE && s->pl->probed) {
             finish_upgrade(s);
         } else {
             sh_debug("eio %s: unexpected packet during upgrade; dropping the probe", s->sid);
             detach_ws(w, SH_WS_CLOSE_NORMAL, "");
-            s->probe = NULL;
-            s->probed = false;
-            sh_timer_stop(s->srv->loop, &s->upgrade_timer);
+            s->pl->probe = NULL;
+            s->pl->probed = false;
+            sh_timer_stop(s->srv->loop, &s->phase_timer);
             session_flush(s);
         }
         return;
@@ -790,9 +842,9 @@ static void on_upgrade_timeout(sh_loop_t *loop, sh_timer_t *t)
 {
     sh_eio_session_t *s = t->data;
     sh_debug("eio %s: upgrade timed out", s->sid);
-    detach_ws(s->probe, SH_WS_CLOSE_NORMAL, "");
-    s->probe = NULL;
-    s->probed = false;
+    detach_ws(s->pl->probe, SH_WS_CLOSE_NORMAL, "");
+    s->pl->probe = NULL;
+    s->pl->probed = false;
     session_flush(s);
 }
 
@@ -821,13 +873,13 @@ static void on_upgraded(int fd, const char *extra, size_t extra_len, void *data)
     w->conn = sh_ws_conn_new(srv->loop, fd, extra, extra_len, &srv->ws_opts, &ws_handler, w);
     if (ctx->sid[0]) {
         sh_eio_session_t *s = sh_map_get(&srv->sessions, ctx->sid);
-        if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->probe) {
+        if (!s || s->transport != SH_EIO_TRANSPORT_POLLING || s->pl->probe) {
             /* The session ended, upgraded, or is probing another socket. */
             sh_ws_conn_close(w->conn, SH_WS_CLOSE_POLICY, "session gone");
         } else {
             w->session = s;
-            s->probe = w;
-            sh_timer_start(srv->loop, &s->upgrade_timer, srv->opts.upgrade_timeout,
+            s->pl->probe = w;
+            sh_timer_start(srv->loop, &s->phase_timer, srv->opts.upgrade_timeout,
                            on_upgrade_timeout, s);
         }
         free(ctx);
@@ -918,7 +970,7 @@ static void on_sse_detach(sh_sse_t *sse, void *data)
         return;
     sh_debug("eio %s: SSE stream dropped; grace %llu ms", s->sid,
              (unsigned long long)s->srv->opts.sse_grace);
-    sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+    sh_timer_start(s->srv->loop, &s->phase_timer, s->srv->opts.sse_grace, on_grace_over, s);
 }
 
 bool sh_eio_server_cors(sh_eio_server_t *srv, sh_http_req_t *req)
@@ -944,10 +996,10 @@ static int sse_attach(sh_eio_session_t *s, sh_http_req_t *req, const sh_sse_from
     if (sh_sse_attach(s->sse, req, from, &reset) < 0) {
         /* Any stream it had is gone too: the grace period starts. */
         sh_http_respond(req, 500, "text/plain", "stream failed\n", 14);
-        sh_timer_start(s->srv->loop, &s->grace_timer, s->srv->opts.sse_grace, on_grace_over, s);
+        sh_timer_start(s->srv->loop, &s->phase_timer, s->srv->opts.sse_grace, on_grace_over, s);
         return -EIO;
     }
-    sh_timer_stop(s->srv->loop, &s->grace_timer);
+    sh_timer_stop(s->srv->loop, &s->phase_timer);
     if (from->resume)
         sh_debug("eio %s: SSE stream resumed after %llu%s", s->sid,
                  (unsigned long long)from->after_seq, reset ? " (reset)" : "");
@@ -1083,7 +1135,7 @@ static void on_request(sh_http_req_t *req, void *data)
     /* A polling handshake: the open packet, plus whatever on_open sent. */
     s = session_new(srv, SH_EIO_TRANSPORT_POLLING, sh_http_req_peer(req));
     sh_debug("eio %s: open over polling from %s", s->sid, s->peer);
-    sh_msgq_push(&s->queue, open_packet(srv, s->sid, true));
+    sh_msgq_push(&s->pl->queue, open_packet(srv, s->sid, true));
     schedule_ping(s);
     s->refs++;
     if (srv->handler.on_open)
@@ -1110,6 +1162,9 @@ sh_eio_server_t *sh_eio_server_new(sh_loop_t *loop, sh_http_t *http, const sh_ei
     srv->data = data;
     sh_list_init(&srv->ws_conns);
     sh_list_init(&srv->all);
+    /* Keyed by the sessions' own sid fields. */
+    sh_map_borrow_keys(&srv->sessions);
+    sh_map_borrow_keys(&srv->closing);
     if (opts->origins && opts->origins[0] && strcmp(opts->origins[0], "*")) {
         size_t n = 0;
         while (opts->origins[n])
@@ -1181,20 +1236,18 @@ void sh_eio_server_free(sh_eio_server_t *srv)
             s->notify_close = false;
             srv->handler.on_close(s, "server shutting down", srv->data);
         }
-        sh_timer_stop(srv->loop, &s->ping_timer);
-        sh_timer_stop(srv->loop, &s->pong_timer);
-        sh_timer_stop(srv->loop, &s->upgrade_timer);
-        sh_timer_stop(srv->loop, &s->linger_timer);
-        sh_timer_stop(srv->loop, &s->grace_timer);
+        sh_timer_stop(srv->loop, &s->heartbeat);
+        sh_timer_stop(srv->loop, &s->phase_timer);
         sh_defer_cancel(srv->loop, &s->end_defer);
         sh_sse_free(s->sse);
-        if (s->poll)
-            sh_http_req_set_owner(s->poll, NULL, NULL);
-        if (s->second_look)
-            sh_http_req_set_owner(s->second_look, NULL, NULL);
-        sh_timer_stop(srv->loop, &s->look_timer);
-        sh_msgq_release(&s->queue);
-        sh_msgq_release(&s->ctrl);
+        if (s->pl) {
+            if (s->pl->poll)
+                sh_http_req_set_owner(s->pl->poll, NULL, NULL);
+            if (s->pl->second_look)
+                sh_http_req_set_owner(s->pl->second_look, NULL, NULL);
+            sh_timer_stop(srv->loop, &s->pl->look_timer);
+            polling_free(s->pl);
+        }
         free(s);
     }
     sh_list_foreach_safe (pos, tmp, &srv->ws_conns) {

@@ -16,12 +16,17 @@ typedef struct room {
     size_t count;
 } room_t;
 
+/* A socket's own room (named by its id, as in Node's adapter) is not a
+ * room_t: every socket is in one, alone, so it would cost each idle
+ * socket a room, a membership and a map entry. It is found through the
+ * Socket.IO server's id table instead, and left only by name. */
 typedef struct member {
     sh_list_t link; /* nsp->members */
     sh_sio_socket_t *sock;
     sh_hub_nsp_t *nsp;
-    sh_list_t memberships; /* membership_t.in_member */
+    sh_list_t memberships; /* membership_t.in_member: the other rooms */
     uint64_t mark;         /* last broadcast epoch that reached or skipped it */
+    bool left_own_room;
 } member_t;
 
 typedef struct membership {
@@ -37,7 +42,7 @@ struct sh_hub_nsp {
     char *name;
     sh_sio_nsp_handler_t app;
     void *app_data;
-    sh_map_t rooms; /* name -> room_t */
+    sh_map_t rooms; /* name -> room_t (own rooms aside) */
     sh_list_t members;
     size_t nmembers;
     uint64_t epoch;
@@ -55,6 +60,30 @@ static member_t *member_of(const sh_sio_socket_t *sock)
 }
 
 /* ---- membership ---- */
+
+static bool is_own_room(const member_t *m, const char *room)
+{
+    return !strcmp(room, sh_sio_socket_id(m->sock));
+}
+
+/* The member whose own room `room` is, if it is in it. */
+static member_t *own_room_member(const sh_hub_nsp_t *nsp, const char *room)
+{
+    sh_sio_socket_t *sock = sh_sio_server_socket(nsp->hub->sio, room);
+    member_t *m = sock ? member_of(sock) : NULL;
+    return m && m->nsp == nsp && !m->left_own_room ? m : NULL;
+}
+
+static void set_in_own_room(member_t *m, bool in)
+{
+    if (m->left_own_room != in)
+        return;
+    m->left_own_room = !in;
+    if (in)
+        m->nsp->hub->stats.rooms++;
+    else
+        m->nsp->hub->stats.rooms--;
+}
 
 static membership_t *find_membership(const member_t *m, const char *room)
 {
@@ -84,6 +113,10 @@ static void remove_membership(sh_hub_nsp_t *nsp, membership_t *ms)
 void sh_hub_join(sh_sio_socket_t *sock, const char *room)
 {
     member_t *m = member_of(sock);
+    if (m && is_own_room(m, room)) {
+        set_in_own_room(m, true);
+        return;
+    }
     if (!m || find_membership(m, room))
         return;
     sh_hub_nsp_t *nsp = m->nsp;
@@ -92,7 +125,7 @@ void sh_hub_join(sh_sio_socket_t *sock, const char *room)
         r = sh_new0(room_t);
         r->name = sh_strdup(room);
         sh_list_init(&r->members);
-        sh_map_set(&nsp->rooms, room, r);
+        sh_map_set(&nsp->rooms, r->name, r);
         nsp->hub->stats.rooms++;
     }
     membership_t *ms = sh_new0(membership_t);
@@ -108,6 +141,10 @@ void sh_hub_leave(sh_sio_socket_t *sock, const char *room)
     member_t *m = member_of(sock);
     if (!m)
         return;
+    if (is_own_room(m, room)) {
+        set_in_own_room(m, false);
+        return;
+    }
     membership_t *ms = find_membership(m, room);
     if (ms)
         remove_membership(m->nsp, ms);
@@ -116,18 +153,23 @@ void sh_hub_leave(sh_sio_socket_t *sock, const char *room)
 bool sh_hub_in_room(const sh_sio_socket_t *sock, const char *room)
 {
     const member_t *m = member_of(sock);
+    if (m && is_own_room(m, room))
+        return !m->left_own_room;
     return m && find_membership(m, room);
 }
 
 size_t sh_hub_room_size(const sh_hub_nsp_t *nsp, const char *room)
 {
     const room_t *r = sh_map_get(&nsp->rooms, room);
-    return r ? r->count : 0;
+    return (r ? r->count : 0) + (own_room_member(nsp, room) ? 1 : 0);
 }
 
 void sh_hub_room_foreach(sh_hub_nsp_t *nsp, const char *room,
                          void (*fn)(sh_sio_socket_t *sock, void *data), void *data)
 {
+    member_t *own = own_room_member(nsp, room);
+    if (own)
+        fn(own->sock, data);
     room_t *r = sh_map_get(&nsp->rooms, room);
     if (!r)
         return;
@@ -154,6 +196,8 @@ void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *roo
     const member_t *m = member_of(sock);
     if (!m)
         return;
+    if (!m->left_own_room)
+        fn(sh_sio_socket_id(sock), data);
     const sh_list_t *pos;
     for (pos = m->memberships.next; pos != &m->memberships; pos = pos->next)
         fn(sh_container_of(pos, membership_t, in_member)->room->name, data);
@@ -171,6 +215,9 @@ static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn
     size_t sent = 0;
     sh_list_t *pos, *p2;
     for (size_t i = 0; to && i < to->nexcept; i++) {
+        member_t *own = own_room_member(nsp, to->except[i]);
+        if (own)
+            own->mark = epoch;
         room_t *r = sh_map_get(&nsp->rooms, to->except[i]);
         if (!r)
             continue;
@@ -188,6 +235,12 @@ static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn
         }
     } else {
         for (size_t i = 0; i < to->nrooms; i++) {
+            member_t *own = own_room_member(nsp, to->rooms[i]);
+            if (own && own->mark != epoch) {
+                own->mark = epoch;
+                if (sh_sio_socket_send_msgs(own->sock, msgs, n) == 0)
+                    sent++;
+            }
             room_t *r = sh_map_get(&nsp->rooms, to->rooms[i]);
             if (!r)
                 continue;
@@ -281,6 +334,7 @@ static void hub_on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
     sh_list_init(&m->memberships);
     sh_list_insert_tail(&nsp->members, &m->link);
     nsp->nmembers++;
+    m->left_own_room = true; /* joined just below */
     sh_sio_socket_set_slot(sock, SH_SIO_SLOT_HUB, m);
     sh_hub_join(sock, sh_sio_socket_id(sock));
     if (nsp->app.on_connected)
@@ -297,6 +351,7 @@ static void hub_on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_
 
 static void member_free(member_t *m)
 {
+    set_in_own_room(m, false);
     while (!sh_list_empty(&m->memberships))
         remove_membership(m->nsp, sh_container_of(m->memberships.next, membership_t, in_member));
     sh_list_remove(&m->link);
@@ -340,6 +395,7 @@ sh_hub_nsp_t *sh_hub_add_nsp(sh_hub_t *hub, const char *name, const sh_sio_nsp_h
     nsp->app = *app;
     nsp->app_data = data;
     sh_list_init(&nsp->members);
+    sh_map_borrow_keys(&nsp->rooms); /* keyed by the rooms' own names */
     sh_list_insert_tail(&hub->nsps, &nsp->link);
     sh_sio_server_add_nsp(hub->sio, name, &hub_handler, nsp);
     return nsp;

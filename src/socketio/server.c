@@ -28,6 +28,17 @@ typedef struct pending_ack {
     void *data;
 } pending_ack_t;
 
+/* The acks a socket waits for; allocated with its first one (an idle
+ * socket has none). */
+typedef struct sock_acks {
+    sh_map_t acks; /* decimal id -> pending_ack_t */
+    int64_t next_ack_id;
+    /* Acks of sh_sio_socket_dispatch: decimal id -> pending_ack_t, ids
+     * from DISPATCH_ACK_BASE up, far from any id a client counts to. */
+    sh_map_t local_acks;
+    int64_t next_local_id;
+} sock_acks_t;
+
 struct sh_sio_socket {
     sh_list_t link; /* client->sockets */
     sio_client_t *client;
@@ -36,12 +47,7 @@ struct sh_sio_socket {
     bool connected;
     const char *close_reason;
     void *slots[2];
-    sh_map_t acks; /* decimal id -> pending_ack_t */
-    int64_t next_ack_id;
-    /* Acks of sh_sio_socket_dispatch: decimal id -> pending_ack_t, ids
-     * from DISPATCH_ACK_BASE up, far from any id a client counts to. */
-    sh_map_t local_acks;
-    int64_t next_local_id;
+    sock_acks_t *acks; /* NULL until the first ack is awaited */
     sh_defer_t end_defer;
 };
 
@@ -49,8 +55,9 @@ struct sio_client {
     sh_sio_server_t *srv;
     sh_eio_session_t *eio;
     sh_list_t sockets;
-    sh_sio_packet_t partial; /* a BINARY_* packet waiting for attachments */
-    bool has_partial;
+    /* A BINARY_* packet waiting for attachments, or NULL: allocated only
+     * then (a packet is 300 bytes; most clients never send binary). */
+    sh_sio_packet_t *partial;
     bool attached; /* sh_sio_server_attach: the client sends no packets */
     sh_timer_t connect_timer;
 };
@@ -105,10 +112,31 @@ static void free_ack_map(sh_map_t *acks)
     sh_map_release(acks);
 }
 
+static sock_acks_t *acks_of(sh_sio_socket_t *sock)
+{
+    if (!sock->acks) {
+        sock->acks = sh_new0(sock_acks_t);
+        sock->acks->next_local_id = DISPATCH_ACK_BASE;
+    }
+    return sock->acks;
+}
+
+/* Removes and returns the pending ack with decimal id `key` (from the
+ * dispatch acks when local), or NULL. */
+static pending_ack_t *take_ack(sh_sio_socket_t *sock, bool local, const char *key)
+{
+    if (!sock->acks)
+        return NULL;
+    return sh_map_del(local ? &sock->acks->local_acks : &sock->acks->acks, key);
+}
+
 static void socket_free(sh_sio_socket_t *sock)
 {
-    free_ack_map(&sock->acks);
-    free_ack_map(&sock->local_acks);
+    if (sock->acks) {
+        free_ack_map(&sock->acks->acks);
+        free_ack_map(&sock->acks->local_acks);
+        free(sock->acks);
+    }
     free(sock);
 }
 
@@ -131,8 +159,10 @@ static void fail_ack_map(sh_sio_socket_t *sock, sh_map_t *acks)
 
 static void fail_acks(sh_sio_socket_t *sock)
 {
-    fail_ack_map(sock, &sock->acks);
-    fail_ack_map(sock, &sock->local_acks);
+    if (!sock->acks)
+        return;
+    fail_ack_map(sock, &sock->acks->acks);
+    fail_ack_map(sock, &sock->acks->local_acks);
 }
 
 static void on_socket_end(sh_loop_t *loop, sh_defer_t *d)
@@ -208,7 +238,7 @@ int sh_sio_socket_emit(sh_sio_socket_t *sock, const char *event, json_t *args,
         return -ENOTSUP; /* its client sends nothing, acks included */
     int64_t id = -1;
     if (cb)
-        id = sock->next_ack_id++;
+        id = acks_of(sock)->next_ack_id++;
     json_t *data = sh_sio_event_array(event, args);
     int rc = send_packet(sock, SH_SIO_EVENT, id, data, bins, nbins);
     json_decref(data);
@@ -220,7 +250,7 @@ int sh_sio_socket_emit(sh_sio_socket_t *sock, const char *event, json_t *args,
         pending_ack_t *p = sh_new0(pending_ack_t);
         p->cb = cb;
         p->data = cb_data;
-        sh_map_set(&sock->acks, key, p);
+        sh_map_set(&acks_of(sock)->acks, key, p);
     }
     if (ack_id_out)
         *ack_id_out = id;
@@ -237,7 +267,7 @@ int sh_sio_socket_ack(sh_sio_socket_t *sock, int64_t id, json_t *args, sh_msg_t 
         args = empty = json_array();
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)id);
-    pending_ack_t *local = id >= DISPATCH_ACK_BASE ? sh_map_del(&sock->local_acks, key) : NULL;
+    pending_ack_t *local = id >= DISPATCH_ACK_BASE ? take_ack(sock, true, key) : NULL;
     if (local) {
         /* A dispatched event's answer: to its callback, not the wire. */
         sh_sio_args_t a = {.args = args, .bins = bins, .nbins = nbins};
@@ -255,7 +285,7 @@ int sh_sio_socket_cancel_ack(sh_sio_socket_t *sock, int64_t id)
 {
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)id);
-    pending_ack_t *p = sh_map_del(&sock->acks, key);
+    pending_ack_t *p = take_ack(sock, false, key);
     if (!p)
         return -ENOENT;
     free(p);
@@ -360,7 +390,6 @@ static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
     sh_sio_socket_t *sock = sh_new0(sh_sio_socket_t);
     sock->client = client;
     sock->nsp = nsp;
-    sock->next_local_id = DISPATCH_ACK_BASE;
     sh_random_id(sock->id);
     json_t *error = NULL;
     if (nsp->handler.on_connect && nsp->handler.on_connect(sock, pkt->data, &error, nsp->data)) {
@@ -412,7 +441,7 @@ static void dispatch_ack(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
 {
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)pkt->id);
-    pending_ack_t *p = sh_map_del(&sock->acks, key);
+    pending_ack_t *p = take_ack(sock, false, key);
     if (!p) {
         sh_debug("sio: %s: ack %lld for nothing pending", sock->id, (long long)pkt->id);
         return;
@@ -461,15 +490,21 @@ static void handle_packet(sio_client_t *client, sh_sio_packet_t *pkt)
     }
 }
 
+static void drop_partial(sio_client_t *client)
+{
+    if (!client->partial)
+        return;
+    sh_sio_packet_release(client->partial);
+    free(client->partial);
+    client->partial = NULL;
+}
+
 static void parse_error(sio_client_t *client, const char *why)
 {
     client->srv->stats.parse_errors++;
     sh_info("sio: session %s from %s: malformed packet (%s); closing it",
             sh_eio_session_sid(client->eio), sh_eio_session_peer(client->eio), why);
-    if (client->has_partial) {
-        sh_sio_packet_release(&client->partial);
-        client->has_partial = false;
-    }
+    drop_partial(client);
     sh_eio_close(client->eio);
 }
 
@@ -502,26 +537,27 @@ static void on_eio_message(sh_eio_session_t *s, const char *msg, size_t len, boo
 {
     sio_client_t *client = sh_eio_session_data(s);
     if (binary) {
-        if (!client->has_partial) {
+        if (!client->partial) {
             parse_error(client, "unexpected binary attachment");
             return;
         }
         sh_msg_t *att = sh_msg_new(msg, len, true);
-        int rc = sh_sio_packet_add_attachment(&client->partial, att);
+        int rc = sh_sio_packet_add_attachment(client->partial, att);
         sh_msg_unref(att);
         if (rc < 0) {
             parse_error(client, "too many attachments");
             return;
         }
         if (rc == 1) {
-            sh_sio_packet_t pkt = client->partial;
-            client->has_partial = false;
+            sh_sio_packet_t pkt = *client->partial;
+            free(client->partial);
+            client->partial = NULL;
             handle_packet(client, &pkt);
             sh_sio_packet_release(&pkt);
         }
         return;
     }
-    if (client->has_partial) {
+    if (client->partial) {
         parse_error(client, "text packet while attachments were due");
         return;
     }
@@ -532,8 +568,7 @@ static void on_eio_message(sh_eio_session_t *s, const char *msg, size_t len, boo
         return;
     }
     if (!sh_sio_packet_complete(&pkt)) {
-        client->partial = pkt;
-        client->has_partial = true;
+        client->partial = sh_memdup(&pkt, sizeof(pkt));
         return;
     }
     handle_packet(client, &pkt);
@@ -547,8 +582,7 @@ static void on_eio_close(sh_eio_session_t *s, const char *reason, void *data)
         return;
     sh_sio_server_t *srv = client->srv;
     sh_timer_stop(srv->loop, &client->connect_timer);
-    if (client->has_partial)
-        sh_sio_packet_release(&client->partial);
+    drop_partial(client);
     /* Sockets end now, in this callback (the session is going away), not
      * deferred: their handlers may still read the session. */
     sh_list_t *pos, *tmp;
@@ -596,6 +630,7 @@ sh_sio_server_t *sh_sio_server_new(sh_loop_t *loop, const sh_sio_options_t *opts
     srv->opts = *opts;
     sh_list_init(&srv->nsps);
     sh_list_init(&srv->ending);
+    sh_map_borrow_keys(&srv->sockets); /* keyed by the sockets' own ids */
     return srv;
 }
 
@@ -646,13 +681,13 @@ int sh_sio_socket_dispatch(sh_sio_socket_t *sock, const char *event, json_t *arg
         return -EPIPE;
     int64_t id = -1;
     if (cb) {
-        id = sock->next_local_id++;
+        id = acks_of(sock)->next_local_id++;
         char key[24];
         snprintf(key, sizeof(key), "%lld", (long long)id);
         pending_ack_t *p = sh_new0(pending_ack_t);
         p->cb = cb;
         p->data = cb_data;
-        sh_map_set(&sock->local_acks, key, p);
+        sh_map_set(&acks_of(sock)->local_acks, key, p);
     }
     if (ack_id_out)
         *ack_id_out = id;
@@ -669,7 +704,7 @@ int sh_sio_socket_cancel_dispatch(sh_sio_socket_t *sock, int64_t id)
 {
     char key[24];
     snprintf(key, sizeof(key), "%lld", (long long)id);
-    pending_ack_t *p = sh_map_del(&sock->local_acks, key);
+    pending_ack_t *p = take_ack(sock, true, key);
     if (!p)
         return -ENOENT;
     free(p);

@@ -33,11 +33,14 @@
 
 typedef struct mem_user mem_user_t;
 
+/* The user dict is immutable once stored and shared by reference between
+ * the sessions of one user whose dicts are equal (a user's tabs): with
+ * thousands of idle sessions a dict per session was most of their memory.
+ * "last_seen_at" is kept beside it and added to the copies handed out. */
 typedef struct mem_session {
     sh_list_t link; /* in mem_t.sessions */
     char *sid;
-    json_t *user;      /* owned copy of the user dict, with "last_seen_at" */
-    json_t *last_seen; /* user["last_seen_at"], an integer we own */
+    json_t *user; /* the user dict (a reference), without "last_seen_at" */
     int64_t last_seen_at;
     mem_user_t *owner;
 } mem_session_t;
@@ -162,7 +165,7 @@ static mem_user_t *user_get_or_add(mem_t *m, const char *id, bool *created)
     if (!u) {
         u = sh_new0(mem_user_t);
         u->id = sh_strdup(id);
-        sh_map_set(&m->user_map, id, u);
+        sh_map_set(&m->user_map, u->id, u);
         sh_list_insert_tail(&m->users, &u->link);
     }
     return u;
@@ -236,6 +239,29 @@ static bool usage_drop_sid(mem_t *m, const char *sid)
     return true;
 }
 
+/* The dict s stores for user: a reference to an equal one another session
+ * of the same user already holds, else a copy of its own. */
+static json_t *shared_dict(const mem_user_t *u, const mem_session_t *s, const json_t *user)
+{
+    for (size_t i = u->n; i-- > 0;) {
+        json_t *other = u->sessions[i]->user;
+        if (u->sessions[i] != s && other) {
+            if (other == user || json_equal(other, user))
+                return json_incref(other);
+            break; /* the latest dict differs: the user's details changed */
+        }
+    }
+    return json_deep_copy(user);
+}
+
+/* What SESSION_POOL[sid] holds: the dict with its last_seen_at. */
+static json_t *session_dict(const mem_session_t *s)
+{
+    json_t *d = json_deep_copy(s->user);
+    json_object_set_new(d, "last_seen_at", json_integer(s->last_seen_at));
+    return d;
+}
+
 static void session_free(mem_session_t *s)
 {
     json_decref(s->user);
@@ -279,34 +305,25 @@ static int mem_session_add(sh_store_t *st, const char *sid, const json_t *user, 
     if (!key_ok(uid))
         return -EINVAL;
 
-    json_t *copy = json_deep_copy(user);
-    if (!copy)
-        return -ENOMEM;
-    /* Kept borrowed in the session so a touch updates it in place. */
-    json_t *seen = json_integer(now);
-    json_object_set_new(copy, "last_seen_at", seen);
-    /* The id the user list is keyed by, as stored in the copy. */
-    uid = json_string_value(json_object_get(copy, "id"));
-
     mem_session_t *s = sh_map_get(&m->session_map, sid);
     if (s) {
         /* A new login on a live sid (user-join after CONNECT): the dict is
          * replaced in place, so the sid keeps its place in SESSION_POOL. */
         json_decref(s->user);
+        s->user = NULL;
         if (strcmp(s->owner->id, uid) != 0)
             user_detach(m, s);
     } else {
         s = sh_new0(mem_session_t);
         s->sid = sh_strdup(sid);
-        sh_map_set(&m->session_map, sid, s);
+        sh_map_set(&m->session_map, s->sid, s);
         sh_list_insert_tail(&m->sessions, &s->link);
     }
-    s->user = copy;
-    s->last_seen = seen;
     s->last_seen_at = now;
     bool new_user = false;
     if (!s->owner)
         user_append(user_get_or_add(m, uid, &new_user), s);
+    s->user = shared_dict(s->owner, s, user);
     return complete(m, cb, data, cb ? json_pack("{s:b}", "new_user", new_user) : NULL);
 }
 
@@ -335,10 +352,8 @@ static int mem_session_touch(sh_store_t *st, const char *sid, int64_t now, sh_st
     if (!key_ok(sid))
         return -EINVAL;
     mem_session_t *s = sh_map_get(&m->session_map, sid);
-    if (s) {
+    if (s)
         s->last_seen_at = now;
-        json_integer_set(s->last_seen, now);
-    }
     return complete(m, cb, data, cb ? json_pack("{s:b}", "found", s != NULL) : NULL);
 }
 
@@ -353,7 +368,7 @@ static int mem_session_get(sh_store_t *st, const char *sid, sh_store_cb cb, void
         return 0;
     mem_session_t *s = sh_map_get(&m->session_map, sid);
     /* A copy: a touch issued before the callback runs must not show. */
-    return complete(m, cb, data, s ? json_deep_copy(s->user) : json_null());
+    return complete(m, cb, data, s ? session_dict(s) : json_null());
 }
 
 static json_t *user_sids(const mem_user_t *u)
@@ -405,7 +420,7 @@ static int mem_usage_touch(sh_store_t *st, const char *model, const char *sid, i
         mm = sh_new0(mem_model_t);
         mm->id = sh_strdup(model);
         sh_list_init(&mm->uses);
-        sh_map_set(&m->model_map, model, mm);
+        sh_map_set(&m->model_map, mm->id, mm);
         sh_list_insert_tail(&m->models, &mm->link);
     }
     mem_sid_usage_t *owner = sh_map_get(&m->usage_map, sid);
@@ -413,7 +428,7 @@ static int mem_usage_touch(sh_store_t *st, const char *model, const char *sid, i
         owner = sh_new0(mem_sid_usage_t);
         owner->sid = sh_strdup(sid);
         sh_list_init(&owner->uses);
-        sh_map_set(&m->usage_map, sid, owner);
+        sh_map_set(&m->usage_map, owner->sid, owner);
     }
     /* A sid uses one model or a few: scanning its own list beats a map per
      * model. */
@@ -510,7 +525,7 @@ static int mem_snapshot(sh_store_t *st, sh_store_cb cb, void *data)
     sh_list_t *pos, *tmp, *upos, *utmp;
     sh_list_foreach_safe (pos, tmp, &m->sessions) {
         mem_session_t *s = sh_container_of(pos, mem_session_t, link);
-        json_object_set_new(sp, s->sid, json_deep_copy(s->user));
+        json_object_set_new(sp, s->sid, session_dict(s));
     }
     sh_list_foreach_safe (pos, tmp, &m->users) {
         mem_user_t *u = sh_container_of(pos, mem_user_t, link);
@@ -619,5 +634,10 @@ sh_store_t *sh_store_memory_new(sh_loop_t *loop)
     sh_list_init(&m->sessions);
     sh_list_init(&m->users);
     sh_list_init(&m->models);
+    /* Every map is keyed by a string its value owns. */
+    sh_map_borrow_keys(&m->session_map);
+    sh_map_borrow_keys(&m->user_map);
+    sh_map_borrow_keys(&m->model_map);
+    sh_map_borrow_keys(&m->usage_map);
     return &m->base;
 }

@@ -31,32 +31,57 @@ typedef enum {
     WS_DEAD,    /* socket closed; waiting for the reap */
 } ws_state_t;
 
+/* Most connections are idle most of the time, so what an idle one holds
+ * is kept small: no read buffer, no output ring, no close reason until
+ * they are needed (each is allocated when used and freed when done). */
 struct sh_ws_conn {
     sh_loop_t *loop;
     int fd;
-    sh_io_t io;
     ws_state_t state;
-    sh_ws_options_t opts;
+    sh_io_t io;
     const sh_ws_handler_t *handler;
     void *owner;
+    /* the options that matter after set-up (max_message is the reader's) */
+    size_t output_limit;
+    sh_ws_stats_t *stats;
+    uint32_t close_linger;
+    uint16_t close_code;
     bool destroyed; /* owner asked for no callback */
     bool close_received;
+    bool reading_stopped;
+    char *close_reason; /* NULL: none */
     /* input */
     sh_ws_reader_t reader;
     sh_buf_t rbuf;
-    bool reading_stopped;
-    /* output: a ring of frames */
+    /* output: a ring of frames, freed when drained */
     out_frame_t *out;
-    size_t out_cap, out_head, out_count;
+    uint32_t out_cap, out_head, out_count;
     size_t out_bytes;
-    /* deferred work */
+    /* deferred work: the flush, and (one at a time) the bytes that came
+     * with the handshake, then the reap */
     sh_defer_t flush_defer;
-    sh_defer_t input_defer;
-    sh_defer_t reap_defer;
+    sh_defer_t defer;
     sh_timer_t linger;
-    uint16_t close_code;
-    char close_reason[124];
 };
+
+/* The reason to report ("" when none). */
+static const char *close_reason(const sh_ws_conn_t *ws)
+{
+    return ws->close_reason ? ws->close_reason : "";
+}
+
+/* Records the code and reason on_close will report (at most 123 bytes of
+ * reason, what a close frame can carry). */
+static void set_close(sh_ws_conn_t *ws, uint16_t code, const char *reason, size_t len)
+{
+    ws->close_code = code;
+    if (reason == ws->close_reason)
+        return;
+    free(ws->close_reason);
+    ws->close_reason = NULL;
+    if (reason && len)
+        ws->close_reason = sh_strndup(reason, len < 123 ? len : 123);
+}
 
 static void flush_now(sh_ws_conn_t *ws);
 static void process_input(sh_ws_conn_t *ws);
@@ -72,9 +97,8 @@ static void on_reap(sh_loop_t *loop, sh_defer_t *d)
 {
     sh_ws_conn_t *ws = d->data;
     if (!ws->destroyed && ws->handler && ws->handler->on_close)
-        ws->handler->on_close(ws, ws->close_code, ws->close_reason, ws->owner);
+        ws->handler->on_close(ws, ws->close_code, close_reason(ws), ws->owner);
     sh_defer_cancel(loop, &ws->flush_defer);
-    sh_defer_cancel(loop, &ws->input_defer);
     sh_timer_stop(loop, &ws->linger);
     while (ws->out_count) {
         sh_msg_unref(out_at(ws, 0)->m);
@@ -84,6 +108,7 @@ static void on_reap(sh_loop_t *loop, sh_defer_t *d)
     free(ws->out);
     sh_ws_reader_release(&ws->reader);
     sh_buf_release(&ws->rbuf);
+    free(ws->close_reason);
     free(ws);
 }
 
@@ -92,18 +117,16 @@ static void finish(sh_ws_conn_t *ws, uint16_t code, const char *reason)
 {
     if (ws->state == WS_DEAD)
         return;
-    if (ws->state == WS_OPEN || !ws->close_code) {
-        ws->close_code = code;
-        snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
-    }
+    if (ws->state == WS_OPEN || !ws->close_code)
+        set_close(ws, code, reason, reason ? strlen(reason) : 0);
     ws->state = WS_DEAD;
     sh_io_stop(ws->loop, &ws->io);
     close(ws->fd);
     ws->fd = -1;
     sh_timer_stop(ws->loop, &ws->linger);
     sh_defer_cancel(ws->loop, &ws->flush_defer);
-    sh_defer_cancel(ws->loop, &ws->input_defer);
-    sh_defer_schedule(ws->loop, &ws->reap_defer, on_reap, ws);
+    sh_defer_cancel(ws->loop, &ws->defer); /* input not yet processed */
+    sh_defer_schedule(ws->loop, &ws->defer, on_reap, ws);
 }
 
 static void on_linger(sh_loop_t *loop, sh_timer_t *t)
@@ -127,9 +150,9 @@ static void schedule_flush(sh_ws_conn_t *ws)
 static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
 {
     if (ws->out_count == ws->out_cap) {
-        size_t cap = ws->out_cap ? ws->out_cap * 2 : 8;
+        uint32_t cap = ws->out_cap ? ws->out_cap * 2 : 8;
         out_frame_t *ring = sh_malloc(cap * sizeof(*ring));
-        for (size_t i = 0; i < ws->out_count; i++)
+        for (uint32_t i = 0; i < ws->out_count; i++)
             ring[i] = *out_at(ws, i);
         free(ws->out);
         ws->out = ring;
@@ -142,8 +165,8 @@ static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
     f->sent = 0;
     ws->out_count++;
     ws->out_bytes += f->hlen + m->len;
-    if (ws->opts.stats)
-        ws->opts.stats->frames_out++;
+    if (ws->stats)
+        ws->stats->frames_out++;
     schedule_flush(ws);
 }
 
@@ -153,8 +176,7 @@ static void queue_close_frame(sh_ws_conn_t *ws, uint16_t code, const char *reaso
     size_t n = sh_ws_close_payload(body, code, reason);
     push_frame(ws, SH_WS_OP_CLOSE, sh_msg_new(body, n, true));
     ws->state = WS_CLOSING;
-    ws->close_code = code ? code : SH_WS_CLOSE_NO_STATUS;
-    snprintf(ws->close_reason, sizeof(ws->close_reason), "%s", reason ? reason : "");
+    set_close(ws, code ? code : SH_WS_CLOSE_NO_STATUS, reason, reason ? strlen(reason) : 0);
 }
 
 static void update_watch(sh_ws_conn_t *ws)
@@ -207,8 +229,8 @@ static void flush_now(sh_ws_conn_t *ws)
             finish(ws, 1006, strerror(errno));
             return;
         }
-        if (ws->opts.stats)
-            ws->opts.stats->bytes_out += (uint64_t)w;
+        if (ws->stats)
+            ws->stats->bytes_out += (uint64_t)w;
         size_t left = (size_t)w;
         while (left && ws->out_count) {
             out_frame_t *f = out_at(ws, 0);
@@ -227,6 +249,12 @@ static void flush_now(sh_ws_conn_t *ws)
             ws->out_count--;
         }
     }
+    if (!ws->out_count && ws->out) {
+        /* Drained: an idle connection keeps no ring (8 frames, 256 bytes). */
+        free(ws->out);
+        ws->out = NULL;
+        ws->out_cap = ws->out_head = 0;
+    }
     if (ws->state == WS_CLOSING && !ws->out_count) {
         /* Our close frame is out. If the peer's close already came the
          * handshake is done; else give it close_linger to answer. */
@@ -235,7 +263,7 @@ static void flush_now(sh_ws_conn_t *ws)
             return;
         }
         if (!sh_timer_active(&ws->linger))
-            sh_timer_start(ws->loop, &ws->linger, ws->opts.close_linger, on_linger, ws);
+            sh_timer_start(ws->loop, &ws->linger, ws->close_linger, on_linger, ws);
     }
     update_watch(ws);
 }
@@ -247,12 +275,12 @@ int sh_ws_conn_send(sh_ws_conn_t *ws, sh_msg_t *m)
         return -EPIPE;
     }
     push_frame(ws, m->binary ? SH_WS_OP_BINARY : SH_WS_OP_TEXT, m);
-    if (ws->opts.output_limit && ws->out_bytes > ws->opts.output_limit) {
-        if (ws->opts.stats)
-            ws->opts.stats->slow_dropped++;
+    if (ws->output_limit && ws->out_bytes > ws->output_limit) {
+        if (ws->stats)
+            ws->stats->slow_dropped++;
         sh_warn("ws: fd %d: peer is not reading: %zu bytes queued, past the %zu byte limit; "
                 "dropping it",
-                ws->fd, ws->out_bytes, ws->opts.output_limit);
+                ws->fd, ws->out_bytes, ws->output_limit);
         finish(ws, SH_WS_CLOSE_POLICY, "output queue limit");
         return -ENOBUFS;
     }
@@ -316,8 +344,8 @@ static void process_input(sh_ws_conn_t *ws)
             protocol_error(ws, code, why);
             return;
         }
-        if (ws->opts.stats)
-            ws->opts.stats->frames_in++;
+        if (ws->stats)
+            ws->stats->frames_in++;
         switch (ev.type) {
         case SH_WS_EV_TEXT:
         case SH_WS_EV_BINARY:
@@ -338,9 +366,7 @@ static void process_input(sh_ws_conn_t *ws)
                 /* Echo the peer's code, then close once it is flushed. */
                 uint16_t echo = ev.close_code == SH_WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
                 queue_close_frame(ws, echo, "");
-                ws->close_code = ev.close_code;
-                snprintf(ws->close_reason, sizeof(ws->close_reason), "%.*s",
-                         (int)(ev.len < 123 ? ev.len : 123), ev.data ? ev.data : "");
+                set_close(ws, ev.close_code, ev.data, ev.len);
             } else if (!ws->out_count) {
                 finish(ws, ws->close_code, ws->close_reason);
                 return;
@@ -385,8 +411,8 @@ static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
         ssize_t n = read(ws->fd, w, READ_CHUNK);
         if (n > 0) {
             sh_buf_commit(&ws->rbuf, (size_t)n);
-            if (ws->opts.stats)
-                ws->opts.stats->bytes_in += (uint64_t)n;
+            if (ws->stats)
+                ws->stats->bytes_in += (uint64_t)n;
             process_input(ws);
             if (ws->state == WS_DEAD || ws->reading_stopped)
                 return;
@@ -416,9 +442,11 @@ sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t 
     sh_ws_conn_t *ws = sh_new0(sh_ws_conn_t);
     ws->loop = loop;
     ws->fd = fd;
-    ws->opts = *opts;
-    if (!ws->opts.close_linger)
-        ws->opts.close_linger = 1000;
+    ws->output_limit = opts->output_limit;
+    ws->stats = opts->stats;
+    ws->close_linger = !opts->close_linger               ? 1000
+                       : opts->close_linger > UINT32_MAX ? UINT32_MAX
+                                                         : (uint32_t)opts->close_linger;
     ws->handler = handler;
     ws->owner = owner;
     ws->flush_defer.data = ws;
@@ -432,7 +460,7 @@ sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t 
     }
     if (extra_len) {
         sh_buf_append(&ws->rbuf, extra, extra_len);
-        sh_defer_schedule(loop, &ws->input_defer, on_input_defer, ws);
+        sh_defer_schedule(loop, &ws->defer, on_input_defer, ws);
     }
     return ws;
 }

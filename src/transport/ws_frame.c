@@ -222,12 +222,13 @@ static bool close_code_valid_on_wire(uint16_t code)
     return code >= 3000 && code <= 4999;
 }
 
-static int reader_control(sh_ws_reader_t *r, const sh_ws_frame_header_t *h, sh_ws_event_t *ev,
-                          uint16_t *close_code)
+/* payload: the frame's unmasked payload, where it lies in the input. */
+static int reader_control(sh_ws_reader_t *r, const sh_ws_frame_header_t *h, const uint8_t *payload,
+                          sh_ws_event_t *ev, uint16_t *close_code)
 {
     size_t n = (size_t)h->payload_len; /* <= 125, checked by the header */
 
-    ev->data = (const char *)r->control;
+    ev->data = (const char *)payload;
     ev->len = n;
     ev->close_code = 0;
     switch (h->opcode) {
@@ -247,13 +248,13 @@ static int reader_control(sh_ws_reader_t *r, const sh_ws_frame_header_t *h, sh_w
     }
     if (n == 1)
         return reader_fail(r, -EPROTO, SH_WS_CLOSE_PROTOCOL, close_code);
-    uint16_t code = (uint16_t)(r->control[0] << 8 | r->control[1]);
+    uint16_t code = (uint16_t)(payload[0] << 8 | payload[1]);
     if (!close_code_valid_on_wire(code))
         return reader_fail(r, -EPROTO, SH_WS_CLOSE_PROTOCOL, close_code);
-    if (!sh_utf8_valid(r->control + 2, n - 2))
+    if (!sh_utf8_valid(payload + 2, n - 2))
         return reader_fail(r, -EILSEQ, SH_WS_CLOSE_INVALID_DATA, close_code);
     ev->close_code = code;
-    ev->data = (const char *)r->control + 2;
+    ev->data = (const char *)payload + 2;
     ev->len = n - 2;
     return 1;
 }
@@ -312,12 +313,12 @@ int sh_ws_reader_next(sh_ws_reader_t *r, sh_buf_t *in, sh_ws_event_t *ev, uint16
         uint8_t *payload = (uint8_t *)in->data + in->off + h.header_len;
 
         if (control) {
-            if (plen)
-                memcpy(r->control, payload, plen);
+            /* Handed out where it lies, like a whole message: a reader
+             * keeps no buffer of its own for the pings of an idle peer. */
             if (h.masked)
-                sh_ws_unmask(r->control, plen, h.mask, 0);
-            sh_buf_consume(in, frame_len);
-            return reader_control(r, &h, ev, close_code);
+                sh_ws_unmask(payload, plen, h.mask, 0);
+            r->pending_consume = frame_len;
+            return reader_control(r, &h, payload, ev, close_code);
         }
 
         if (h.masked)

@@ -102,9 +102,9 @@ typedef struct sh_ws_reader {
     uint8_t message_opcode;
     bool in_message;
     bool message_done; /* message holds the last event's data: reset next call */
-    uint8_t control[125];
-    /* Bytes at the front of `in` that still back the last event (a message
-     * returned without copying); consumed at the start of the next call. */
+    /* Bytes at the front of `in` that still back the last event (a whole
+     * message or a control frame, returned without copying); consumed at
+     * the start of the next call. */
     size_t pending_consume;
     int error; /* sticky: once failed, every call returns it again */
     uint16_t error_code;
@@ -127,8 +127,9 @@ void sh_ws_reader_release(sh_ws_reader_t *r);
  *
  * A frame is taken only once it is whole in `in` (its header is checked,
  * including the size limit, as soon as the header is there, so nothing is
- * ever reserved for an announced length). An unfragmented message is
- * returned without a copy, pointing into `in`; the reader consumes its bytes
+ * ever reserved for an announced length). An unfragmented message or a
+ * control frame is returned without a copy, pointing into `in` (unmasked
+ * in place); the reader consumes its bytes
  * at the start of the next call. So between a call that returned 1 and the
  * next call, the caller must not change `in` (in particular not append to
  * it: that may move its bytes); after -EAGAIN it appends what it reads and

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/map.h"
 
 START_TEST(test_set_get_del)
@@ -97,6 +98,42 @@ START_TEST(test_iterate_and_remove_sees_each_once)
 }
 END_TEST
 
+/* A map with borrowed keys points at the caller's strings: no copies, a
+ * replacing set takes the new pointer, and nothing is freed with it. */
+START_TEST(test_borrowed_keys)
+{
+    sh_map_t m = SH_MAP_INIT;
+    sh_map_borrow_keys(&m);
+    char *k1 = sh_strdup("session-1");
+    char *k1b = sh_strdup("session-1");
+    char k2[] = "session-2";
+    sh_map_set(&m, k1, k1);
+    sh_map_set(&m, k2, k2);
+    ck_assert_ptr_eq(sh_map_get(&m, "session-1"), k1);
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &m);
+    sh_map_entry_t *e;
+    int n = 0;
+    while ((e = sh_map_iter_next(&it))) {
+        ck_assert_ptr_eq(e->key, e->value);
+        n++;
+    }
+    ck_assert_int_eq(n, 2);
+    /* Replaced: the entry now lives on the new value's key. */
+    ck_assert_ptr_eq(sh_map_set(&m, k1b, k1b), k1);
+    free(k1);
+    ck_assert_ptr_eq(sh_map_get(&m, "session-1"), k1b);
+    sh_map_iter_init(&it, &m);
+    while ((e = sh_map_iter_next(&it)))
+        ck_assert_ptr_eq(e->key, e->value);
+    ck_assert_ptr_eq(sh_map_del(&m, "session-2"), k2);
+    sh_map_release(&m);
+    ck_assert(m.borrow_keys);
+    ck_assert_str_eq(k1b, "session-1");
+    free(k1b);
+}
+END_TEST
+
 START_TEST(test_seed_changes_hash)
 {
     uint64_t h1 = sh_hash("room", 4);
@@ -115,6 +152,7 @@ int main(void)
     tcase_add_test(tc, test_set_get_del);
     tcase_add_test(tc, test_churn_matches_model);
     tcase_add_test(tc, test_iterate_and_remove_sees_each_once);
+    tcase_add_test(tc, test_borrowed_keys);
     tcase_add_test(tc, test_seed_changes_hash);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

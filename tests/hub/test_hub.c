@@ -225,6 +225,45 @@ START_TEST(test_join_leave_and_sid_room)
 }
 END_TEST
 
+/* A socket's own room is found by its id: another socket may join a room
+ * of that name too, and one who left its own room gets nothing sent
+ * there. */
+START_TEST(test_own_room_by_name)
+{
+    start();
+    sh_sio_socket_t *a = connect_client(0, NULL);
+    char auth[128];
+    snprintf(auth, sizeof(auth), "{\"rooms\":[\"%s\"]}", F.sids[0]);
+    sh_sio_socket_t *b = connect_client(1, auth);
+    ck_assert(sh_hub_in_room(b, F.sids[0]));
+    ck_assert_uint_eq(sh_hub_room_size(F.nsp, F.sids[0]), 2);
+    ck_assert_uint_eq(sh_hub_stats(F.hub)->rooms, 3);
+    char want[256];
+    snprintf(want, sizeof(want), "%s,%s,", F.sids[0], F.sids[1]);
+    collect_t m = {{0}, 0};
+    sh_hub_room_foreach(F.nsp, F.sids[0], collect_sock, &m);
+    ck_assert_str_eq(m.all, want);
+    const char *a_room[] = {F.sids[0]};
+    sh_hub_target_t t = {.rooms = a_room, .nrooms = 1};
+    ck_assert_uint_eq(sh_hub_emit(F.nsp, &t, "both", NULL, NULL, 0), 2);
+    t = (sh_hub_target_t){.except = a_room, .nexcept = 1};
+    ck_assert_uint_eq(sh_hub_emit(F.nsp, &t, "nobody", NULL, NULL, 0), 0);
+    /* a leaves its own room: b is still in the room of that name. */
+    sh_hub_leave(a, F.sids[0]);
+    ck_assert(!sh_hub_in_room(a, F.sids[0]));
+    ck_assert_uint_eq(sh_hub_room_size(F.nsp, F.sids[0]), 1);
+    t = (sh_hub_target_t){.rooms = a_room, .nrooms = 1};
+    ck_assert_uint_eq(sh_hub_emit(F.nsp, &t, "b-only", NULL, NULL, 0), 1);
+    collect_t r = {{0}, 0};
+    sh_hub_socket_rooms(a, collect_room, &r);
+    ck_assert_int_eq(r.n, 0);
+    expect_poll(0, "42[\"both\"]");
+    expect_poll(1, "42[\"both\"]\x1e"
+                   "42[\"b-only\"]");
+    stop();
+}
+END_TEST
+
 START_TEST(test_rooms_go_with_the_socket)
 {
     start();
@@ -386,6 +425,7 @@ int main(void)
     TCase *tc = tcase_create("hub");
     tcase_set_timeout(tc, 8);
     tcase_add_test(tc, test_join_leave_and_sid_room);
+    tcase_add_test(tc, test_own_room_by_name);
     tcase_add_test(tc, test_rooms_go_with_the_socket);
     tcase_add_test(tc, test_broadcast_targets);
     tcase_add_test(tc, test_broadcast_on_other_namespace_is_separate);

@@ -389,6 +389,50 @@ START_TEST(test_readd_same_sid)
 }
 END_TEST
 
+static rec_t *add_dict(fixture_t *f, const char *sid, json_t *u, int64_t now)
+{
+    rec_t *r = rec(f);
+    OP(f, f->st->ops->session_add(f->st, sid, u, now, on_result, r));
+    return r;
+}
+
+/* Tabs of one user: each keeps its own last_seen_at and the dict it was
+ * added with (a store may share equal dicts, never changed ones), and a
+ * dict changed by the caller after the add changes nothing stored. */
+START_TEST(test_tabs_keep_their_own_dicts)
+{
+    fixture_t *f = fx_new();
+    json_t *a = user("u1", "Ann");
+    json_t *b = user("u1", "Bea");
+    add_dict(f, "t1", a, 1);
+    add_dict(f, "t2", a, 2);
+    add_dict(f, "t3", b, 3);
+    add_dict(f, "t4", a, 4);
+    json_object_set_new(a, "name", json_string("Changed"));
+    touch(f, "t1", 10);
+    rec_t *g1 = get(f, "t1");
+    rec_t *g2 = get(f, "t2");
+    rec_t *g3 = get(f, "t3");
+    rec_t *g4 = get(f, "t4");
+    rm(f, "t1");
+    rec_t *g2b = get(f, "t2");
+    run(f);
+    assert_ok(g1, "{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"x@example.com\","
+                  "\"role\":\"user\",\"last_seen_at\":10}");
+    assert_ok(g2, "{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"x@example.com\","
+                  "\"role\":\"user\",\"last_seen_at\":2}");
+    assert_ok(g3, "{\"id\":\"u1\",\"name\":\"Bea\",\"email\":\"x@example.com\","
+                  "\"role\":\"user\",\"last_seen_at\":3}");
+    assert_ok(g4, "{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"x@example.com\","
+                  "\"role\":\"user\",\"last_seen_at\":4}");
+    assert_ok(g2b, "{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"x@example.com\","
+                   "\"role\":\"user\",\"last_seen_at\":2}");
+    json_decref(a);
+    json_decref(b);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(test_usage_from_two_sids)
 {
     fixture_t *f = fx_new();
@@ -842,6 +886,7 @@ void store_scenarios_add(TCase *tc)
     tcase_add_test(tc, test_callback_may_issue_operations);
     tcase_add_test(tc, test_two_tabs_of_one_user);
     tcase_add_test(tc, test_readd_same_sid);
+    tcase_add_test(tc, test_tabs_keep_their_own_dicts);
     tcase_add_test(tc, test_usage_from_two_sids);
     tcase_add_test(tc, test_usage_without_session);
     tcase_add_test(tc, test_usage_cleanup_removes_only_stale);

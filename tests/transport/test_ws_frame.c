@@ -785,6 +785,47 @@ START_TEST(test_reader_zero_copy)
 }
 END_TEST
 
+/* Control frames too lie where they arrived, also between the fragments
+ * of a message, which still assembles. */
+START_TEST(test_reader_control_zero_copy)
+{
+    sh_ws_reader_t r;
+    sh_ws_reader_init(&r, 0, true);
+    sh_buf_t in = SH_BUF_INIT;
+    append_masked_frame(&in, 0x01, "ab", 2);
+    append_masked_frame(&in, 0x89, "ping!", 5);
+    append_masked_frame(&in, 0x80, "cd", 2);
+    append_masked_frame(&in, 0x88,
+                        "\x03\xe8"
+                        "bye",
+                        5);
+    sh_ws_event_t ev;
+    uint16_t code;
+
+    ck_assert_int_eq(sh_ws_reader_next(&r, &in, &ev, &code), 1);
+    ck_assert_int_eq(ev.type, SH_WS_EV_PING);
+    ck_assert_ptr_eq(ev.data, in.data + 8 + 6);
+    ck_assert_mem_eq(ev.data, "ping!", 5);
+    ck_assert_uint_eq(in.off, 8);
+
+    ck_assert_int_eq(sh_ws_reader_next(&r, &in, &ev, &code), 1);
+    ck_assert_int_eq(ev.type, SH_WS_EV_TEXT);
+    ck_assert_uint_eq(ev.len, 4);
+    ck_assert_mem_eq(ev.data, "abcd", 4);
+
+    ck_assert_int_eq(sh_ws_reader_next(&r, &in, &ev, &code), 1);
+    ck_assert_int_eq(ev.type, SH_WS_EV_CLOSE);
+    ck_assert_uint_eq(ev.close_code, 1000);
+    ck_assert_ptr_eq(ev.data, in.data + 8 + 11 + 8 + 6 + 2);
+    ck_assert_mem_eq(ev.data, "bye", 3);
+
+    ck_assert_int_eq(sh_ws_reader_next(&r, &in, &ev, &code), -EAGAIN);
+    ck_assert_uint_eq(sh_buf_avail(&in), 0);
+    sh_ws_reader_release(&r);
+    sh_buf_release(&in);
+}
+END_TEST
+
 START_TEST(test_reader_announced_length_reserves_nothing)
 {
     /* Unlimited reader, a fragmented message whose second fragment
@@ -910,6 +951,7 @@ int main(void)
     tcase_add_test(tc, test_accept_key);
     tcase_add_test(tc, test_close_payload);
     tcase_add_test(tc, test_reader_zero_copy);
+    tcase_add_test(tc, test_reader_control_zero_copy);
     tcase_add_test(tc, test_reader_announced_length_reserves_nothing);
     tcase_add_test(tc, test_reader_releases_big_message_buffer);
     tcase_add_test(tc, test_reader_release_mid_message);
