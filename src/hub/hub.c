@@ -238,7 +238,7 @@ static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn
             member_t *own = own_room_member(nsp, to->rooms[i]);
             if (own && own->mark != epoch) {
                 own->mark = epoch;
-                if (sh_sio_socket_send_msgs(own->sock, msgs, n) == 0)
+                if (deliver(own->sock, ctx) == 0)
                     sent++;
             }
             room_t *r = sh_map_get(&nsp->rooms, to->rooms[i]);
