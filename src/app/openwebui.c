@@ -126,13 +126,6 @@ void owui_presence_mark(owui_app_t *app, unsigned which)
 
 /* ---- store completions that matter for presence ---- */
 
-static void on_session_added(int status, json_t *result, void *data)
-{
-    owui_app_t *app = data;
-    if (status == 0)
-        owui_presence_mark(app, OWUI_PRESENCE_USERS | OWUI_PRESENCE_USAGE);
-}
-
 static void on_session_removed(int status, json_t *result, void *data)
 {
     owui_app_t *app = data;
@@ -155,9 +148,17 @@ static void on_usage_touched(int status, json_t *result, void *data)
  *
  * A token is checked in steps: signature and times (auth/token.c), then
  * the user (auth/directory.c), then, with Redis, Open WebUI's revocation
- * keys. The last step is a round trip, so authentication completes from a
- * callback that finds the socket again by id (it may have gone meanwhile).
- * Failures are logged at debug level with the reason, never the token.
+ * keys. The last step is a round trip, so a token that passes the first
+ * two completes from the loop, always (without Redis too: one path, and
+ * no callback from inside the call that started it), and finds its socket
+ * again by id (it may have gone meanwhile). Failures are logged at debug
+ * level with the reason, never the token.
+ *
+ * A CONNECT or user-join that authenticates someone is answered (the
+ * CONNECT answer, the ack) only once the session is in the pools and in
+ * user:{id}, as python-socketio answers once Open WebUI's handler has
+ * written SESSION_POOL and entered the room: an emit made the moment the
+ * client hears the answer finds it, and so does a reader of the pools.
  */
 
 typedef enum { AUTH_CONNECT, AUTH_USER_JOIN, AUTH_JOIN_CHANNELS, AUTH_CHECK } auth_purpose_t;
@@ -172,9 +173,11 @@ typedef struct auth_req {
     double iat;             /* -1 when the token has none */
     owui_check_cb check_cb; /* AUTH_CHECK: no socket, a callback */
     void *check_data;
+    sh_defer_t no_redis; /* the outcome without a revocation round trip */
 } auth_req_t;
 
-static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user);
+static void enter_pools(owui_app_t *app, sh_sio_socket_t *sock, auth_req_t *r);
+static void join_user_room(sh_sio_socket_t *sock);
 static void join_channels(sh_sio_socket_t *sock, const json_t *channels);
 
 static void auth_req_free(auth_req_t *r)
@@ -182,6 +185,19 @@ static void auth_req_free(auth_req_t *r)
     json_decref(r->user);
     json_decref(r->channels);
     free(r);
+}
+
+/* The socket a request is for: a CONNECT's is pending (its answer waits
+ * for the request), the others' connected. NULL when it went away. */
+static sh_sio_socket_t *auth_socket(const auth_req_t *r)
+{
+    owui_app_t *app = r->app;
+    if (app->shutting_down)
+        return NULL;
+    sh_sio_socket_t *sock = r->purpose == AUTH_CONNECT
+                                ? sh_sio_server_pending_socket(app->sio, r->sock_id)
+                                : sh_sio_server_socket(app->sio, r->sock_id);
+    return sock && sh_sio_socket_slot(sock, SH_SIO_SLOT_APP) ? sock : NULL;
 }
 
 static void auth_finish(auth_req_t *r, bool revoked)
@@ -201,14 +217,17 @@ static void auth_finish(auth_req_t *r, bool revoked)
         auth_req_free(r);
         return;
     }
-    sh_sio_socket_t *sock = app->shutting_down ? NULL : sh_sio_server_socket(app->sio, r->sock_id);
-    if (!sock || !sh_sio_socket_slot(sock, SH_SIO_SLOT_APP)) {
+    sh_sio_socket_t *sock = auth_socket(r);
+    if (!sock) {
         auth_req_free(r);
         return;
     }
     if (revoked) {
         app->auth_revoked++;
         sh_debug("openwebui: socket %s: not authenticated: token revoked", r->sock_id);
+        /* always_connect: the socket joins nothing. */
+        if (r->purpose == AUTH_CONNECT)
+            sh_sio_socket_accept(sock);
         auth_req_free(r);
         return;
     }
@@ -218,16 +237,7 @@ static void auth_finish(auth_req_t *r, bool revoked)
         auth_req_free(r);
         return;
     }
-    json_t *reply = json_pack("[{s:O,s:O}]", "id", json_object_get(r->user, "id"), "name",
-                              json_object_get(r->user, "name"));
-    enter_session(app, sock, json_incref(r->user));
-    if (r->purpose == AUTH_USER_JOIN) {
-        join_channels(sock, r->channels);
-        if (r->ack_id >= 0)
-            sh_sio_socket_ack(sock, r->ack_id, reply, NULL, 0);
-    }
-    json_decref(reply);
-    auth_req_free(r);
+    enter_pools(app, sock, r);
 }
 
 /* Open WebUI's revocation keys: the token's jti marked revoked, or a
@@ -261,6 +271,11 @@ static void on_revocation(int status, const redisReply *reply, void *data)
     auth_finish(r, revoked);
 }
 
+static void on_no_revocation(sh_loop_t *loop, sh_defer_t *d)
+{
+    auth_finish(d->data, false);
+}
+
 /* The checks every purpose shares. Returns the request for the last
  * (revocation) step, or NULL with *reason set when the token
  * authenticates nobody. */
@@ -289,27 +304,29 @@ static auth_req_t *auth_start(owui_app_t *app, const json_t *token, auth_purpose
     return r;
 }
 
-/* The last step: with Redis, Open WebUI's revocation keys. */
+/* The last step: with Redis, Open WebUI's revocation keys; without (or
+ * with Redis away: fail open), nothing to ask, and the outcome comes from
+ * the loop all the same. */
 static void auth_revocation(owui_app_t *app, auth_req_t *r, json_t *claims)
 {
     json_t *user = r->user;
     json_t *iat = json_object_get(claims, "iat");
     r->iat = json_is_number(iat) ? json_number_value(iat) : -1;
-    if (!app->redis || !sh_redis_up(app->redis)) {
-        json_decref(claims);
-        auth_finish(r, false);
-        return;
+    if (app->redis && sh_redis_up(app->redis)) {
+        char tkey[512] = "", ukey[512];
+        const char *jti = json_string_value(json_object_get(claims, "jti"));
+        if (jti && strlen(jti) < 256)
+            snprintf(tkey, sizeof(tkey), "%s%s:revoked", app->k_token_revoked_prefix, jti);
+        snprintf(ukey, sizeof(ukey), "%s%s:revoked_at", app->k_user_revoked_prefix,
+                 json_string_value(json_object_get(user, "id")));
+        const char *argv[] = {tkey, ukey};
+        if (sh_redis_eval(app->redis, app->revocation, on_revocation, r, 0, 2, argv, NULL) == 0) {
+            json_decref(claims);
+            return;
+        }
     }
-    char tkey[512] = "", ukey[512];
-    const char *jti = json_string_value(json_object_get(claims, "jti"));
-    if (jti && strlen(jti) < 256)
-        snprintf(tkey, sizeof(tkey), "%s%s:revoked", app->k_token_revoked_prefix, jti);
-    snprintf(ukey, sizeof(ukey), "%s%s:revoked_at", app->k_user_revoked_prefix,
-             json_string_value(json_object_get(user, "id")));
     json_decref(claims);
-    const char *argv[] = {tkey, ukey};
-    if (sh_redis_eval(app->redis, app->revocation, on_revocation, r, 0, 2, argv, NULL) < 0)
-        auth_finish(r, false);
+    sh_defer_schedule(app->ctx->loop, &r->no_redis, on_no_revocation, r);
 }
 
 void owui_check_token(owui_app_t *app, const char *token, const char *peer, owui_check_cb cb,
@@ -332,7 +349,9 @@ void owui_check_token(owui_app_t *app, const char *token, const char *peer, owui
     auth_revocation(app, r, claims);
 }
 
-static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
+/* Starts authenticating sock with token; returns false when the token
+ * authenticates nobody (checked at once, nothing follows). */
+static bool authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *token,
                          auth_purpose_t purpose, int64_t ack_id)
 {
     const char *reason;
@@ -341,11 +360,12 @@ static void authenticate(owui_app_t *app, sh_sio_socket_t *sock, const json_t *t
     if (!r) {
         sh_debug("openwebui: socket %s from %s: not authenticated: %s", sh_sio_socket_id(sock),
                  sh_eio_session_peer(sh_sio_socket_session(sock)), reason);
-        return;
+        return false;
     }
     snprintf(r->sock_id, sizeof(r->sock_id), "%s", sh_sio_socket_id(sock));
     r->ack_id = ack_id;
     auth_revocation(app, r, claims);
+    return true;
 }
 
 /* The record for user dict (stolen): the latest one of its id when the
@@ -377,13 +397,45 @@ static void user_release(owui_app_t *app, owui_user_t *u)
     free(u);
 }
 
-/* Makes the socket an authenticated session of user (stolen): the pools,
- * the user:{id} room. A socket re-authenticating as another user leaves
- * the first one's pool entries first. */
-static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user)
+/* The pool write is in (or failed: Redis away, the pools wait for its
+ * return, delivery does not): the rooms, then the answer. */
+static void on_pools_entered(int status, json_t *result, void *data)
+{
+    auth_req_t *r = data;
+    owui_app_t *app = r->app;
+    if (status == 0)
+        owui_presence_mark(app, OWUI_PRESENCE_USERS | OWUI_PRESENCE_USAGE);
+    sh_sio_socket_t *sock = auth_socket(r);
+    if (!sock) {
+        auth_req_free(r); /* its on_disconnect removed the pool entry */
+        return;
+    }
+    if (r->purpose == AUTH_CONNECT) {
+        /* on_connected joins user:{id} right after the answer is queued
+         * (the hub makes the socket a room member only then). */
+        sh_sio_socket_accept(sock);
+    } else {
+        join_user_room(sock);
+        join_channels(sock, r->channels);
+        if (r->ack_id >= 0) {
+            json_t *reply = json_pack("[{s:O,s:O}]", "id", json_object_get(r->user, "id"), "name",
+                                      json_object_get(r->user, "name"));
+            sh_sio_socket_ack(sock, r->ack_id, reply, NULL, 0);
+            json_decref(reply);
+        }
+    }
+    auth_req_free(r);
+}
+
+/* Makes the socket a session of r's user: the session record at once (so
+ * an end from now on removes the pool entry: the removal is ordered after
+ * the write), then SESSION_POOL / USER_POOL; on_pools_entered goes on. A
+ * socket re-authenticating as another user leaves the first one's room and
+ * pool entries first. A user's tabs share one record (user_intern). */
+static void enter_pools(owui_app_t *app, sh_sio_socket_t *sock, auth_req_t *r)
 {
     owui_session_t *s = session_of(sock);
-    owui_user_t *u = user_intern(app, user);
+    owui_user_t *u = user_intern(app, json_incref(r->user));
     if (s->user && strcmp(s->user->id, u->id)) {
         char room[300];
         snprintf(room, sizeof(room), "user:%s", s->user->id);
@@ -393,12 +445,20 @@ static void enter_session(owui_app_t *app, sh_sio_socket_t *sock, json_t *user)
     }
     user_release(app, s->user);
     s->user = u;
-    char room[300];
-    snprintf(room, sizeof(room), "user:%s", u->id);
-    sh_hub_join(sock, room);
-    app->store->ops->session_add(app->store, sh_sio_socket_id(sock), u->dict, owui_now(),
-                                 on_session_added, app);
     sh_debug("openwebui: socket %s is user %s", sh_sio_socket_id(sock), u->id);
+    if (app->store->ops->session_add(app->store, sh_sio_socket_id(sock), u->dict, owui_now(),
+                                     on_pools_entered, r) < 0)
+        on_pools_entered(-EIO, NULL, r);
+}
+
+static void join_user_room(sh_sio_socket_t *sock)
+{
+    owui_session_t *s = session_of(sock);
+    if (!s->user)
+        return;
+    char room[300];
+    snprintf(room, sizeof(room), "user:%s", s->user->id);
+    sh_hub_join(sock, room);
 }
 
 static void join_channels(sh_sio_socket_t *sock, const json_t *channels)
@@ -417,21 +477,24 @@ static void join_channels(sh_sio_socket_t *sock, const json_t *channels)
 /* ---- Socket.IO handlers ---- */
 
 /* always_connect: every CONNECT is accepted; a bad token only means the
- * socket joins nothing and is in no pool. */
+ * socket joins nothing and is in no pool. A token that passes the checks
+ * done at once defers the answer until the session is in the pools (see
+ * "authentication" above). */
 static int on_connect(sh_sio_socket_t *sock, json_t *auth, json_t **error, void *data)
 {
+    owui_app_t *app = data;
     owui_session_t *s = sh_new0(owui_session_t);
     s->sock = sock;
     sh_sio_socket_set_slot(sock, SH_SIO_SLOT_APP, s);
+    json_t *token = json_object_get(auth, "token");
+    if (token && authenticate(app, sock, token, AUTH_CONNECT, -1))
+        return -EINPROGRESS;
     return 0;
 }
 
 static void on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
 {
-    owui_app_t *app = data;
-    json_t *token = json_object_get(auth, "token");
-    if (token)
-        authenticate(app, sock, token, AUTH_CONNECT, -1);
+    join_user_room(sock);
 }
 
 static const json_t *first_arg_object(const sh_sio_args_t *args)

@@ -705,6 +705,8 @@ static void on_metrics(sh_http_req_t *req, void *data)
                    "HTTP connections held by libmicrohttpd", sh_http_connections(app->ctx->http));
     sh_metrics_one(&b, "siohub_sockets", SH_METRIC_GAUGE, "Connected Socket.IO sockets",
                    ss->sockets);
+    sh_metrics_one(&b, "siohub_sockets_pending", SH_METRIC_GAUGE,
+                   "Socket.IO CONNECTs waiting for authentication to answer them", ss->pending);
     sh_metrics_one(&b, "siohub_rooms", SH_METRIC_GAUGE, "Rooms with members", hs->rooms);
     sh_metrics_one(&b, "siohub_sessions_opened_total", SH_METRIC_COUNTER,
                    "Engine.IO sessions opened", es->sessions_opened);

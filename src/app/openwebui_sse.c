@@ -16,7 +16,9 @@
  * {token}: on_connect, on_connected and the pools, rooms and presence
  * follow exactly as for a WebSocket client. Its first event is that
  * CONNECT's answer, `event: connect` with {"sid": <socket id>}, the id
- * the POST endpoint and Open WebUI's session_id take.
+ * the POST endpoint and Open WebUI's session_id take; like a WebSocket
+ * client's, it comes once the session is in the pools and in user:{id},
+ * so an emit made on it reaches the stream.
  *
  * Resume: a GET with Last-Event-ID (or ?lastEventId) "<session>:<seq>"
  * of a session still open (within sse_grace of its stream dropping) and

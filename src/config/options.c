@@ -110,7 +110,7 @@ static const sh_config_option_t options[] = {
         .min = 1,
         .max = MS_DAY,
         .group = "Engine.IO",
-        .help = "time a new session has to send its Socket.IO CONNECT",
+        .help = "time a new session has to send a CONNECT and get it answered",
     },
     {
         .key = "upgrade_timeout",

@@ -45,6 +45,12 @@ struct sh_sio_socket {
     sh_sio_nsp_t *nsp;
     char id[SH_ID_LEN + 1];
     bool connected;
+    /* on_connect answered -EINPROGRESS: no CONNECT answer yet. */
+    bool pending;
+    bool answering; /* pending, and accepted: answer_defer is queued */
+    json_t *auth;   /* pending: the CONNECT payload, for on_connected */
+    sh_timer_t pending_timer;
+    sh_defer_t answer_defer;
     const char *close_reason;
     void *slots[2];
     sock_acks_t *acks; /* NULL until the first ack is awaited */
@@ -69,6 +75,7 @@ struct sh_sio_server {
     sh_sio_options_t opts;
     sh_list_t nsps;
     sh_map_t sockets; /* id -> socket (connected ones) */
+    sh_map_t pending; /* id -> socket (CONNECT not answered yet) */
     sh_list_t ending; /* sockets between close and free */
     sh_sio_stats_t stats;
 };
@@ -132,6 +139,7 @@ static pending_ack_t *take_ack(sh_sio_socket_t *sock, bool local, const char *ke
 
 static void socket_free(sh_sio_socket_t *sock)
 {
+    json_decref(sock->auth);
     if (sock->acks) {
         free_ack_map(&sock->acks->acks);
         free_ack_map(&sock->acks->local_acks);
@@ -177,18 +185,47 @@ static void on_socket_end(sh_loop_t *loop, sh_defer_t *d)
     (void)srv;
 }
 
-/* Ends a connected socket: it leaves the id table and its client at once;
- * on_disconnect runs from the loop. */
+/* Ends the pending state (answered, or the socket ends): out of the
+ * pending table, its deadline and any scheduled answer stopped. Returns
+ * the CONNECT payload it kept (the caller's reference). */
+static json_t *leave_pending(sh_sio_socket_t *sock)
+{
+    sh_sio_server_t *srv = sock->client->srv;
+    json_t *auth = sock->auth;
+    sock->auth = NULL;
+    sock->pending = sock->answering = false;
+    sh_map_del(&srv->pending, sock->id);
+    srv->stats.pending--;
+    sh_timer_stop(srv->loop, &sock->pending_timer);
+    sh_defer_cancel(srv->loop, &sock->answer_defer);
+    return auth;
+}
+
+/* Takes a connected or pending socket out of its id table and its
+ * client's list, with its pending answer and deadline: nothing reaches it
+ * by id any more. Its end (on_disconnect, the free) is the caller's. */
+static void socket_unlink(sh_sio_socket_t *sock)
+{
+    sh_sio_server_t *srv = sock->client->srv;
+    if (sock->connected) {
+        sock->connected = false;
+        sh_map_del(&srv->sockets, sock->id);
+        srv->stats.sockets--;
+    } else if (sock->pending) {
+        json_decref(leave_pending(sock));
+    }
+    sh_list_remove(&sock->link);
+}
+
+/* Ends a connected or pending socket: it leaves the id tables and its
+ * client at once; on_disconnect runs from the loop. */
 static void socket_close(sh_sio_socket_t *sock, const char *reason)
 {
-    if (!sock->connected)
+    if (!sock->connected && !sock->pending)
         return;
     sh_sio_server_t *srv = sock->client->srv;
-    sock->connected = false;
     sock->close_reason = reason;
-    sh_map_del(&srv->sockets, sock->id);
-    srv->stats.sockets--;
-    sh_list_remove(&sock->link);
+    socket_unlink(sock);
     sh_list_insert_tail(&srv->ending, &sock->link);
     sh_defer_schedule(srv->loop, &sock->end_defer, on_socket_end, sock);
 }
@@ -347,6 +384,11 @@ sh_sio_socket_t *sh_sio_server_socket(const sh_sio_server_t *srv, const char *id
     return sh_map_get(&srv->sockets, id);
 }
 
+sh_sio_socket_t *sh_sio_server_pending_socket(const sh_sio_server_t *srv, const char *id)
+{
+    return sh_map_get(&srv->pending, id);
+}
+
 /* ---- clients: packets from one Engine.IO session ---- */
 
 static sh_sio_socket_t *client_socket(sio_client_t *client, const char *nsp)
@@ -367,6 +409,49 @@ static void send_raw(sio_client_t *client, sh_sio_type_t type, const char *nsp, 
     sh_msg_t *msgs[1];
     if (sh_sio_packet_encode(type, nsp, -1, data, NULL, 0, msgs, 1) == 1)
         sh_eio_send(client->eio, msgs[0]);
+}
+
+/* The CONNECT answer: the socket joins the id table, {"sid"} is queued,
+ * then on_connected runs (so the first thing it sends follows the
+ * answer). auth is borrowed. */
+static void socket_connect(sh_sio_socket_t *sock, json_t *auth)
+{
+    sio_client_t *client = sock->client;
+    sh_sio_server_t *srv = client->srv;
+    sock->connected = true;
+    sh_map_set(&srv->sockets, sock->id, sock);
+    srv->stats.sockets++;
+    srv->stats.connects++;
+    sh_timer_stop(srv->loop, &client->connect_timer);
+    json_t *ack = json_pack("{s:s}", "sid", sock->id);
+    send_raw(client, SH_SIO_CONNECT, sock->nsp->name, ack);
+    json_decref(ack);
+    if (sock->nsp->handler.on_connected)
+        sock->nsp->handler.on_connected(sock, auth, sock->nsp->data);
+}
+
+/* A refusal: CONNECT_ERROR with error (stolen; NULL: "Not authorized"). */
+static void send_refusal(sio_client_t *client, const char *nsp, json_t *error)
+{
+    client->srv->stats.connect_errors++;
+    if (!error)
+        error = json_pack("{s:s}", "message", "Not authorized");
+    send_raw(client, SH_SIO_CONNECT_ERROR, nsp, error);
+    json_decref(error);
+}
+
+/* A CONNECT left unanswered for connect_timeout: the session closes, as
+ * one that connects no namespace in time does (Node's connectTimeout), and
+ * the client's reconnection tries again. */
+static void on_pending_timeout(sh_loop_t *loop, sh_timer_t *t)
+{
+    sh_sio_socket_t *sock = t->data;
+    sio_client_t *client = sock->client;
+    sh_info("sio: session %s from %s: CONNECT to %s not answered within %llu ms; closing it",
+            sh_eio_session_sid(client->eio), sh_eio_session_peer(client->eio), sock->nsp->name,
+            (unsigned long long)client->srv->opts.connect_timeout);
+    socket_close(sock, "connect timeout");
+    sh_eio_close(client->eio);
 }
 
 static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
@@ -392,27 +477,60 @@ static void handle_connect(sio_client_t *client, sh_sio_packet_t *pkt)
     sock->nsp = nsp;
     sh_random_id(sock->id);
     json_t *error = NULL;
-    if (nsp->handler.on_connect && nsp->handler.on_connect(sock, pkt->data, &error, nsp->data)) {
-        srv->stats.connect_errors++;
-        if (!error)
-            error = json_pack("{s:s}", "message", "Not authorized");
-        send_raw(client, SH_SIO_CONNECT_ERROR, pkt->nsp, error);
-        json_decref(error);
+    int rc =
+        nsp->handler.on_connect ? nsp->handler.on_connect(sock, pkt->data, &error, nsp->data) : 0;
+    if (rc && rc != -EINPROGRESS) {
+        send_refusal(client, pkt->nsp, error);
         socket_free(sock);
         return;
     }
     json_decref(error);
-    sock->connected = true;
     sh_list_insert_tail(&client->sockets, &sock->link);
-    sh_map_set(&srv->sockets, sock->id, sock);
-    srv->stats.sockets++;
-    srv->stats.connects++;
-    sh_timer_stop(srv->loop, &client->connect_timer);
-    json_t *ack = json_pack("{s:s}", "sid", sock->id);
-    send_raw(client, SH_SIO_CONNECT, pkt->nsp, ack);
-    json_decref(ack);
-    if (nsp->handler.on_connected)
-        nsp->handler.on_connected(sock, pkt->data, nsp->data);
+    if (rc == 0) {
+        socket_connect(sock, pkt->data);
+        return;
+    }
+    /* Answered later by sh_sio_socket_accept or _refuse, or given up. */
+    sock->pending = true;
+    sock->auth = json_incref(pkt->data);
+    sh_map_set(&srv->pending, sock->id, sock);
+    srv->stats.pending++;
+    sh_timer_start(srv->loop, &sock->pending_timer, srv->opts.connect_timeout, on_pending_timeout,
+                   sock);
+}
+
+static void on_answer(sh_loop_t *loop, sh_defer_t *d)
+{
+    sh_sio_socket_t *sock = d->data;
+    json_t *auth = leave_pending(sock);
+    socket_connect(sock, auth);
+    json_decref(auth);
+}
+
+int sh_sio_socket_accept(sh_sio_socket_t *sock)
+{
+    if (!sock->pending || sock->answering)
+        return -EINVAL;
+    sh_sio_server_t *srv = sock->client->srv;
+    sock->answering = true;
+    sh_timer_stop(srv->loop, &sock->pending_timer);
+    sh_defer_schedule(srv->loop, &sock->answer_defer, on_answer, sock);
+    return 0;
+}
+
+int sh_sio_socket_refuse(sh_sio_socket_t *sock, json_t *error)
+{
+    if (!sock->pending || sock->answering) {
+        json_decref(error);
+        return -EINVAL;
+    }
+    sio_client_t *client = sock->client;
+    send_refusal(client, sock->nsp->name, error);
+    socket_close(sock, "connect refused");
+    /* A client that sends no packets cannot try again. */
+    if (client->attached)
+        sh_eio_close(client->eio);
+    return 0;
 }
 
 static void dispatch_event(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
@@ -462,12 +580,16 @@ static void handle_packet(sio_client_t *client, sh_sio_packet_t *pkt)
         return;
     }
     sh_sio_socket_t *sock = client_socket(client, pkt->nsp);
-    if (!sock || pkt->type == SH_SIO_CONNECT_ERROR) {
-        /* A packet for a namespace never connected, or one only servers
-         * send: Node's client calls it an invalid state and closes. */
+    if (!sock || !sock->connected || pkt->type == SH_SIO_CONNECT_ERROR) {
+        /* A packet for a namespace not connected (never, or its CONNECT
+         * not answered yet), or one only servers send: Node's client
+         * calls it an invalid state and closes. */
         sh_debug("sio: %s: packet type %d for %s namespace %s; closing",
                  sh_eio_session_sid(client->eio), (int)pkt->type,
-                 sock ? "connected" : "unconnected", pkt->nsp);
+                 !sock             ? "unconnected"
+                 : sock->connected ? "connected"
+                                   : "pending",
+                 pkt->nsp);
         sh_eio_close(client->eio);
         return;
     }
@@ -510,10 +632,21 @@ static void parse_error(sio_client_t *client, const char *why)
 
 /* ---- the Engine.IO handler ---- */
 
+static bool has_connected_socket(const sio_client_t *client)
+{
+    const sh_list_t *pos;
+    for (pos = client->sockets.next; pos != &client->sockets; pos = pos->next)
+        if (sh_container_of(pos, sh_sio_socket_t, link)->connected)
+            return true;
+    return false;
+}
+
+/* Pending CONNECTs do not count: in Node a namespace is connected once its
+ * middlewares have answered. */
 static void on_connect_timeout(sh_loop_t *loop, sh_timer_t *t)
 {
     sio_client_t *client = t->data;
-    if (sh_list_empty(&client->sockets)) {
+    if (!has_connected_socket(client)) {
         sh_debug("sio: session %s: no CONNECT within the connect timeout",
                  sh_eio_session_sid(client->eio));
         sh_eio_close(client->eio);
@@ -588,10 +721,7 @@ static void on_eio_close(sh_eio_session_t *s, const char *reason, void *data)
     sh_list_t *pos, *tmp;
     sh_list_foreach_safe (pos, tmp, &client->sockets) {
         sh_sio_socket_t *sock = sh_container_of(pos, sh_sio_socket_t, link);
-        sock->connected = false;
-        sh_map_del(&srv->sockets, sock->id);
-        srv->stats.sockets--;
-        sh_list_remove(&sock->link);
+        socket_unlink(sock);
         if (sock->nsp->handler.on_disconnect)
             sock->nsp->handler.on_disconnect(sock, reason, sock->nsp->data);
         fail_acks(sock);
@@ -645,6 +775,16 @@ void sh_sio_server_free(sh_sio_server_t *srv)
         sh_list_remove(&sock->link);
         socket_free(sock);
     }
+    /* Pending sockets belong to their clients, as connected ones do; only
+     * their loop handles must not outlive the server. */
+    sh_map_iter_t it;
+    sh_map_iter_init(&it, &srv->pending);
+    while (sh_map_iter_next(&it)) {
+        sh_sio_socket_t *sock = sh_map_iter_remove(&it);
+        sh_timer_stop(srv->loop, &sock->pending_timer);
+        sh_defer_cancel(srv->loop, &sock->answer_defer);
+    }
+    sh_map_release(&srv->pending);
     sh_list_foreach_safe (pos, tmp, &srv->nsps) {
         sh_sio_nsp_t *nsp = sh_container_of(pos, sh_sio_nsp_t, link);
         free(nsp->name);

@@ -12,10 +12,21 @@
  *    Engine.IO sid (v5).
  *  - Namespace handlers run on the loop; none runs from inside a call the
  *    handler's own code made (disconnects and acks are deferred).
+ *  - A CONNECT is answered once on_connect has finished with it: at once
+ *    (on_connect returns 0 or refuses), or later when on_connect returns
+ *    -EINPROGRESS and the namespace calls sh_sio_socket_accept() or
+ *    sh_sio_socket_refuse(). Until then the socket is pending: not
+ *    connected, unable to send, its client's packets for the namespace
+ *    close the session as packets for an unconnected namespace do, and it
+ *    is found by sh_sio_server_pending_socket(). A CONNECT still pending
+ *    after connect_timeout closes its session (the client reconnects), as
+ *    a session that connects no namespace in time is closed.
  *  - A socket ends exactly once: on_disconnect runs, then the socket is
  *    freed by the loop; after on_disconnect returns the pointer is invalid.
+ *    Every socket on_connect did not refuse at once ends so, connected or
+ *    pending (refused later, its session closed, its answer timed out).
  *    Code that must outlive a socket keeps its id (sh_sio_server_socket()
- *    looks it up).
+ *    or sh_sio_server_pending_socket() looks it up).
  *  - An ack callback registered by sh_sio_socket_emit runs exactly once:
  *    with the client's answer, or with status -ECONNRESET when the socket
  *    ends first, or never if sh_sio_socket_cancel_ack() is called first.
@@ -53,12 +64,18 @@ typedef struct sh_sio_args {
 } sh_sio_args_t;
 
 typedef struct sh_sio_nsp_handler {
-    /* A CONNECT to this namespace. Return 0 to accept, or -EPERM and set
-     * *error (a new JSON object or string) to refuse with CONNECT_ERROR.
-     * auth is the CONNECT payload (NULL if none). The socket may not be
-     * used to send here: the CONNECT answer is not out yet. */
+    /* A CONNECT to this namespace. Return 0 to accept; -EINPROGRESS to
+     * answer later with sh_sio_socket_accept() or sh_sio_socket_refuse()
+     * (authentication that needs a round trip: the answer, and so the
+     * client's `connect`, then follows it); or another negative errno
+     * (-EPERM) and set *error (a new JSON object or string) to refuse with
+     * CONNECT_ERROR. auth is the CONNECT payload (NULL if none). The
+     * socket may not be used to send here: the CONNECT answer is not out
+     * yet. */
     int (*on_connect)(sh_sio_socket_t *sock, json_t *auth, json_t **error, void *data);
-    /* After the CONNECT answer is queued; sending is allowed from here. */
+    /* Right after the CONNECT answer is queued, in the same loop step
+     * (nothing else runs between them); sending is allowed from here.
+     * auth is the CONNECT's payload, also for an answer given later. */
     void (*on_connected)(sh_sio_socket_t *sock, json_t *auth, void *data);
     /* An EVENT. ack_id >= 0 when the client wants an answer
      * (sh_sio_socket_ack). */
@@ -67,7 +84,8 @@ typedef struct sh_sio_nsp_handler {
     /* The socket is over. reason as Node's: "client namespace disconnect",
      * "server namespace disconnect", "transport close", "ping timeout",
      * "parse error", "transport error", "forced close", "server shutting
-     * down". */
+     * down"; for a pending socket also "connect refused" (its namespace
+     * called sh_sio_socket_refuse) and "connect timeout". */
     void (*on_disconnect)(sh_sio_socket_t *sock, const char *reason, void *data);
 } sh_sio_nsp_handler_t;
 
@@ -80,6 +98,7 @@ typedef struct sh_sio_options {
 
 typedef struct sh_sio_stats {
     uint64_t sockets;        /* connected now */
+    uint64_t pending;        /* CONNECTs waiting for their answer now */
     uint64_t connects;       /* accepted CONNECTs */
     uint64_t connect_errors; /* refused or unknown namespace */
     uint64_t events_in;
@@ -102,6 +121,9 @@ sh_sio_nsp_t *sh_sio_server_nsp(const sh_sio_server_t *srv, const char *name);
 const char *sh_sio_nsp_name(const sh_sio_nsp_t *nsp);
 /* A connected socket by id, or NULL. */
 sh_sio_socket_t *sh_sio_server_socket(const sh_sio_server_t *srv, const char *id);
+/* A pending socket (its CONNECT not answered yet) by id, or NULL: what a
+ * completion that answers a CONNECT looks its socket up with. */
+sh_sio_socket_t *sh_sio_server_pending_socket(const sh_sio_server_t *srv, const char *id);
 
 /* ---- sockets ---- */
 const char *sh_sio_socket_id(const sh_sio_socket_t *sock);
@@ -109,6 +131,17 @@ sh_sio_nsp_t *sh_sio_socket_nsp(const sh_sio_socket_t *sock);
 sh_sio_server_t *sh_sio_socket_server(const sh_sio_socket_t *sock);
 sh_eio_session_t *sh_sio_socket_session(const sh_sio_socket_t *sock);
 bool sh_sio_socket_connected(const sh_sio_socket_t *sock);
+
+/* Answer a pending socket's CONNECT (on_connect returned -EINPROGRESS).
+ * accept: the answer is queued and on_connected runs, both from the loop
+ * (never inside this call). refuse: CONNECT_ERROR with error (stolen; NULL
+ * for {"message":"Not authorized"}) is queued now and on_disconnect runs
+ * from the loop with "connect refused"; a session attached with
+ * sh_sio_server_attach then closes (its client cannot try again). Each
+ * returns 0, or -EINVAL when the socket is not pending or was already
+ * accepted (error is still freed). */
+int sh_sio_socket_accept(sh_sio_socket_t *sock);
+int sh_sio_socket_refuse(sh_sio_socket_t *sock, json_t *error);
 
 /* Two per-socket pointers for the layers above: slot 0 for the hub (room
  * membership), slot 1 for the application. */
@@ -144,8 +177,9 @@ void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session);
  * CONNECT_ERROR), on_connected run exactly as for a packet. From then on
  * the session's client is taken to send nothing: it cannot be asked for
  * acks (sh_sio_socket_emit with a callback returns -ENOTSUP). Returns the
- * socket, or NULL when the namespace is unknown or refused the connection
- * (the answer was queued) or s has no Socket.IO client. */
+ * socket, pending when on_connect deferred its answer; or NULL when the
+ * namespace is unknown or refused the connection (the answer was queued)
+ * or s has no Socket.IO client. */
 sh_sio_socket_t *sh_sio_server_attach(sh_sio_server_t *srv, sh_eio_session_t *s, const char *nsp,
                                       json_t *auth);
 /* Runs the namespace's on_event for sock as if its client had sent EVENT

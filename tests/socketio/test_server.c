@@ -28,7 +28,11 @@ typedef struct fix {
     bool in_call;
     int connect_calls, connected, events, disconnects;
     sh_sio_socket_t *sock; /* the last connected socket */
-    char auth[256];        /* the last CONNECT payload seen, as JSON */
+    /* The socket whose CONNECT on_connect deferred ({"defer":true}) until
+     * it connects or ends; pending_ends counts those that ended first. */
+    sh_sio_socket_t *pending;
+    int pending_ends;
+    char auth[256]; /* the last CONNECT payload seen, as JSON */
     char event[64];
     char args[512]; /* the last event's arguments, as JSON */
     int64_t ack_id;
@@ -68,6 +72,10 @@ static int on_connect(sh_sio_socket_t *sock, json_t *auth, json_t **error, void 
     }
     if (json_object_get(auth, "deny_silently"))
         return -EPERM;
+    if (json_object_get(auth, "defer")) {
+        F.pending = sock;
+        return -EINPROGRESS;
+    }
     return 0;
 }
 
@@ -76,7 +84,11 @@ static void on_connected(sh_sio_socket_t *sock, json_t *auth, void *data)
     ck_assert_msg(!F.in_call, "on_connected ran inside a call made by the test");
     F.connected++;
     F.sock = sock;
+    if (F.pending == sock)
+        F.pending = NULL;
     ck_assert(sh_sio_socket_connected(sock));
+    ck_assert_ptr_eq(sh_sio_server_socket(F.sio, sh_sio_socket_id(sock)), sock);
+    ck_assert_ptr_null(sh_sio_server_pending_socket(F.sio, sh_sio_socket_id(sock)));
     if (json_object_get(auth, "greet")) {
         json_t *args = json_pack("[s]", "hi");
         ck_assert_int_eq(sh_sio_socket_emit(sock, "welcome", args, NULL, 0, NULL, NULL, NULL), 0);
@@ -113,7 +125,12 @@ static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
     ck_assert_msg(!F.in_call, "on_disconnect ran inside a call made by the test");
     ck_assert(!sh_sio_socket_connected(sock));
     ck_assert_ptr_null(sh_sio_server_socket(F.sio, sh_sio_socket_id(sock)));
+    ck_assert_ptr_null(sh_sio_server_pending_socket(F.sio, sh_sio_socket_id(sock)));
     F.disconnects++;
+    if (F.pending == sock) {
+        F.pending = NULL;
+        F.pending_ends++;
+    }
     F.gone = sock;
     snprintf(F.reason, sizeof(F.reason), "%s", reason);
     if (F.sock == sock)
@@ -179,7 +196,8 @@ static bool none_active(void *arg)
 
 /* Ends a test as the daemon shuts down: sessions closed, clients gone,
  * HTTP freed, then Engine.IO (its on_close reaches Socket.IO), then
- * Socket.IO. Every accepted socket must have disconnected once. */
+ * Socket.IO. Every accepted socket must have disconnected once, and so
+ * must every deferred one that never connected. */
 static void stop(void)
 {
     sh_eio_server_close_all(F.eio);
@@ -192,8 +210,9 @@ static void stop(void)
     sh_loop_run_deferred(F.env.loop);
     sh_eio_server_free(F.eio);
     sh_loop_run_deferred(F.env.loop);
-    ck_assert_int_eq(F.disconnects, F.connected);
+    ck_assert_int_eq(F.disconnects, F.connected + F.pending_ends);
     ck_assert_uint_eq(sh_sio_server_stats(F.sio)->sockets, 0);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->pending, 0);
     sh_sio_server_free(F.sio);
     th_env_stop(&F.env);
     for (int i = 0; i < 4; i++)
@@ -535,6 +554,227 @@ START_TEST(test_connect_timeout)
 }
 END_TEST
 
+/* ---- CONNECTs answered later ---- */
+
+/* POSTs a CONNECT that on_connect defers; checks the socket is pending
+ * and the client has no answer (a GET is left held). */
+static sh_sio_socket_t *deferred_connect(th_eio_t *c, const char *packet)
+{
+    int calls = F.connect_calls;
+    post(c, packet);
+    ck_assert_int_eq(F.connect_calls, calls + 1);
+    sh_sio_socket_t *sock = F.pending;
+    ck_assert_ptr_nonnull(sock);
+    ck_assert(!sh_sio_socket_connected(sock));
+    ck_assert_ptr_eq(sh_sio_server_pending_socket(F.sio, sh_sio_socket_id(sock)), sock);
+    ck_assert_ptr_null(sh_sio_server_socket(F.sio, sh_sio_socket_id(sock)));
+    th_eio_get_hold(c);
+    return sock;
+}
+
+START_TEST(test_deferred_connect_accepted)
+{
+    start();
+    th_eio_t *c = open_client(0);
+    sh_sio_socket_t *sock = deferred_connect(c, "40{\"defer\":true,\"greet\":1}");
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->pending, 1);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->sockets, 0);
+    /* Pending: it cannot send, and nothing has been answered. */
+    F.in_call = true;
+    ck_assert_int_eq(sh_sio_socket_emit(sock, "x", NULL, NULL, 0, NULL, NULL, NULL), -EPIPE);
+    ck_assert_int_eq(sh_sio_socket_emit(sock, "x", NULL, NULL, 0, on_ack, &F, NULL), -EPIPE);
+    ck_assert_int_eq(sh_sio_socket_send_msgs(sock, NULL, 0), -EPIPE);
+    th_run_for(F.env.loop, 20);
+    ck_assert_int_eq(F.connected, 0);
+    /* Accepted: the answer and on_connected come from the loop, once. */
+    ck_assert_int_eq(sh_sio_socket_accept(sock), 0);
+    ck_assert_int_eq(sh_sio_socket_accept(sock), -EINVAL);
+    ck_assert_int_eq(sh_sio_socket_refuse(sock, json_string("too late")), -EINVAL);
+    ck_assert(!sh_sio_socket_connected(sock));
+    F.in_call = false;
+    ck_assert_int_eq(F.connected, 0);
+    th_resp_t r = {0};
+    ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
+    ck_assert_int_eq(F.connected, 1);
+    ck_assert_ptr_eq(F.sock, sock);
+    /* on_connected got the CONNECT's payload, and what it sent follows
+     * the answer. */
+    ck_assert_str_eq(F.auth, "{\"defer\":true,\"greet\":1}");
+    char want[128];
+    snprintf(want, sizeof(want),
+             "40{\"sid\":\"%s\"}\x1e"
+             "42[\"welcome\",\"hi\"]",
+             sh_sio_socket_id(sock));
+    ck_assert_str_eq(sh_buf_peek(&r.body), want);
+    th_resp_release(&r);
+    const sh_sio_stats_t *st = sh_sio_server_stats(F.sio);
+    ck_assert_uint_eq(st->pending, 0);
+    ck_assert_uint_eq(st->sockets, 1);
+    ck_assert_uint_eq(st->connects, 1);
+    F.in_call = true;
+    ck_assert_int_eq(sh_sio_socket_accept(sock), -EINVAL);
+    F.in_call = false;
+    /* Connected now: events flow. */
+    post(c, "42[\"after\"]");
+    ck_assert_int_eq(F.events, 1);
+    stop();
+}
+END_TEST
+
+/* Refuses sock's pending CONNECT with error (stolen; once only) and
+ * checks the client's held GET gets want. */
+static void refuse_expect(th_eio_t *c, sh_sio_socket_t *sock, json_t *error, const char *want)
+{
+    F.in_call = true;
+    ck_assert_int_eq(sh_sio_socket_refuse(sock, error), 0);
+    ck_assert_int_eq(sh_sio_socket_refuse(sock, NULL), -EINVAL);
+    F.in_call = false;
+    th_resp_t r = {0};
+    ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), want);
+    th_resp_release(&r);
+}
+
+START_TEST(test_deferred_connect_refused)
+{
+    start();
+    th_eio_t *c = open_client(0);
+    sh_sio_socket_t *sock = deferred_connect(c, "40/admin,{\"defer\":true}");
+    refuse_expect(c, sock, json_pack("{s:s}", "message", "revoked"),
+                  "44/admin,{\"message\":\"revoked\"}");
+    /* It ends like any socket: on_disconnect once, from the loop. */
+    wait_disconnects(1);
+    ck_assert_str_eq(F.reason, "connect refused");
+    ck_assert_int_eq(F.pending_ends, 1);
+    ck_assert_int_eq(F.connected, 0);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->connect_errors, 1);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->pending, 0);
+    /* Refused without an error: the default message; the session stays
+     * usable for another try. */
+    sock = deferred_connect(c, "40/admin,{\"defer\":true}");
+    refuse_expect(c, sock, NULL, "44/admin,{\"message\":\"Not authorized\"}");
+    wait_disconnects(2);
+    char sid[64];
+    ck_assert(th_sio_connect(c, "/admin", NULL, sid, sizeof(sid)));
+    stop();
+}
+END_TEST
+
+START_TEST(test_deferred_connect_session_goes)
+{
+    start();
+    /* The client leaves while its CONNECT waits: on_disconnect, and the
+     * socket is gone from both tables (what an answer that comes later
+     * looks it up in). */
+    th_eio_t *c = open_client(0);
+    sh_sio_socket_t *sock = deferred_connect(c, "40{\"defer\":true}");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", sh_sio_socket_id(sock));
+    post(c, "1");
+    wait_disconnects(1);
+    ck_assert_str_eq(F.reason, "transport close");
+    ck_assert_int_eq(F.pending_ends, 1);
+    ck_assert_ptr_null(sh_sio_server_pending_socket(F.sio, id));
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->pending, 0);
+    /* Accepted when its session is already closing: the session's end
+     * comes first and the answer never goes out (no on_connected). */
+    c = open_client(1);
+    sock = deferred_connect(c, "40{\"defer\":true}");
+    F.in_call = true;
+    sh_eio_close(sh_sio_socket_session(sock));
+    ck_assert_int_eq(sh_sio_socket_accept(sock), 0);
+    F.in_call = false;
+    wait_disconnects(2);
+    th_run_for(F.env.loop, 10);
+    ck_assert_int_eq(F.connected, 0);
+    ck_assert_int_eq(F.pending_ends, 2);
+    /* A packet for the namespace before its answer: an invalid state, the
+     * session closes (as for a namespace not connected). */
+    c = open_client(2);
+    sock = deferred_connect(c, "40{\"defer\":true}");
+    post(c, "42[\"early\"]");
+    wait_disconnects(3);
+    ck_assert_str_eq(F.reason, "forced close");
+    ck_assert_int_eq(F.events, 0);
+    ck_assert_int_eq(F.pending_ends, 3);
+    stop();
+}
+END_TEST
+
+START_TEST(test_deferred_connect_times_out)
+{
+    start_with(60);
+    /* A CONNECT never answered closes its session after connect_timeout,
+     * even once another namespace is connected (that stopped the
+     * session's own timer). */
+    char sid[64];
+    th_eio_t *c = connected_client(0, sid, sizeof(sid));
+    uint64_t t0 = sh_time_ms();
+    sh_sio_socket_t *sock = deferred_connect(c, "40/admin,{\"defer\":true}");
+    (void)sock;
+    th_resp_t r = {0};
+    ck_assert(th_eio_get_wait(c, &r, TH_WAIT_MS));
+    ck_assert_uint_ge(sh_time_ms() - t0, 60);
+    ck_assert_str_eq(sh_buf_peek(&r.body), "1");
+    th_resp_release(&r);
+    wait_disconnects(2);
+    ck_assert_int_eq(F.pending_ends, 1);
+    ck_assert_uint_eq(sh_eio_server_stats(F.eio)->sessions_closed, 1);
+    /* Alone on its session, a pending CONNECT does not count as connected
+     * either: the session goes within the timeout. */
+    th_eio_t *d = open_client(1);
+    t0 = sh_time_ms();
+    deferred_connect(d, "40{\"defer\":true}");
+    ck_assert(th_eio_get_wait(d, &r, TH_WAIT_MS));
+    ck_assert_str_eq(sh_buf_peek(&r.body), "1");
+    ck_assert_uint_lt(sh_time_ms() - t0, 1000);
+    th_resp_release(&r);
+    wait_disconnects(3);
+    ck_assert_int_eq(F.pending_ends, 2);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->pending, 0);
+    stop();
+}
+END_TEST
+
+START_TEST(test_attached_deferred_connect)
+{
+    start();
+    /* A session attached from the outside (SSE) gets the answer the same
+     * way: pending, then accepted ... */
+    char sid[64];
+    th_eio_t *c = open_client(0);
+    ck_assert(th_sio_connect(c, "/admin", NULL, sid, sizeof(sid)));
+    json_t *auth = json_pack("{s:b}", "defer", 1);
+    sh_sio_socket_t *sock = sh_sio_server_attach(F.sio, sh_sio_socket_session(F.sock), "/", auth);
+    ck_assert_ptr_nonnull(sock);
+    ck_assert_ptr_eq(sock, F.pending);
+    ck_assert(!sh_sio_socket_connected(sock));
+    F.in_call = true;
+    ck_assert_int_eq(sh_sio_socket_accept(sock), 0);
+    F.in_call = false;
+    char want[64];
+    snprintf(want, sizeof(want), "40{\"sid\":\"%s\"}", sh_sio_socket_id(sock));
+    expect_poll(c, want);
+    ck_assert(sh_sio_socket_connected(sock));
+    ck_assert_str_eq(F.auth, "{\"defer\":true}");
+    /* ... or refused, which ends an attached session: its client sends
+     * no packets, so it cannot try again. */
+    th_eio_t *d = open_client(1);
+    ck_assert(th_sio_connect(d, "/admin", NULL, sid, sizeof(sid)));
+    sock = sh_sio_server_attach(F.sio, sh_sio_socket_session(F.sock), "/", auth);
+    ck_assert_ptr_eq(sock, F.pending);
+    F.in_call = true;
+    ck_assert_int_eq(sh_sio_socket_refuse(sock, NULL), 0);
+    F.in_call = false;
+    expect_poll(d, "44{\"message\":\"Not authorized\"}");
+    expect_poll(d, "1");
+    wait_disconnects(2);
+    ck_assert_int_eq(F.pending_ends, 1);
+    json_decref(auth);
+    stop();
+}
+END_TEST
+
 /* ---- disconnects ---- */
 
 START_TEST(test_client_disconnect)
@@ -650,6 +890,11 @@ int main(void)
     tcase_add_test(tc, test_binary_event_reassembled);
     tcase_add_test(tc, test_text_while_attachments_due_closes_session);
     tcase_add_test(tc, test_connect_timeout);
+    tcase_add_test(tc, test_deferred_connect_accepted);
+    tcase_add_test(tc, test_deferred_connect_refused);
+    tcase_add_test(tc, test_deferred_connect_session_goes);
+    tcase_add_test(tc, test_deferred_connect_times_out);
+    tcase_add_test(tc, test_attached_deferred_connect);
     tcase_add_test(tc, test_client_disconnect);
     tcase_add_test(tc, test_server_disconnect);
     tcase_add_test(tc, test_send_msgs_and_event_array);
