@@ -60,6 +60,10 @@ typedef struct sb_opts {
     /* chat (read by the chat scenario) */
     unsigned users, tabs_min, tabs_max, channel_size;
     double tokens_per_s, typing_rate;
+    unsigned batch; /* chat: tokens per API request at most (1: objects, not arrays) */
+    unsigned burst; /* chat: tokens of a user that come together */
+    /* polling */
+    unsigned concurrency; /* handshake slots */
     /* output */
     const char *json_path;
     bool verbose;
