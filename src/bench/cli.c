@@ -364,8 +364,8 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
         o->emit_port = o->ports[0];
     if (!clients_set)
         o->clients = sc->default_clients;
-    if (sc->clients_needed)
-        o->clients = sc->clients_needed(o, clients_set);
+    if (sc->complete)
+        sc->complete(o, clients_set);
     if (o->protocol == SB_PROTO_RAW_WS) {
         if (!sc->raw_ws)
             sb_cli_bad("scenario %s does not run with --protocol raw-ws", sc->name);

@@ -586,7 +586,7 @@ static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
     return 1;
 }
 
-static unsigned chat_clients_needed(const sb_opts_t *o, bool clients_set)
+static void chat_complete(sb_opts_t *o, bool clients_set)
 {
     if (o->channel_size > MAX_CHANNEL_SIZE)
         sb_cli_bad("chat: --channel-size %u is over %u", o->channel_size, MAX_CHANNEL_SIZE);
@@ -597,7 +597,7 @@ static unsigned chat_clients_needed(const sb_opts_t *o, bool clients_set)
     if (clients_set && o->clients != n)
         sb_cli_bad("chat: the clients are --users x --tabs (%llu here); leave --clients out",
                    (unsigned long long)n);
-    return (unsigned)n;
+    o->clients = (unsigned)n;
 }
 
 static int chat_prepare(sb_opts_t *o)
@@ -754,7 +754,7 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     sb_report_int(r, "unexpected", "other messages", (long long)st.unexpected, NULL);
     sb_report_num(r, "publish_lag_ms_max", "publisher lag, max", (double)cr.max_lag_ns / 1e6, 3,
                   "ms");
-    sb_scenario_report_cpu(co, r, &s0, &s1, st.delivered, "server_cpu_us_per_delivery",
+    sb_scenario_report_cpu(co, r, NULL, &s0, &s1, st.delivered, "server_cpu_us_per_delivery",
                            "server CPU per delivery", 3);
     sb_report_num(r, "client_cpu_s", "client CPU (workers)", st.cpu_s, 2, "s");
     if (st.first_error[0] || ps.first_error[0])
@@ -779,7 +779,7 @@ const sb_scenario_t sb_scenario_chat = {
     .clients_emit = true,
     .default_clients = 0,
     .prepare = chat_prepare,
-    .clients_needed = chat_clients_needed,
+    .complete = chat_complete,
     .worker_init = chat_worker_init,
     .worker_release = chat_worker_release,
     .client_ready = chat_ready,

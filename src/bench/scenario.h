@@ -51,12 +51,12 @@ typedef struct sb_scenario {
     /* Parent, once, before anything starts: check and complete o. 0, or
      * -EINVAL after printing why (the run exits 2). */
     int (*prepare)(sb_opts_t *o);
-    /* Parent, while the options are completed, before --procs and
-     * --sources are derived from the client count: the connections the
-     * workers hold when the scenario's own options say it (chat: users x
-     * tabs). o->clients is --clients or default_clients (clients_set
-     * tells which). May refuse with sb_cli_bad. NULL: o->clients. */
-    unsigned (*clients_needed)(const sb_opts_t *o, bool clients_set);
+    /* Parent, while the options are completed, before --procs, --sources
+     * and the descriptor check are derived from them: set what the
+     * scenario decides itself (chat: the client count is users x tabs;
+     * polling: the transport). o->clients is --clients or default_clients
+     * (clients_set tells which). May refuse with sb_cli_bad. */
+    void (*complete)(sb_opts_t *o, bool clients_set);
 
     /* Worker process. */
     void (*worker_init)(sb_worker_t *w); /* clients made, not connected */
@@ -98,10 +98,11 @@ void sb_scenario_report_head(const sb_coord_t *co, sb_report_t *r, long long now
  * ("not every <what> connected") and returns false. */
 bool sb_scenario_all_connected(const sb_coord_t *co, sb_report_t *r, int rc, const char *what);
 /* The server's CPU time between two samples, when --pid was given and
- * both read it: server_cpu_s, server_sys_s, and per_key (label
+ * both read it: server_cpu_s, server_sys_s (prefixed "<phase>_" when
+ * phase is not NULL: a run of several phases), and per_key (label
  * per_label): CPU us per one of count things. */
-void sb_scenario_report_cpu(const sb_coord_t *co, sb_report_t *r, const struct sb_sample *s0,
-                            const struct sb_sample *s1, uint64_t count, const char *per_key,
-                            const char *per_label, int decimals);
+void sb_scenario_report_cpu(const sb_coord_t *co, sb_report_t *r, const char *phase,
+                            const struct sb_sample *s0, const struct sb_sample *s1, uint64_t count,
+                            const char *per_key, const char *per_label, int decimals);
 
 #endif
