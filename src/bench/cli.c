@@ -73,12 +73,15 @@ static const char usage_text[] =
     "  --p99-limit MS         --find-max latency bound (50)\n"
     "  --max-rate R           --find-max: never above R per second (no bound)\n"
     "  --publishers K         keep-alive connections the publisher posts on, one\n"
-    "                         request in flight each (4)\n"
+    "                         request in flight each (8)\n"
     "  --connect-batch B      handshakes in flight per process (200)\n"
     "  --connect-timeout S    bound on connecting every client (60)\n"
     "  --drain-timeout S      after the last publish, wait this long without a\n"
     "                         delivery before counting the rest missing (5)\n"
-    "  --settle S             idle: wait before sampling memory (1)\n"
+    "  --settle S             idle, fanout: wait after connecting before measuring\n"
+    "                         (1): an Open WebUI-style server answers CONNECT\n"
+    "                         first and joins the user's room after checking the\n"
+    "                         token (siohubd in fleet mode: a Redis round trip)\n"
     "Chat (the chat scenario):\n"
     "  --users U  --tabs A-B  --tokens-per-second T  --channel-size C\n"
     "  --typing-rate R        (100, 1-3, 20, 10, 1)\n"
@@ -187,18 +190,20 @@ static unsigned parse_list(const char *s, const char *what, unsigned long min, u
     return n;
 }
 
-/* A path option: starts with '/'; with_slash: ends with one too. */
-static const char *parse_path(const char *s, const char *what, bool with_slash)
+/* A path option: starts with '/'; with_slash: ends with one too, added
+ * in *buf (owned) when missing. */
+static const char *parse_path(const char *s, const char *what, char **buf)
 {
     if (s[0] != '/' || strpbrk(s, " \r\n\"?#"))
         sb_cli_bad("bad %s '%s' (a path starting with '/')", what, s);
     size_t n = strlen(s);
-    if (!with_slash || s[n - 1] == '/')
+    if (!buf || s[n - 1] == '/')
         return s;
-    char *p = sb_xcalloc(n + 2, 1);
-    memcpy(p, s, n);
-    p[n] = '/';
-    return p; /* lives for the run */
+    free(*buf);
+    *buf = sb_xcalloc(n + 2, 1);
+    memcpy(*buf, s, n);
+    (*buf)[n] = '/';
+    return *buf;
 }
 
 /* Ids and keys go into JSON and HTTP text as they are. */
@@ -333,7 +338,7 @@ static void set_defaults(sb_opts_t *o)
     o->rate = 100;
     o->duration_s = 10;
     o->size = 200;
-    o->publishers = 4;
+    o->publishers = 8;
     o->connect_batch = 200;
     o->connect_timeout_s = 60;
     o->drain_timeout_s = 5;
@@ -398,10 +403,18 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
         sb_cli_bad("--max-rate %g is below --rate %g", o->max_rate, o->rate);
     if (!o->room) {
         size_t n = strlen(o->user) + 6;
-        char *room = sb_xcalloc(n, 1);
-        snprintf(room, n, "user:%s", o->user);
-        o->room = room;
+        o->room_buf = sb_xcalloc(n, 1);
+        snprintf(o->room_buf, n, "user:%s", o->user);
+        o->room = o->room_buf;
     }
+}
+
+void sb_cli_release(sb_opts_t *o)
+{
+    free(o->minted_token);
+    free(o->path_buf);
+    free(o->room_buf);
+    o->minted_token = o->path_buf = o->room_buf = NULL;
 }
 
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
@@ -424,7 +437,7 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             o->emit_port = (uint16_t)parse_ulong(optarg, "port", 1, 65535);
             break;
         case OPT_PATH:
-            o->path = parse_path(optarg, "--path", true);
+            o->path = parse_path(optarg, "--path", &o->path_buf);
             break;
         case OPT_PROTOCOL:
             if (!strcmp(optarg, "socketio"))
@@ -435,10 +448,10 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
                 sb_cli_bad("bad --protocol '%s' (socketio or raw-ws)", optarg);
             break;
         case OPT_SUB_PATH:
-            o->sub_path = parse_path(optarg, "--sub-path", false);
+            o->sub_path = parse_path(optarg, "--sub-path", NULL);
             break;
         case OPT_PUB_PATH:
-            o->pub_path = parse_path(optarg, "--pub-path", false);
+            o->pub_path = parse_path(optarg, "--pub-path", NULL);
             break;
         case OPT_SECRET:
             o->secret = optarg;

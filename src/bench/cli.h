@@ -54,7 +54,7 @@ typedef struct sb_opts {
     unsigned connect_batch; /* handshakes in flight per worker process */
     double connect_timeout_s;
     double drain_timeout_s; /* a window ends this long after the last delivery */
-    double settle_s;        /* idle: wait before sampling memory */
+    double settle_s;        /* wait after connecting before measuring */
     double p99_limit_ms;    /* --find-max: the latency bound */
     double max_rate;        /* --find-max: no round above it (0: none) */
     /* chat (read by the chat scenario) */
@@ -69,11 +69,15 @@ typedef struct sb_opts {
     bool verbose;
     /* derived at start-up */
     char *minted_token; /* owned: the token minted with --secret for --user */
+    char *path_buf;     /* owned: path when a '/' had to be added */
+    char *room_buf;     /* owned: the default room */
 } sb_opts_t;
 
 /* Parses argv into o (defaults first). Exits 0 after --help, 2 on bad
  * usage. */
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv);
+/* Frees what parsing allocated. */
+void sb_cli_release(sb_opts_t *o);
 /* Prints the usage text. */
 void sb_cli_usage(FILE *f);
 /* Reports bad usage and exits 2. */

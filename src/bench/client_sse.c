@@ -95,7 +95,7 @@ static void sse_events(sb_client_t *c, int fd, uint64_t now)
     while (c->conn.fd == fd) {
         const char *p = sb_buf_head(t);
         size_t n = sb_buf_avail(t);
-        const char *e = memmem(p, n, "\n\n", 2);
+        const char *e = n >= 2 ? memmem(p, n, "\n\n", 2) : NULL;
         if (!e)
             return;
         sb_buf_consume(t, (size_t)(e - p) + 2);

@@ -114,9 +114,9 @@ void sb_coord_start(sb_coord_t *co)
             if (dup2(sv[1], 3) < 0)
                 _exit(1);
             close_range(4, ~0u, 0);
-            int rc = sb_worker_main(co->o, i, co->nworkers, 3);
-            fflush(NULL);
-            _exit(rc);
+            /* exit, not _exit: stdio was flushed before the fork, and the
+             * worker's own exit handlers (leak checks) should run. */
+            exit(sb_worker_main(co->o, i, co->nworkers, 3));
         }
         close(sv[1]);
         sb_peer_t *peer = &co->peers[i];

@@ -61,6 +61,6 @@ int main(int argc, char **argv)
     }
     sb_report_release(&r);
     sb_coord_release(&co);
-    free(o.minted_token);
+    sb_cli_release(&o);
     return rc;
 }

@@ -4,7 +4,7 @@
  * that many thousand cycles do not exhaust the ephemeral ports with
  * TIME_WAIT; the server sees a reset instead of a FIN.
  *
- * Checks: no connect failed, at least one cycle completed.
+ * Checks: no connect failed or hung, at least one cycle completed.
  */
 #include <errno.h>
 #include <math.h>
@@ -77,6 +77,17 @@ static bool churn_done(sb_worker_t *w)
     return ch->inflight == 0;
 }
 
+/* Attempts still in flight after --drain-timeout are connects the server
+ * left hanging (a full --max-connections, a backlog): failures. */
+static void churn_stats(sb_worker_t *w)
+{
+    churn_t *ch = w->state;
+    if (ch->inflight)
+        sb_stats_error(&w->st, "%u connects still pending %.1f s after the end", ch->inflight,
+                       w->o->drain_timeout_s);
+    w->st.errors += ch->inflight ? ch->inflight - 1 : 0;
+}
+
 static int churn_run(sb_coord_t *co, sb_report_t *r)
 {
     const sb_opts_t *o = co->o;
@@ -128,5 +139,6 @@ const sb_scenario_t sb_scenario_churn = {
     .window_begin = churn_begin,
     .window_end = churn_end,
     .window_done = churn_done,
+    .window_stats = churn_stats,
     .run = churn_run,
 };

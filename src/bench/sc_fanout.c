@@ -11,8 +11,10 @@
  * did not. --max-rate caps the search: a round at the cap that holds
  * ends it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +55,9 @@ static void fanout_message(sb_worker_t *w, sb_client_t *c, const char *name, siz
         w->st.unexpected++;
         return;
     }
-    if (!sb_payload_parse(args, alen, &m)) {
+    /* Stamped before this run began: a server that replays its buffer to
+     * new subscribers (nchan) hands over an earlier run's messages. */
+    if (!sb_payload_parse(args, alen, &m) || m.t_ns < w->start_ns) {
         w->st.unexpected++;
         return;
     }
@@ -86,9 +90,16 @@ static bool fanout_done(sb_worker_t *w)
 static void fanout_stats(sb_worker_t *w)
 {
     sb_tracker_t *t = w->state;
-    for (unsigned i = 0; i < w->nclients; i++)
-        if (sb_client_is_ready(&w->clients[i]) && t->got[i] < t->want)
-            w->st.missing += t->want - t->got[i];
+    unsigned shown = 0;
+    for (unsigned i = 0; i < w->nclients; i++) {
+        if (!sb_client_is_ready(&w->clients[i]) || t->got[i] >= t->want)
+            continue;
+        w->st.missing += t->want - t->got[i];
+        if (w->o->verbose && shown++ < 20)
+            fprintf(stderr, SB_PROG ": client %u (port %u): %u of %llu messages\n",
+                    w->clients[i].id, ntohs(w->clients[i].target->addr.sin_port), t->got[i],
+                    (unsigned long long)t->want);
+    }
 }
 
 /* ---- parent side ---- */
@@ -139,8 +150,9 @@ static void run_round(sb_coord_t *co, sb_pub_t *pub, double rate, round_t *rd)
     uint64_t last = rd->st.last_ns > rd->pub.t_start ? rd->st.last_ns : rd->pub.t_start;
     double took = (double)(last - rd->pub.t_start) / 1e9;
     rd->window_s = took > o->duration_s ? took : o->duration_s;
-    rd->complete = rd->rc == 0 && rd->st.delivered == rd->st.expected && !rd->st.missing &&
-                   !rd->st.stalled && round_errors(rd) == 0 && rd->pub.sent == count;
+    rd->complete = rd->rc == 0 && rd->st.connected == o->clients &&
+                   rd->st.delivered == rd->st.expected && !rd->st.missing && !rd->st.stalled &&
+                   round_errors(rd) == 0 && rd->pub.sent == count;
     rd->behind = took > 1.1 * o->duration_s + o->p99_limit_ms / 1e3;
     rd->pass = rd->complete && !rd->behind &&
                (double)sb_hist_pct(&rd->st.latency, 99) / 1e3 < o->p99_limit_ms;
@@ -213,8 +225,13 @@ static int fanout_run(sb_coord_t *co, sb_report_t *r)
     }
     sb_pub_t *pub = sb_pub_new(co->loop, o);
     sb_pub_open(pub);
+    /* --settle: the server may still be finishing what the last connects
+     * started (fleet pools, room joins). */
+    uint64_t settled = sb_now_ns() + (uint64_t)(o->settle_s * 1e9);
     rc = sb_coord_run_until(co, sb_now_ns() + (uint64_t)(o->connect_timeout_s * 1e9),
                             sb_pub_is_open, pub);
+    if (rc == 0)
+        rc = sb_coord_run_until(co, settled, NULL, NULL);
     round_t *rounds = sb_xcalloc(MAX_ROUNDS, sizeof(*rounds));
     unsigned n = 0;
     int best = -1;

@@ -72,7 +72,8 @@ static int idle_run(sb_coord_t *co, sb_report_t *r)
         sb_report_num(r, "kernel_slab_kib_per_conn", "kernel slab per connection",
                       per_conn(before.slab_kib, after.slab_kib, conns), 2, "KiB");
     }
-    uint64_t errors = co->ready.failed + st.closed + st.errors;
+    /* The workers count each failed or lost client as an error. */
+    uint64_t errors = co->ready.errors + st.errors;
     sb_report_int(r, "errors", NULL, (long long)errors, NULL);
     if (co->ready.first_error[0] || st.first_error[0])
         sb_report_note(r, "  first error: %s",

@@ -253,6 +253,7 @@ int sb_worker_main(const sb_opts_t *o, unsigned index, unsigned nworkers, int fd
     }
     w->st.clients = w->nclients;
     w->cpu0 = sb_self_cpu_s();
+    w->start_ns = sb_now_ns();
     if (w->sc->worker_init)
         w->sc->worker_init(w);
     if (w->sc->manual_connect)

@@ -32,6 +32,7 @@ struct sb_worker {
     unsigned first;       /* global index of clients[0] */
     sb_stats_t st;        /* since the last window_begin (connect phase: since start) */
     uint64_t activity_ns; /* last message or ack: the drain's stall clock */
+    uint64_t start_ns;    /* when the worker started (before any connect) */
     void *state;          /* the scenario's */
 
     /* the worker's own */

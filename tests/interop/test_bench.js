@@ -207,6 +207,26 @@ run({ timeoutMs: 240000 }, async (h) => {
     assert.match(r.stdout, /first error: .*(HTTP|refused)/);
   });
 
+  if (process.env.REDIS_SERVER) {
+    await h.case("a fleet of two nodes: subscribers round-robin over both ports", async () => {
+      const redis = await h.redis();
+      const fleetArgs = ["--no-presence", "--websocket-manager", "redis", "--redis-url", redis.url()];
+      const a = await owuiServer(h, { directory: "claims", args: fleetArgs });
+      const b = await owuiServer(h, { directory: "claims", args: fleetArgs });
+      const opened = async (node) => {
+        const metrics = (await node.api("GET", "/metrics", undefined, { key: null })).text;
+        return Number(/^siohub_sessions_opened_total (\d+)$/m.exec(metrics)[1]);
+      };
+      const before = [await opened(a), await opened(b)];
+      const r = await bench(["fanout", "--port", `${a.port},${b.port}`, "--pid", `${a.proc.pid},${b.proc.pid}`, ...auth,
+        "-n", "20", "--rate", "20", "--duration", "1", "--emit-port", String(b.port)]);
+      expectExit(r, 0, "fleet fanout");
+      checkFanout(r.result, 20, 20, 1);
+      // Each node served half of the clients.
+      assert.deepEqual([(await opened(a)) - before[0], (await opened(b)) - before[1]], [10, 10]);
+    });
+  }
+
   await h.case("raw-ws: fanout and idle against a plain WebSocket server", async () => {
     const port = await rawServer(h);
     const raw = ["--protocol", "raw-ws", "--port", String(port)];
