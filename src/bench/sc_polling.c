@@ -246,6 +246,55 @@ static void poll_complete(sb_opts_t *o, bool clients_set)
         sb_cli_bad("polling: --concurrency 0 and --clients 0 leave nothing to do");
 }
 
+/* How a phase is reported: keys from its name ("handshake": handshakes,
+ * handshakes_per_s, handshake_errors, server_cpu_us_per_handshake...). */
+typedef struct phase_desc {
+    const char *heading;
+    const char *name, *plural; /* keys: "round_trip", "round_trips" */
+    const char *words;         /* the table's: "round trips" */
+    const char *latency_key, *latency_label;
+} phase_desc_t;
+
+static const phase_desc_t handshake_desc = {
+    .heading = "handshakes: GET open, POST CONNECT, GET, POST close; again",
+    .name = "handshake",
+    .plural = "handshakes",
+    .words = "handshakes",
+    .latency_key = "connect_latency_ms",
+    .latency_label = "  connect latency",
+};
+
+static const phase_desc_t round_trip_desc = {
+    .heading = "round trips: user-join with an ack, one at a time per client",
+    .name = "round_trip",
+    .plural = "round_trips",
+    .words = "round trips",
+    .latency_key = "round_trip_latency_ms",
+    .latency_label = "  latency",
+};
+
+static void report_phase(const sb_coord_t *co, sb_report_t *r, const phase_desc_t *d,
+                         const phase_result_t *pr, uint64_t count)
+{
+    char key[80], label[80];
+    sb_report_note(r, "%s", d->heading);
+    snprintf(label, sizeof(label), "  %s", d->words);
+    sb_report_int(r, d->plural, label, (long long)count, NULL);
+    snprintf(key, sizeof(key), "%s_per_s", d->plural);
+    snprintf(label, sizeof(label), "  %s/s", d->words);
+    sb_report_num(r, key, label, pr->secs > 0 ? (double)count / pr->secs : 0, 0, "/s");
+    sb_report_latency(r, d->latency_key, d->latency_label, &pr->st.connect);
+    snprintf(key, sizeof(key), "%s_errors", d->name);
+    sb_report_int(r, key, "  errors", (long long)(pr->st.errors + pr->st.stalled), NULL);
+    snprintf(key, sizeof(key), "server_cpu_us_per_%s", d->name);
+    snprintf(label, sizeof(label), "  server CPU each");
+    sb_scenario_report_cpu(co, r, d->name, &pr->s0, &pr->s1, count, key, label, 1);
+    snprintf(key, sizeof(key), "%s_client_cpu_s", d->name);
+    sb_report_num(r, key, "  client CPU (workers)", pr->st.cpu_s, 2, "s");
+    if (pr->st.first_error[0])
+        sb_report_note(r, "  first error: %s", pr->st.first_error);
+}
+
 static int poll_run(sb_coord_t *co, sb_report_t *r)
 {
     const sb_opts_t *o = co->o;
@@ -265,34 +314,12 @@ static int poll_run(sb_coord_t *co, sb_report_t *r)
     sb_report_num(r, "duration_s", "each phase", o->duration_s, 2, "s");
     if (o->concurrency) {
         ok = ok && hs.st.handshakes > 0;
-        sb_report_note(r, "handshakes: GET open, POST CONNECT, GET, POST close; again");
-        sb_report_int(r, "concurrency", "  slots", o->concurrency, NULL);
-        sb_report_int(r, "handshakes", "  handshakes", (long long)hs.st.handshakes, NULL);
-        sb_report_num(r, "handshakes_per_s", "  handshakes/s",
-                      hs.secs > 0 ? (double)hs.st.handshakes / hs.secs : 0, 0, "/s");
-        sb_report_latency(r, "connect_latency_ms", "  connect latency", &hs.st.connect);
-        sb_report_int(r, "handshake_errors", "  errors", (long long)(hs.st.errors + hs.st.stalled),
-                      NULL);
-        sb_scenario_report_cpu(co, r, "handshake", &hs.s0, &hs.s1, hs.st.handshakes,
-                               "server_cpu_us_per_handshake", "  server CPU per handshake", 1);
-        sb_report_num(r, "handshake_client_cpu_s", "  client CPU (workers)", hs.st.cpu_s, 2, "s");
-        if (hs.st.first_error[0])
-            sb_report_note(r, "  first error: %s", hs.st.first_error);
+        sb_report_int(r, "concurrency", "handshake slots", o->concurrency, NULL);
+        report_phase(co, r, &handshake_desc, &hs, hs.st.handshakes);
     }
     if (o->clients) {
         ok = ok && rt.st.round_trips > 0 && rt.st.connected == o->clients;
-        sb_report_note(r, "round trips: user-join with an ack, one at a time per client");
-        sb_report_int(r, "round_trips", "  round trips", (long long)rt.st.round_trips, NULL);
-        sb_report_num(r, "round_trips_per_s", "  round trips/s",
-                      rt.secs > 0 ? (double)rt.st.round_trips / rt.secs : 0, 0, "/s");
-        sb_report_latency(r, "round_trip_latency_ms", "  round-trip latency", &rt.st.connect);
-        sb_report_int(r, "round_trip_errors", "  errors", (long long)(rt.st.errors + rt.st.stalled),
-                      NULL);
-        sb_scenario_report_cpu(co, r, "round_trip", &rt.s0, &rt.s1, rt.st.round_trips,
-                               "server_cpu_us_per_round_trip", "  server CPU per round trip", 1);
-        sb_report_num(r, "round_trip_client_cpu_s", "  client CPU (workers)", rt.st.cpu_s, 2, "s");
-        if (rt.st.first_error[0])
-            sb_report_note(r, "  first error: %s", rt.st.first_error);
+        report_phase(co, r, &round_trip_desc, &rt, rt.st.round_trips);
     }
     sb_report_int(r, "errors", NULL, (long long)errors, NULL);
     if (hs.rc < 0 || rt.rc < 0)
