@@ -9,11 +9,15 @@ apt-get install -y -q --no-install-recommends \
     libmicrohttpd-dev libhiredis-dev libjansson-dev libjwt-dev libssl-dev check \
     redis-server python3 python3-socketio python3-websocket python3-requests python3-redis \
     clang clang-format valgrind curl \
-    chromium nginx-light
+    chromium nginx-light \
+    python3-aiohttp python3-jwt libnginx-mod-nchan
 # chromium: the browser test (tests/interop/test_browser.js) drives it with
 # npm's playwright-core, which never downloads a browser of its own.
 # nginx-light: the interop tests run contrib/nginx/siohub.conf in front of
 # the daemon (as the test user, on free loopback ports).
+# python3-aiohttp, python3-jwt, libnginx-mod-nchan: the peers bench/run
+# measures siohubd against (bench/peers/: python-socketio on aiohttp, as
+# Open WebUI runs it, and nginx with nchan).
 # The interop tests drive the daemon with npm's socket.io-client. A machine
 # with Node.js already (e.g. from NodeSource, whose package ships npm)
 # keeps it; otherwise Debian's own.

@@ -1,0 +1,556 @@
+/* floor — the floor of siohub's fan-out benchmark: the least a server can
+ * do to deliver a published message to N WebSocket subscribers, so that
+ * bench/run can show how far siohubd is from it ("within 1.3x of a bare
+ * send() loop to the same sockets").
+ *
+ * One thread, one epoll loop, libc and libcrypto (SHA-1 and base64 for the
+ * WebSocket accept key) only:
+ *   - an HTTP GET with "Upgrade: websocket" at any path (nchan's
+ *     /sub/bench) is answered 101 and the socket becomes a subscriber;
+ *     whatever a subscriber sends is read and dropped, and its end of
+ *     stream closes it;
+ *   - each HTTP POST to the publish path (/pub/bench) builds one unmasked
+ *     text frame carrying the request body, once, then does exactly one
+ *     send() of it to each subscriber socket, and answers 200
+ *     {"recipients": n}; keep-alive, Content-Length bodies only;
+ *   - anything else is answered 404 (or 400 when it is not HTTP).
+ * Nothing else: no Socket.IO, no auth, no queues. A subscriber whose socket
+ * buffer cannot take the whole frame (a short or failed send) is closed and
+ * counted, since a bare send() loop has no queue to keep the rest in; the
+ * count is printed on stderr at exit and with each answer.
+ *
+ * Usage: floor --port P [--host 127.0.0.1] [--pub-path /pub/bench]
+ * --port 0 takes a free port. Prints "ready HOST:PORT" on stdout once it
+ * accepts connections. Loopback (127.0.0.0/8) only. SIGTERM or SIGINT
+ * stops it; it exits 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+enum {
+    HEADER_MAX = 16 * 1024, /* request line and headers */
+    BODY_MAX = 1024 * 1024, /* a published message */
+    READ_CHUNK = 64 * 1024, /* bytes asked of one recv() */
+    FRAME_HEADER_MAX = 10,  /* 0x81, 127, 64-bit length */
+    EVENTS_PER_WAIT = 256,
+};
+
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+typedef enum { CONN_LISTENER, CONN_SIGNAL, CONN_HTTP, CONN_SUBSCRIBER, CONN_CLOSED } conn_kind_t;
+
+typedef struct conn {
+    conn_kind_t kind;
+    int fd;
+    size_t idx;               /* subscriber: its slot in server_t.subs */
+    struct conn *prev, *next; /* HTTP: the list of HTTP connections */
+    char *in;                 /* HTTP: bytes read and not yet handled */
+    size_t in_len, in_cap;
+} conn_t;
+
+typedef struct server {
+    int epfd;
+    conn_t listener, signals;
+    const char *pub_path;
+    conn_t *http;  /* HTTP connections (publishers, requests before an upgrade) */
+    conn_t **subs; /* every subscriber, in no particular order */
+    size_t nsubs, subs_cap;
+    /* Closed connections an event of the current epoll batch may still
+     * name: freed once the batch is done. */
+    conn_t **closed;
+    size_t nclosed, closed_cap;
+    char *frame; /* the frame being published, built once per POST */
+    size_t frame_cap;
+    unsigned long long publishes, deliveries, dropped;
+} server_t;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "floor: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (!p) {
+        fputs("floor: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
+static void watch(server_t *s, conn_t *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        die("epoll_ctl");
+}
+
+/* Closing the fd also takes it out of the epoll set (it is never dup()ed);
+ * the memory waits for the end of the batch. */
+static void conn_close(server_t *s, conn_t *c)
+{
+    close(c->fd);
+    c->kind = CONN_CLOSED;
+    if (s->nclosed == s->closed_cap) {
+        s->closed_cap = s->closed_cap ? s->closed_cap * 2 : 64;
+        s->closed = xrealloc(s->closed, s->closed_cap * sizeof(*s->closed));
+    }
+    s->closed[s->nclosed++] = c;
+}
+
+static void closed_free(server_t *s)
+{
+    for (size_t i = 0; i < s->nclosed; i++) {
+        free(s->closed[i]->in);
+        free(s->closed[i]);
+    }
+    s->nclosed = 0;
+}
+
+static void http_link(server_t *s, conn_t *c)
+{
+    c->prev = NULL;
+    c->next = s->http;
+    if (s->http)
+        s->http->prev = c;
+    s->http = c;
+}
+
+static void http_unlink(server_t *s, conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->http = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+static void http_close(server_t *s, conn_t *c)
+{
+    http_unlink(s, c);
+    conn_close(s, c);
+}
+
+static void sub_add(server_t *s, conn_t *c)
+{
+    http_unlink(s, c);
+    if (s->nsubs == s->subs_cap) {
+        s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1024;
+        s->subs = xrealloc(s->subs, s->subs_cap * sizeof(*s->subs));
+    }
+    c->idx = s->nsubs;
+    s->subs[s->nsubs++] = c;
+    c->kind = CONN_SUBSCRIBER;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+}
+
+/* The last subscriber takes c's slot. */
+static void sub_close(server_t *s, conn_t *c)
+{
+    conn_t *last = s->subs[--s->nsubs];
+    s->subs[c->idx] = last;
+    last->idx = c->idx;
+    conn_close(s, c);
+}
+
+/* ---- HTTP */
+
+/* A header's value within head (which ends at "\r\n\r\n"), or NULL. */
+static const char *header(const char *head, size_t head_len, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    const char *end = head + head_len;
+    const char *line = memchr(head, '\n', head_len); /* skip the request line */
+    while (line && ++line < end) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nlen && line[nlen] == ':' && !strncasecmp(line, name, nlen)) {
+            const char *v = line + nlen + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *len = (size_t)(ve - v);
+            return v;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
+static bool header_has(const char *head, size_t head_len, const char *name, const char *token)
+{
+    size_t len;
+    const char *v = header(head, head_len, name, &len);
+    size_t tlen = strlen(token);
+    for (; v && len >= tlen; v++, len--)
+        if (!strncasecmp(v, token, tlen))
+            return true;
+    return false;
+}
+
+/* Sends a whole answer or reports that it could not (the client is not
+ * reading, which no benchmark client does): the caller then closes. */
+static bool send_all(int fd, const char *p, size_t n)
+{
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    return w == (ssize_t)n;
+}
+
+static bool answer(int fd, int status, const char *reason, const char *body, bool close_after)
+{
+    char buf[512];
+    int n =
+        snprintf(buf, sizeof(buf),
+                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+                 "%zu\r\n%s\r\n%s",
+                 status, reason, strlen(body), close_after ? "Connection: close\r\n" : "", body);
+    return n > 0 && (size_t)n < sizeof(buf) && send_all(fd, buf, (size_t)n);
+}
+
+static bool upgrade(conn_t *c, const char *key, size_t key_len)
+{
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+    char material[128];
+    if (key_len == 0 || key_len + sizeof(ws_guid) > sizeof(material))
+        return false;
+    memcpy(material, key, key_len);
+    memcpy(material + key_len, ws_guid, sizeof(ws_guid) - 1);
+    SHA1((const unsigned char *)material, key_len + sizeof(ws_guid) - 1, digest);
+    EVP_EncodeBlock((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                     "Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    return send_all(c->fd, buf, (size_t)n);
+}
+
+/* The one loop this program exists for: one frame, built once, one send()
+ * per subscriber. Returns the subscribers that took the whole frame. */
+static size_t publish(server_t *s, const char *body, size_t len)
+{
+    size_t need = FRAME_HEADER_MAX + len;
+    if (need > s->frame_cap) {
+        s->frame = xrealloc(s->frame, need);
+        s->frame_cap = need;
+    }
+    unsigned char *f = (unsigned char *)s->frame;
+    size_t h = 0;
+    f[h++] = 0x81; /* FIN, text */
+    if (len < 126) {
+        f[h++] = (unsigned char)len;
+    } else if (len < 65536) {
+        f[h++] = 126;
+        f[h++] = (unsigned char)(len >> 8);
+        f[h++] = (unsigned char)len;
+    } else {
+        f[h++] = 127;
+        for (int shift = 56; shift >= 0; shift -= 8)
+            f[h++] = (unsigned char)((uint64_t)len >> shift);
+    }
+    memcpy(f + h, body, len);
+    size_t flen = h + len, sent = 0;
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (send(s->subs[i]->fd, f, flen, MSG_NOSIGNAL) == (ssize_t)flen)
+            s->subs[sent++] = s->subs[i];
+        else
+            conn_close(s, s->subs[i]); /* its frame stream is broken now */
+    if (sent < s->nsubs) {
+        s->dropped += s->nsubs - sent;
+        s->nsubs = sent;
+        for (size_t i = 0; i < sent; i++)
+            s->subs[i]->idx = i;
+    }
+    s->publishes++;
+    s->deliveries += sent;
+    return sent;
+}
+
+/* Handles every complete request in c->in. Returns false when c is to be
+ * closed; c may have become a subscriber. */
+static bool http_handle(server_t *s, conn_t *c)
+{
+    size_t off = 0;
+    bool keep = true;
+    while (keep && c->kind == CONN_HTTP) {
+        const char *head = c->in + off;
+        size_t avail = c->in_len - off;
+        const char *end = memmem(head, avail, "\r\n\r\n", 4);
+        if (!end) {
+            if (avail <= HEADER_MAX)
+                break;
+            answer(c->fd, 431, "Request Header Fields Too Large", "{}", true);
+            return false;
+        }
+        size_t head_len = (size_t)(end - head) + 4;
+        const char *sp1 = memchr(head, ' ', head_len);
+        const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', head_len - (size_t)(sp1 + 1 - head)) : NULL;
+        if (!sp1 || !sp2) {
+            answer(c->fd, 400, "Bad Request", "{}", true);
+            return false;
+        }
+        size_t mlen = (size_t)(sp1 - head), plen = (size_t)(sp2 - sp1 - 1);
+        const char *path = sp1 + 1;
+        size_t cl_len, key_len;
+        const char *cl = header(head, head_len, "Content-Length", &cl_len);
+        size_t body_len = 0;
+        if (cl) {
+            char num[24];
+            char *num_end;
+            if (cl_len == 0 || cl_len >= sizeof(num)) {
+                answer(c->fd, 400, "Bad Request", "{}", true);
+                return false;
+            }
+            memcpy(num, cl, cl_len);
+            num[cl_len] = '\0';
+            unsigned long long v = strtoull(num, &num_end, 10);
+            if (*num_end || v > BODY_MAX) {
+                answer(c->fd, 413, "Content Too Large", "{}", true);
+                return false;
+            }
+            body_len = (size_t)v;
+        } else if (header(head, head_len, "Transfer-Encoding", &cl_len)) {
+            answer(c->fd, 411, "Length Required", "{}", true);
+            return false;
+        }
+        if (avail < head_len + body_len)
+            break; /* the body is still coming */
+        keep = !header_has(head, head_len, "Connection", "close");
+        const char *key = header(head, head_len, "Sec-WebSocket-Key", &key_len);
+        if (mlen == 3 && !memcmp(head, "GET", 3) && key &&
+            header_has(head, head_len, "Upgrade", "websocket")) {
+            if (!upgrade(c, key, key_len))
+                return false;
+            sub_add(s, c); /* bytes after the request are frames: dropped */
+            return true;
+        }
+        if (mlen == 4 && !memcmp(head, "POST", 4) && plen == strlen(s->pub_path) &&
+            !memcmp(path, s->pub_path, plen)) {
+            size_t n = publish(s, head + head_len, body_len);
+            char reply[96];
+            snprintf(reply, sizeof(reply), "{\"recipients\":%zu,\"dropped\":%llu}", n, s->dropped);
+            if (!answer(c->fd, 200, "OK", reply, !keep))
+                return false;
+        } else if (!answer(c->fd, 404, "Not Found", "{\"error\":\"not found\"}", !keep)) {
+            return false;
+        }
+        off += head_len + body_len;
+    }
+    if (c->kind == CONN_HTTP && off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    return keep;
+}
+
+static void http_read(server_t *s, conn_t *c)
+{
+    if (c->in_cap - c->in_len < READ_CHUNK) {
+        c->in_cap = c->in_len + READ_CHUNK;
+        c->in = xrealloc(c->in, c->in_cap);
+    }
+    ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (r <= 0) {
+        http_close(s, c);
+        return;
+    }
+    c->in_len += (size_t)r;
+    if (!http_handle(s, c))
+        http_close(s, c);
+}
+
+/* ---- subscribers: read and drop until the end of the stream */
+
+static void sub_read(server_t *s, conn_t *c)
+{
+    char scratch[4096];
+    ssize_t r = recv(c->fd, scratch, sizeof(scratch), 0);
+    if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    sub_close(s, c);
+}
+
+static void accept_all(server_t *s)
+{
+    for (;;) {
+        int fd = accept4(s->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                fprintf(stderr, "floor: accept: %s\n", strerror(errno));
+            return; /* EAGAIN: all taken; anything else: the client is gone */
+        }
+        /* As siohubd and nginx do for WebSockets: each frame leaves at once. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn_t *c = xrealloc(NULL, sizeof(*c));
+        *c = (conn_t){.kind = CONN_HTTP, .fd = fd};
+        http_link(s, c);
+        watch(s, c);
+    }
+}
+
+/* ---- start, run, stop */
+
+static void usage(FILE *out)
+{
+    fputs("usage: floor --port P [--host 127.0.0.1] [--pub-path /pub/bench]\n"
+          "A WebSocket fan-out floor: GET upgrades at any path subscribe; each POST to\n"
+          "the publish path is sent to every subscriber with one send() each.\n",
+          out);
+}
+
+static int listen_on(const char *host, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 || (ntohl(a.sin_addr.s_addr) >> 24) != 127) {
+        fprintf(stderr, "floor: --host must be an IPv4 address in 127.0.0.0/8\n");
+        exit(2);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        die("socket");
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("bind");
+    if (listen(fd, 4096) < 0)
+        die("listen");
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"pub-path", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *host = "127.0.0.1";
+    long port = -1;
+    server_t s = {.pub_path = "/pub/bench"};
+    for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        char *end;
+        switch (o) {
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = strtol(optarg, &end, 10);
+            if (*end || port < 0 || port > 65535)
+                port = -2;
+            break;
+        case 'P':
+            s.pub_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (port < 0 || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    /* Each subscriber is one descriptor: take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0)
+        die("sigprocmask");
+    s.epfd = epoll_create1(EPOLL_CLOEXEC);
+    s.signals = (conn_t){.kind = CONN_SIGNAL, .fd = signalfd(-1, &stop, SFD_CLOEXEC)};
+    s.listener = (conn_t){.kind = CONN_LISTENER, .fd = listen_on(host, (int)port)};
+    if (s.epfd < 0 || s.signals.fd < 0)
+        die("epoll/signalfd");
+    watch(&s, &s.signals);
+    watch(&s, &s.listener);
+
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(s.listener.fd, (struct sockaddr *)&bound, &blen) < 0)
+        die("getsockname");
+    printf("ready %s:%d\n", host, ntohs(bound.sin_port));
+    fflush(stdout);
+
+    struct epoll_event evs[EVENTS_PER_WAIT];
+    for (bool running = true; running;) {
+        int n = epoll_wait(s.epfd, evs, EVENTS_PER_WAIT, -1);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            switch (c->kind) {
+            case CONN_SIGNAL:
+                running = false;
+                break;
+            case CONN_LISTENER:
+                accept_all(&s);
+                break;
+            case CONN_HTTP:
+                http_read(&s, c);
+                break;
+            case CONN_SUBSCRIBER:
+                sub_read(&s, c);
+                break;
+            case CONN_CLOSED: /* by a publish earlier in this batch */
+                break;
+            }
+        }
+        closed_free(&s);
+    }
+    fprintf(stderr,
+            "floor: %llu publishes, %llu deliveries, %llu subscribers dropped (short send)\n",
+            s.publishes, s.deliveries, s.dropped);
+    while (s.nsubs > 0)
+        sub_close(&s, s.subs[s.nsubs - 1]);
+    while (s.http)
+        http_close(&s, s.http);
+    closed_free(&s);
+    free(s.subs);
+    free(s.closed);
+    free(s.frame);
+    close(s.listener.fd);
+    close(s.signals.fd);
+    close(s.epfd);
+    return 0;
+}
