@@ -251,7 +251,7 @@ static void poll_complete(sb_opts_t *o, bool clients_set)
 typedef struct phase_desc {
     const char *heading;
     const char *name, *plural; /* keys: "round_trip", "round_trips" */
-    const char *words;         /* the table's: "round trips" */
+    const char *word, *words;  /* the table's: "round trip", "round trips" */
     const char *latency_key, *latency_label;
 } phase_desc_t;
 
@@ -259,6 +259,7 @@ static const phase_desc_t handshake_desc = {
     .heading = "handshakes: GET open, POST CONNECT, GET, POST close; again",
     .name = "handshake",
     .plural = "handshakes",
+    .word = "handshake",
     .words = "handshakes",
     .latency_key = "connect_latency_ms",
     .latency_label = "  connect latency",
@@ -268,6 +269,7 @@ static const phase_desc_t round_trip_desc = {
     .heading = "round trips: user-join with an ack, one at a time per client",
     .name = "round_trip",
     .plural = "round_trips",
+    .word = "round trip",
     .words = "round trips",
     .latency_key = "round_trip_latency_ms",
     .latency_label = "  latency",
@@ -287,7 +289,7 @@ static void report_phase(const sb_coord_t *co, sb_report_t *r, const phase_desc_
     snprintf(key, sizeof(key), "%s_errors", d->name);
     sb_report_int(r, key, "  errors", (long long)(pr->st.errors + pr->st.stalled), NULL);
     snprintf(key, sizeof(key), "server_cpu_us_per_%s", d->name);
-    snprintf(label, sizeof(label), "  server CPU each");
+    snprintf(label, sizeof(label), "  server CPU per %s", d->word);
     sb_scenario_report_cpu(co, r, d->name, &pr->s0, &pr->s1, count, key, label, 1);
     snprintf(key, sizeof(key), "%s_client_cpu_s", d->name);
     sb_report_num(r, key, "  client CPU (workers)", pr->st.cpu_s, 2, "s");
