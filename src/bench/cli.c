@@ -414,7 +414,9 @@ void sb_cli_release(sb_opts_t *o)
     free(o->minted_token);
     free(o->path_buf);
     free(o->room_buf);
+    free(o->scenario_buf);
     o->minted_token = o->path_buf = o->room_buf = NULL;
+    o->scenario_buf = NULL;
 }
 
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv)

@@ -588,6 +588,8 @@ static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
 
 static void chat_complete(sb_opts_t *o, bool clients_set)
 {
+    if (!o->secret || o->token)
+        sb_cli_bad("chat mints a token per user: give --secret (and no --token)");
     if (o->channel_size > MAX_CHANNEL_SIZE)
         sb_cli_bad("chat: --channel-size %u is over %u", o->channel_size, MAX_CHANNEL_SIZE);
     geom_t g = geom_of(o);
@@ -598,19 +600,6 @@ static void chat_complete(sb_opts_t *o, bool clients_set)
         sb_cli_bad("chat: the clients are --users x --tabs (%llu here); leave --clients out",
                    (unsigned long long)n);
     o->clients = (unsigned)n;
-}
-
-static int chat_prepare(sb_opts_t *o)
-{
-    if (!o->secret) {
-        fprintf(stderr, SB_PROG ": chat mints a token per user: give --secret\n");
-        return -EINVAL;
-    }
-    if (o->token) {
-        fprintf(stderr, SB_PROG ": chat mints a token per user: --token does not apply\n");
-        return -EINVAL;
-    }
-    return 0;
 }
 
 /* Emits the probes until every tab got its two, or the connect bound. */
@@ -781,7 +770,6 @@ const sb_scenario_t sb_scenario_chat = {
         "users x tabs, tokens POSTed per tick as arrays, channel typing: deliveries, latency",
     .clients_emit = true,
     .default_clients = 0,
-    .prepare = chat_prepare,
     .complete = chat_complete,
     .worker_init = chat_worker_init,
     .worker_release = chat_worker_release,

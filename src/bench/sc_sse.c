@@ -23,13 +23,14 @@ static void sse_complete(sb_opts_t *o, bool clients_set)
     o->transport = SB_TRANSPORT_SSE;
     if (sb_scenario_fanout.complete)
         sb_scenario_fanout.complete(o, clients_set);
-    /* Lives for the run; workers get it by fork. */
+    /* The options own it; workers get it by fork. */
     sb_scenario_t *run = sb_xcalloc(1, sizeof(*run));
     *run = sb_scenario_fanout;
     run->name = sb_scenario_sse.name;
     run->summary = sb_scenario_sse.summary;
     run->raw_ws = false;
     run->complete = NULL;
+    o->scenario_buf = run;
     o->scenario = run;
 }
 
