@@ -708,12 +708,14 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     uint64_t last = st.last_ns > win.t0 ? st.last_ns : win.t0;
     double took = (double)(last - win.t0) / 1e9;
     double window_s = took > o->duration_s ? took : o->duration_s;
-    uint64_t errors = ps.errors + st.errors + st.disordered + st.late;
+    /* A window that did not end (a worker gone, or still receiving after
+     * the bound) has no stats: that is an error of its own. */
+    uint64_t errors = ps.errors + st.errors + st.disordered + st.late + (rc < 0 ? 1 : 0);
     bool ok = rc == 0 && pub_done && st.delivered == st.expected && !st.missing && !st.stalled &&
               errors == 0 && cr.tokens_sent == win.bursts * win.burst &&
               st.connected == (uint64_t)o->clients;
 
-    sb_scenario_report_head(co, r, rc == -EPIPE ? -1 : (long long)st.connected);
+    sb_scenario_report_head(co, r, rc < 0 ? -1 : (long long)st.connected);
     char tabs[32];
     snprintf(tabs, sizeof(tabs), "%u-%u", o->tabs_min, o->tabs_max);
     sb_report_int(r, "users", NULL, cr.g.users, NULL);
@@ -751,6 +753,10 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     sb_report_num(r, "client_cpu_s", "client CPU (workers)", st.cpu_s, 2, "s");
     if (st.first_error[0] || ps.first_error[0])
         sb_report_note(r, "  first error: %s", ps.first_error[0] ? ps.first_error : st.first_error);
+    if (rc < 0)
+        sb_report_note(r, "  the window did not end: %s",
+                       rc == -ETIMEDOUT ? "the tabs were still receiving at the bound"
+                                        : strerror(-rc));
     if (st.stalled)
         sb_report_note(r, "  deliveries stopped before every message arrived");
     sb_report_bool(r, "ok", "each token and typing event once, in order", ok);
