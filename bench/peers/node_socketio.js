@@ -9,7 +9,9 @@
 // the channel's room with {channel_id, message_id, data, user: {id, name,
 // role}}; POST /api/v1/emit {event, data|args, to: {room|user|sid}} and
 // POST /api/v1/chat-events {user_id, chat_id, message_id, data} (Bearer
-// <api key>) emit and answer {"recipients": n}.
+// <api key>) emit and answer {"recipients": n}; both also take a JSON array
+// of such objects, run in order, and answer the array of their answers (an
+// item's error with its "status"), as siohubd does.
 //
 // socket.io is pinned by bench/peers/package.json and package-lock.json:
 // `npm ci --prefix bench/peers` (node_modules is never committed). Exits 77
@@ -149,8 +151,18 @@ const httpServer = http.createServer((req, res) => {
       return reply(res, 400, { error: 'body is not JSON' });
     }
     if (!body || typeof body !== 'object') return reply(res, 400, { error: 'body is not a JSON object' });
-    const [status, answer] = route(body);
-    reply(res, status, answer);
+    if (!Array.isArray(body)) {
+      const [status, answer] = route(body);
+      return reply(res, status, answer);
+    }
+    // A batch: each item in order, one answer each.
+    const answers = body.map((item) => {
+      if (!item || typeof item !== 'object' || Array.isArray(item))
+        return { error: 'each item of the array must be an object', status: 400 };
+      const [status, answer] = route(item);
+      return status === 200 ? answer : { ...answer, status };
+    });
+    reply(res, 200, answers);
   });
 });
 httpServer.keepAliveTimeout = 60000;

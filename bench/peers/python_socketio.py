@@ -34,6 +34,9 @@ claims` does. Every difference is in this peer's favour.
   session_id and event}: emits {chat_id, message_id, data} to "user:<id>"
   (and the session) as Open WebUI's get_event_emitter does; answers
   {"recipients": n}.
+- Both API routes also take a JSON array of their objects, as siohubd
+  does (the bench's chat scenario posts the tokens of a tick together):
+  the items run in order and the answer is the array of their answers.
 
 Usage: python_socketio.py --port P --secret S --api-key K
        [--host 127.0.0.1] [--transports polling,websocket]
@@ -184,30 +187,25 @@ def build_app(args):
         return len(sio.manager.rooms.get("/", {}).get(room, {}))
 
     async def api_body(request):
-        """The request's JSON object, or an error response."""
+        """The request's JSON object or array, or an error response."""
         if request.headers.get("Authorization") != f"Bearer {args.api_key}":
             return None, web.json_response({"error": "missing or wrong API key"}, status=401)
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             return None, web.json_response({"error": "body is not JSON"}, status=400)
-        if not isinstance(body, dict):
+        if not isinstance(body, (dict, list)):
             return None, web.json_response({"error": "body is not a JSON object"}, status=400)
         return body, None
 
-    async def api_emit(request):
-        body, err = await api_body(request)
-        if err:
-            return err
+    async def emit_one(body):
         event, to = body.get("event"), body.get("to")
         if not isinstance(event, str) or not event:
-            return web.json_response({"error": '"event" (a non-empty string) is required'},
-                                     status=400)
+            return 400, {"error": '"event" (a non-empty string) is required'}
         targets = [to.get(k) for k in ("sid", "user", "room")] if isinstance(to, dict) else []
         named = [t for t in targets if isinstance(t, str)]
         if len(named) != 1:
-            return web.json_response({"error": '"to" needs exactly one of sid, user, room'},
-                                     status=400)
+            return 400, {"error": '"to" needs exactly one of sid, user, room'}
         room = f"user:{named[0]}" if isinstance(to.get("user"), str) else named[0]
         if isinstance(body.get("args"), list):
             data = tuple(body["args"])
@@ -215,15 +213,11 @@ def build_app(args):
             data = body.get("data")
         n = room_size(room)
         await sio.emit(event, data, room=room)
-        return web.json_response({"recipients": n})
+        return 200, {"recipients": n}
 
-    async def api_chat_events(request):
-        body, err = await api_body(request)
-        if err:
-            return err
+    async def chat_event_one(body):
         if not all(k in body for k in ("user_id", "chat_id", "message_id", "data")):
-            return web.json_response(
-                {"error": "user_id, chat_id, message_id and data are required"}, status=400)
+            return 400, {"error": "user_id, chat_id, message_id and data are required"}
         event = body.get("event") or "chat-events"
         rooms = [f"user:{body['user_id']}"]
         if body.get("session_id"):
@@ -234,7 +228,32 @@ def build_app(args):
             "message_id": body["message_id"],
             "data": body["data"],
         }, room=rooms if len(rooms) > 1 else rooms[0])
-        return web.json_response({"recipients": n})
+        return 200, {"recipients": n}
+
+    def api_route(one):
+        """A handler for one object, or (as siohubd) a JSON array of them:
+        each item in order, answered with the array of their answers (an
+        item's error carries its status)."""
+        async def handler(request):
+            body, err = await api_body(request)
+            if err:
+                return err
+            if isinstance(body, dict):
+                status, answer = await one(body)
+                return web.json_response(answer, status=status)
+            answers = []
+            for item in body:
+                if not isinstance(item, dict):
+                    answers.append({"error": "each item of the array must be an object",
+                                    "status": 400})
+                    continue
+                status, answer = await one(item)
+                answers.append(answer if status == 200 else {**answer, "status": status})
+            return web.json_response(answers)
+        return handler
+
+    api_emit = api_route(emit_one)
+    api_chat_events = api_route(chat_event_one)
 
     app.router.add_post("/api/v1/emit", api_emit)
     app.router.add_post("/api/v1/chat-events", api_chat_events)

@@ -155,6 +155,18 @@ async function socketioSmoke() {
       check(JSON.stringify(got.args[0]) === JSON.stringify(want), `${c.name} got chat-events {chat_id, message_id, data}`);
     }
 
+    // A batch: an array of chat-events objects, in order, one answer each.
+    const batch = [0, 1, 2].map((n) => ({ ...chat, chat_id: 'chat2', data: { type: 'message', data: { n } } }));
+    const answers = JSON.parse(await post('/api/v1/chat-events', JSON.stringify([...batch, 7]), apiKey));
+    check(Array.isArray(answers) && answers.length === 4 && answers.slice(0, 3).every((a) => a.recipients === 2) &&
+      answers[3].status === 400, `/api/v1/chat-events with an array answered ${JSON.stringify(answers)}`);
+    for (const c of [alice1, alice2]) {
+      await c.events.wait(`${c.name} the batch`, () =>
+        c.events.seen.filter((e) => e.event === 'chat-events' && e.args[0].chat_id === 'chat2').length === 3);
+      const ns = c.events.seen.filter((e) => e.event === 'chat-events' && e.args[0].chat_id === 'chat2').map((e) => e.args[0].data.data.n);
+      check(JSON.stringify(ns) === '[0,1,2]', `${c.name} got the batch in order: ${JSON.stringify(ns)}`);
+    }
+
     const typing = { channel_id: 'c1', message_id: null, data: { type: 'typing', data: { typing: true } } };
     alice1.s.emit('channel-events', typing);
     const relayed = await bob.events.wait('bob channel-events', (e) => e.event === 'channel-events');

@@ -56,14 +56,29 @@ static void send_error(sh_api_t *api, sh_http_req_t *req, unsigned status, const
     send_json(api, req, status, json_pack("{s:s}", "error", message));
 }
 
+/* A batch item's answer: kept for the batch's array; an error says its
+ * status. */
+static void batch_keep(sh_api_call_t *call, unsigned status, json_t *body)
+{
+    if (!body)
+        body = json_object();
+    if ((status < 200 || status > 299) && json_is_object(body))
+        json_object_set_new(body, "status", json_integer(status));
+    json_decref(*call->batch_answer);
+    *call->batch_answer = body;
+}
+
 void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body)
 {
-    send_json(call->api, call->req, status, body);
+    if (call->batch_answer)
+        batch_keep(call, status, body);
+    else
+        send_json(call->api, call->req, status, body);
 }
 
 void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message)
 {
-    send_error(call->api, call->req, status, message);
+    sh_api_reply(call, status, json_pack("{s:s}", "error", message));
 }
 
 /* ---- held requests ---- */
@@ -166,6 +181,30 @@ static bool authorized(const sh_api_t *api, sh_http_req_t *req)
     return n == api->key_len && CRYPTO_memcmp(k, api->key, n) == 0;
 }
 
+/* Runs a batch route's handler for each item of the array body, in
+ * order, and answers the array of their answers. */
+static void run_batch(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+                      json_t *items)
+{
+    json_t *answers = json_array();
+    size_t i;
+    json_t *item;
+    json_array_foreach (items, i, item) {
+        json_t *answer = NULL;
+        sh_api_call_t one = *call;
+        one.body = item;
+        one.batch_answer = &answer;
+        if (json_is_object(item))
+            route->cb(&one, api->data);
+        else
+            sh_api_reply_error(&one, 400, "each item of the array must be an object");
+        if (!answer) /* a handler that did not answer: a bug, said so */
+            sh_api_reply_error(&one, 500, "no answer for this item");
+        json_array_append_new(answers, answer);
+    }
+    send_json(api, call->req, 200, answers);
+}
+
 static void on_request(sh_http_req_t *req, void *data)
 {
     sh_api_t *api = data;
@@ -230,13 +269,14 @@ static void on_request(sh_http_req_t *req, void *data)
         const char *text = sh_http_req_body(req, &len);
         json_error_t jerr;
         body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!body || !json_is_object(body)) {
+        if (!body || !(json_is_object(body) || (route->batch && json_is_array(body)))) {
             char msg[300];
             if (!body)
                 snprintf(msg, sizeof(msg), "invalid JSON body: %s (line %d, column %d)", jerr.text,
                          jerr.line, jerr.column);
             else
-                snprintf(msg, sizeof(msg), "the JSON body must be an object");
+                snprintf(msg, sizeof(msg), "the JSON body must be an object%s",
+                         route->batch ? " or an array of objects" : "");
             json_decref(body);
             sh_debug("api: %s %s: %s", sh_http_req_method_name(req), sh_http_req_path(req), msg);
             send_error(api, req, 400, msg);
@@ -244,7 +284,10 @@ static void on_request(sh_http_req_t *req, void *data)
         }
     }
     call.body = body;
-    route->cb(&call, api->data);
+    if (json_is_array(body))
+        run_batch(api, route, &call, body);
+    else
+        route->cb(&call, api->data);
     json_decref(body);
 }
 

@@ -11,6 +11,14 @@
  * A held request (sh_api_hold) and its operation meet in a sh_api_pending_t
  * that lives until both are done with it: sh_api_complete() may come
  * before or after the client leaves, and exactly one answer is sent.
+ *
+ * Batches: a route marked batch also takes a JSON array of objects. Its
+ * handler runs once per item, in order, within the one request; what each
+ * run answers is collected instead of sent, and the request is answered
+ * 200 with the array of those answers (an item's error is its {"error"}
+ * object plus "status"). An item that is not an object gets a 400 entry and
+ * the rest still run. A batch handler must answer before it returns: it may
+ * not hold.
  */
 #ifndef SH_API_API_H
 #define SH_API_API_H
@@ -32,6 +40,8 @@ typedef struct sh_api_call {
     json_t *body; /* parsed JSON body (borrowed), NULL for bodiless methods */
     const char *params[4];
     size_t nparams;
+    /* The framework's own: while a batch item runs, where its answer goes. */
+    json_t **batch_answer;
 } sh_api_call_t;
 
 /* Must answer (sh_api_reply*) or hold (sh_api_hold) before returning. */
@@ -42,6 +52,7 @@ typedef struct sh_api_route {
     const char *pattern; /* below the prefix, '*' for one segment: "rooms/<*>/join" */
     bool needs_body;     /* a JSON object body is required */
     sh_api_handler_cb cb;
+    bool batch; /* the body may also be an array of objects (see above) */
 } sh_api_route_t;
 
 typedef struct sh_api_stats {
@@ -62,7 +73,8 @@ void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body);
 /* Answers {"error": message}. */
 void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message);
 
-/* Holds the request open; answer later with sh_api_complete. */
+/* Holds the request open; answer later with sh_api_complete. Not in a
+ * batch. */
 sh_api_pending_t *sh_api_hold(sh_api_call_t *call);
 /* Delivers the held request's answer (body stolen). Safe after the client
  * left (the answer is dropped). Frees p: do not use it again. */

@@ -635,16 +635,21 @@ static void api_user_disconnect(sh_api_call_t *call, void *data)
 }
 
 static const sh_api_route_t routes[] = {
-    {SH_HTTP_POST, "emit", true, api_emit},
-    {SH_HTTP_POST, "chat-events", true, api_chat_events},
-    {SH_HTTP_POST, "call", true, api_call},
-    {SH_HTTP_GET, "users", false, api_users},
-    {SH_HTTP_GET, "usage", false, api_usage},
-    {SH_HTTP_GET, "sessions/*", false, api_session},
-    {SH_HTTP_GET, "rooms/*", false, api_room},
-    {SH_HTTP_POST, "rooms/*/join", true, api_room_join},
-    {SH_HTTP_POST, "rooms/*/leave", true, api_room_leave},
-    {SH_HTTP_DELETE, "users/*/sessions", false, api_user_disconnect},
+    /* A backend streaming many tokens at once sends them as one array. */
+    {.method = SH_HTTP_POST, .pattern = "emit", .needs_body = true, .cb = api_emit, .batch = true},
+    {.method = SH_HTTP_POST,
+     .pattern = "chat-events",
+     .needs_body = true,
+     .cb = api_chat_events,
+     .batch = true},
+    {.method = SH_HTTP_POST, .pattern = "call", .needs_body = true, .cb = api_call},
+    {.method = SH_HTTP_GET, .pattern = "users", .cb = api_users},
+    {.method = SH_HTTP_GET, .pattern = "usage", .cb = api_usage},
+    {.method = SH_HTTP_GET, .pattern = "sessions/*", .cb = api_session},
+    {.method = SH_HTTP_GET, .pattern = "rooms/*", .cb = api_room},
+    {.method = SH_HTTP_POST, .pattern = "rooms/*/join", .needs_body = true, .cb = api_room_join},
+    {.method = SH_HTTP_POST, .pattern = "rooms/*/leave", .needs_body = true, .cb = api_room_leave},
+    {.method = SH_HTTP_DELETE, .pattern = "users/*/sessions", .cb = api_user_disconnect},
 };
 
 sh_api_t *owui_api_new(owui_app_t *app, sh_buf_t *err)

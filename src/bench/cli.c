@@ -85,6 +85,16 @@ static const char usage_text[] =
     "Chat (the chat scenario):\n"
     "  --users U  --tabs A-B  --tokens-per-second T  --channel-size C\n"
     "  --typing-rate R        (100, 1-3, 20, 10, 1)\n"
+    "  --burst B              a user's tokens come B at a time, every B/T s, the\n"
+    "                         users' bursts spread evenly (5)\n"
+    "  --batch N              tokens per API request at most: every tick (10 ms)\n"
+    "                         the publisher POSTs the tokens due as one JSON\n"
+    "                         array; 1: one object per request, for servers\n"
+    "                         without arrays (100)\n"
+    "Polling (the polling scenario):\n"
+    "  --concurrency C        handshake slots, each connecting and leaving in a\n"
+    "                         loop; 0 skips that phase (64). --clients N: clients\n"
+    "                         doing round trips; 0 skips that phase\n"
     "\n"
     "Output:\n"
     "  --json FILE            also write the JSON object to FILE\n"
@@ -242,6 +252,9 @@ enum {
     OPT_TOKENS_PER_SECOND,
     OPT_CHANNEL_SIZE,
     OPT_TYPING_RATE,
+    OPT_BATCH,
+    OPT_BURST,
+    OPT_CONCURRENCY,
     OPT_JSON,
 };
 
@@ -280,6 +293,9 @@ static const struct option longopts[] = {
     {"tokens-per-second", required_argument, NULL, OPT_TOKENS_PER_SECOND},
     {"channel-size", required_argument, NULL, OPT_CHANNEL_SIZE},
     {"typing-rate", required_argument, NULL, OPT_TYPING_RATE},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"burst", required_argument, NULL, OPT_BURST},
+    {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"json", required_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -334,6 +350,9 @@ static void set_defaults(sb_opts_t *o)
     o->tokens_per_s = 20;
     o->channel_size = 10;
     o->typing_rate = 1;
+    o->batch = 100;
+    o->burst = 5;
+    o->concurrency = 64;
 }
 
 /* Checks what depends on several options, fills the derived ones. */
@@ -350,6 +369,8 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
         o->emit_port = o->ports[0];
     if (!clients_set)
         o->clients = sc->default_clients;
+    if (sc->complete)
+        sc->complete(o, clients_set);
     if (o->protocol == SB_PROTO_RAW_WS) {
         if (!sc->raw_ws)
             sb_cli_bad("scenario %s does not run with --protocol raw-ws", sc->name);
@@ -393,7 +414,9 @@ void sb_cli_release(sb_opts_t *o)
     free(o->minted_token);
     free(o->path_buf);
     free(o->room_buf);
+    free(o->scenario_buf);
     o->minted_token = o->path_buf = o->room_buf = NULL;
+    o->scenario_buf = NULL;
 }
 
 void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
@@ -528,6 +551,15 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_TYPING_RATE:
             o->typing_rate = parse_double(optarg, "--typing-rate", 0);
+            break;
+        case OPT_BATCH:
+            o->batch = (unsigned)parse_ulong(optarg, "--batch", 1, 100000);
+            break;
+        case OPT_BURST:
+            o->burst = (unsigned)parse_ulong(optarg, "--burst", 1, 10000);
+            break;
+        case OPT_CONCURRENCY:
+            o->concurrency = (unsigned)parse_ulong(optarg, "--concurrency", 0, 1000000);
             break;
         case OPT_JSON:
             o->json_path = optarg;

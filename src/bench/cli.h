@@ -60,6 +60,10 @@ typedef struct sb_opts {
     /* chat (read by the chat scenario) */
     unsigned users, tabs_min, tabs_max, channel_size;
     double tokens_per_s, typing_rate;
+    unsigned batch; /* chat: tokens per API request at most (1: objects, not arrays) */
+    unsigned burst; /* chat: tokens of a user that come together */
+    /* polling */
+    unsigned concurrency; /* handshake slots */
     /* output */
     const char *json_path;
     bool verbose;
@@ -67,6 +71,9 @@ typedef struct sb_opts {
     char *minted_token; /* owned: the token minted with --secret for --user */
     char *path_buf;     /* owned: path when a '/' had to be added */
     char *room_buf;     /* owned: the default room */
+    /* owned: a scenario table made while completing the options (sse:
+     * fanout's under its own name); scenario points to it */
+    struct sb_scenario *scenario_buf;
 } sb_opts_t;
 
 /* Parses argv into o (defaults first). Exits 0 after --help, 2 on bad

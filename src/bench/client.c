@@ -45,7 +45,7 @@ void sb_client_open(sb_client_t *c)
 {
     c->state = SB_CLIENT_CONNECTING;
     c->req = 0;
-    c->want_pong = c->side_busy = c->reopen = false;
+    c->want_pong = c->side_busy = c->reopen = c->leaving = false;
     c->side_ack = -1;
     memset(&c->chunk, 0, sizeof(c->chunk));
     /* An idle client keeps no big buffers (freed here, where nothing
@@ -264,6 +264,15 @@ int sb_client_emit(sb_client_t *c, const char *name, const char *args, size_t al
     if (c->state != SB_CLIENT_READY)
         return -ENOTCONN;
     return c->tp->emit(c, name, args, alen, ack_id);
+}
+
+int sb_client_leave(sb_client_t *c)
+{
+    if (c->cfg->protocol != SB_PROTO_SOCKETIO || !c->tp->leave)
+        return -EOPNOTSUPP;
+    if (c->state != SB_CLIENT_READY)
+        return -ENOTCONN;
+    return c->tp->leave(c);
 }
 
 /* ---- the side connection: POSTs of polling and SSE clients ---- */

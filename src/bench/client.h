@@ -51,6 +51,10 @@ typedef struct sb_client_cbs {
      * connect (was_ready false) or was lost. why: valid during the call.
      * The callee may sb_client_open it again. */
     void (*closed)(sb_client_t *c, bool was_ready, const char *why);
+    /* sb_client_leave is done: the server answered the close packet and
+     * the client is closed (no closed callback). The callee may
+     * sb_client_open it again. Optional. */
+    void (*left)(sb_client_t *c, uint64_t now);
 } sb_client_cbs_t;
 
 /* One server port. */
@@ -85,6 +89,7 @@ struct sb_client {
     bool want_pong;
     bool side_busy;   /* a POST is in flight on side */
     bool reopen;      /* polling: conn closes after this answer: reopen it */
+    bool leaving;     /* polling: the next request is the close packet */
     int64_t side_ack; /* SSE: the ack id of the POST in flight, or -1 */
     uint64_t t_open;
     sb_chunked_t chunk; /* SSE: the stream's chunked decoder */
@@ -111,6 +116,12 @@ bool sb_client_is_ready(const sb_client_t *c);
  * for an ack, answered through cbs->ack. 0, or -ENOTCONN (not ready),
  * -EINVAL (raw-ws). */
 int sb_client_emit(sb_client_t *c, const char *name, const char *args, size_t alen, int64_t ack_id);
+/* Leaves as a browser tab does: polling POSTs the Engine.IO close packet
+ * "1" as the main connection's next request (at once when called from a
+ * callback of this client, else after the long-poll in flight returns),
+ * then closes with a reset (no TIME_WAIT) and calls back left. 0, or
+ * -ENOTCONN (not ready), -EOPNOTSUPP (other transports). */
+int sb_client_leave(sb_client_t *c);
 /* Sends a text frame from a ready raw-ws client: 0 or -ENOTCONN/-EINVAL. */
 int sb_client_send_text(sb_client_t *c, const char *p, size_t n);
 

@@ -28,6 +28,8 @@ typedef struct sb_client_transport {
     /* An Engine.IO ping arrived. */
     void (*ping)(sb_client_t *c);
     int (*emit)(sb_client_t *c, const char *name, const char *args, size_t alen, int64_t ack_id);
+    /* sb_client_leave (polling); NULL: not supported. */
+    int (*leave)(sb_client_t *c);
     /* An answer on the side connection (polling and SSE). */
     void (*side_answer)(sb_client_t *c, const sb_http_head_t *h, const char *body, size_t blen,
                         uint64_t now);

@@ -13,7 +13,7 @@
 
 #include "bench/client_internal.h"
 
-enum { REQ_NONE, REQ_OPEN, REQ_CONNECT, REQ_GET, REQ_PONG };
+enum { REQ_NONE, REQ_OPEN, REQ_CONNECT, REQ_GET, REQ_PONG, REQ_CLOSE };
 
 static void poll_target(const sb_client_t *c, sb_buf_t *out)
 {
@@ -38,6 +38,8 @@ static void poll_request(sb_client_t *c, int what)
         sb_buf_reset(body);
         if (what == REQ_PONG)
             sb_buf_puts(body, "3");
+        else if (what == REQ_CLOSE)
+            sb_buf_puts(body, "1");
         else
             sb_client_connect_packet(c, body);
         sb_buf_printf(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n",
@@ -82,6 +84,12 @@ static bool poll_answer(void *arg, const sb_http_head_t *h, const char *body, si
     case REQ_CONNECT:
     case REQ_PONG:
         break;
+    case REQ_CLOSE:
+        c->leaving = false;
+        sb_client_close(c, true);
+        if (c->cfg->cbs->left)
+            c->cfg->cbs->left(c, now);
+        return false;
     case REQ_GET: {
         const char *p = body, *end = body + blen;
         while (p < end && c->conn.fd == fd) {
@@ -102,6 +110,8 @@ static bool poll_answer(void *arg, const sb_http_head_t *h, const char *body, si
     }
     if (c->conn.fd != fd)
         return false;
+    if (c->leaving)
+        next = REQ_CLOSE;
     if (h->close) {
         /* The server ends keep-alive: the next request goes on a new
          * connection (opened after this batch of events). */
@@ -138,6 +148,12 @@ static void poll_opened(sb_client_t *c)
 static void poll_ping(sb_client_t *c)
 {
     c->want_pong = true;
+}
+
+static int poll_leave(sb_client_t *c)
+{
+    c->leaving = true;
+    return 0;
 }
 
 /* POSTs the packets that wait. */
@@ -184,5 +200,6 @@ const sb_client_transport_t sb_client_polling = {
     .opened = poll_opened,
     .ping = poll_ping,
     .emit = poll_emit,
+    .leave = poll_leave,
     .side_answer = poll_side_answer,
 };

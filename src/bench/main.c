@@ -27,8 +27,10 @@ int main(int argc, char **argv)
 {
     sb_opts_t o;
     sb_cli_parse(&o, argc, argv);
-    if (o.scenario->prepare && o.scenario->prepare(&o) < 0)
+    if (o.scenario->prepare && o.scenario->prepare(&o) < 0) {
+        sb_cli_release(&o);
         return 2;
+    }
     if (o.secret && !o.token)
         o.minted_token = sb_jwt_user(o.secret, o.user, NULL, NULL, 0, TOKEN_TTL_S);
 

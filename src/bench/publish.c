@@ -18,6 +18,7 @@ typedef struct pub_conn {
     unsigned index;
     bool busy;     /* a request waits for its answer */
     bool failed;   /* could not connect */
+    bool drained;  /* pull mode: nothing more in this window */
     uint32_t seq;  /* the next message's sequence number */
     uint32_t base; /* the window's first */
 } pub_conn_t;
@@ -39,6 +40,9 @@ struct sb_pub {
     uint64_t count, issued;
     sb_pub_stats_t st;
     sb_buf_t body;
+    /* pull mode (sb_pub_start_pull), NULL in a rate window */
+    sb_pub_pull_fn pull;
+    void *pull_arg;
 };
 
 static void pub_pump(sb_pub_t *p);
@@ -191,6 +195,28 @@ bool sb_pub_is_open(void *arg)
     return true;
 }
 
+/* Writes the request carrying p->body on pc, made at time t. */
+static void pub_post(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
+{
+    const sb_opts_t *o = p->o;
+    sb_buf_t *b = &p->body;
+    sb_buf_t *out = &pc->conn.out;
+    sb_buf_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", p->target, p->host,
+                  o->protocol == SB_PROTO_RAW_WS ? "text/plain" : "application/json");
+    if (o->api_key)
+        sb_buf_printf(out, "Authorization: Bearer %s\r\n", o->api_key);
+    sb_buf_printf(out, "Content-Length: %zu\r\n\r\n", sb_buf_avail(b));
+    sb_buf_append(out, sb_buf_head(b), sb_buf_avail(b));
+    pc->busy = true;
+    pc->seq++;
+    p->st.sent++;
+    p->st.t_last = t;
+    if (pc->conn.state == SB_CONN_CLOSED)
+        sb_conn_open(&pc->conn, &p->addr, 0);
+    else
+        sb_conn_flush(&pc->conn);
+}
+
 /* Writes message pc->seq on pc. */
 static void pub_send(sb_pub_t *p, pub_conn_t *pc)
 {
@@ -213,26 +239,38 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
         sb_payload_format(b, pc->seq, pc->index, t, o->size);
         sb_buf_printf(b, ",\"to\":{\"room\":\"%s\"}}", p->room_json);
     }
-    sb_buf_t *out = &pc->conn.out;
-    sb_buf_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", p->target, p->host,
-                  o->protocol == SB_PROTO_RAW_WS ? "text/plain" : "application/json");
-    if (o->api_key)
-        sb_buf_printf(out, "Authorization: Bearer %s\r\n", o->api_key);
-    sb_buf_printf(out, "Content-Length: %zu\r\n\r\n", sb_buf_avail(b));
-    sb_buf_append(out, sb_buf_head(b), sb_buf_avail(b));
-    pc->busy = true;
-    pc->seq++;
-    p->st.sent++;
-    p->st.t_last = t;
-    if (pc->conn.state == SB_CONN_CLOSED)
-        sb_conn_open(&pc->conn, &p->addr, 0);
-    else
-        sb_conn_flush(&pc->conn);
+    pub_post(p, pc, t);
+}
+
+/* Pull mode: asks for a body for each idle connection. */
+static void pub_pump_pull(sb_pub_t *p)
+{
+    uint64_t wake = UINT64_MAX;
+    for (unsigned i = 0; i < p->nconns; i++) {
+        pub_conn_t *pc = &p->conns[i];
+        if (pc->busy || pc->failed || pc->drained)
+            continue;
+        uint64_t now = sb_now_ns(), at = UINT64_MAX;
+        sb_buf_reset(&p->body);
+        int rc = p->pull(p->pull_arg, pc->index, &p->body, now, &at);
+        if (rc > 0)
+            pub_post(p, pc, now);
+        else if (rc < 0)
+            pc->drained = true;
+        else if (at < wake)
+            wake = at;
+    }
+    if (wake != UINT64_MAX)
+        sb_timer_start(p->loop, &p->timer, wake);
 }
 
 /* Sends every message that is due, as far as idle connections allow. */
 static void pub_pump(sb_pub_t *p)
 {
+    if (p->pull) {
+        pub_pump_pull(p);
+        return;
+    }
     while (p->issued < p->count) {
         uint64_t now = sb_now_ns();
         uint64_t due = p->st.t_start + (uint64_t)((double)p->issued * 1e9 / p->rate);
@@ -266,6 +304,7 @@ void sb_pub_bases(const sb_pub_t *p, uint32_t *base)
 
 void sb_pub_start(sb_pub_t *p, double rate, uint64_t count)
 {
+    p->pull = NULL;
     memset(&p->st, 0, sizeof(p->st));
     p->rate = rate > 0 ? rate : 1;
     p->count = count;
@@ -276,9 +315,27 @@ void sb_pub_start(sb_pub_t *p, double rate, uint64_t count)
     pub_pump(p);
 }
 
+void sb_pub_start_pull(sb_pub_t *p, const char *target, sb_pub_pull_fn fn, void *arg)
+{
+    memset(&p->st, 0, sizeof(p->st));
+    p->target = target;
+    p->pull = fn;
+    p->pull_arg = arg;
+    p->count = p->issued = 0;
+    p->st.t_start = sb_now_ns();
+    for (unsigned i = 0; i < p->nconns; i++) {
+        p->conns[i].base = p->conns[i].seq;
+        p->conns[i].drained = false;
+    }
+    pub_pump(p);
+}
+
 bool sb_pub_is_done(void *arg)
 {
     sb_pub_t *p = arg;
+    for (unsigned i = 0; p->pull && i < p->nconns; i++)
+        if (!p->conns[i].drained && !p->conns[i].failed)
+            return false;
     if (p->issued < p->count)
         return false;
     for (unsigned i = 0; i < p->nconns; i++)

@@ -57,8 +57,21 @@ bool sb_pub_is_open(void *p);
 void sb_pub_bases(const sb_pub_t *p, uint32_t *base);
 /* Starts a window of count messages at rate per second, from now. */
 void sb_pub_start(sb_pub_t *p, double rate, uint64_t count);
+/* Pull mode, for bodies whose number and timing are the scenario's (chat:
+ * every token due in a tick, several per request): whenever connection
+ * conn is idle the publisher calls fn, which either writes one body to
+ * out (stamping it with now) and returns 1, or returns 0 when nothing is
+ * due for conn yet (*wake: when to ask again; UINT64_MAX: after the next
+ * answer), or -1 when conn has nothing more to send in this window. So
+ * what one connection carries stays in order. Posts to target. */
+typedef int (*sb_pub_pull_fn)(void *arg, unsigned conn, sb_buf_t *out, uint64_t now,
+                              uint64_t *wake);
+/* Starts a pull window from now (replaces the rate window's pacing); fn
+ * and arg are borrowed until sb_pub_is_done. */
+void sb_pub_start_pull(sb_pub_t *p, const char *target, sb_pub_pull_fn fn, void *arg);
 /* For sb_coord_run_until: every message of the window was written and
- * answered (or failed). */
+ * answered (or failed); in pull mode, every connection said -1 (or could
+ * not connect) and has its answer. */
 bool sb_pub_is_done(void *p);
 /* The window's figures; count receives how many each publisher sent. */
 void sb_pub_window(const sb_pub_t *p, sb_pub_stats_t *st, uint32_t *count);

@@ -38,6 +38,7 @@
 
 typedef struct sb_worker sb_worker_t;
 typedef struct sb_coord sb_coord_t;
+struct sb_sample;
 
 typedef struct sb_scenario {
     const char *name;
@@ -50,6 +51,12 @@ typedef struct sb_scenario {
     /* Parent, once, before anything starts: check and complete o. 0, or
      * -EINVAL after printing why (the run exits 2). */
     int (*prepare)(sb_opts_t *o);
+    /* Parent, while the options are completed, before --procs, --sources
+     * and the descriptor check are derived from them: set what the
+     * scenario decides itself (chat: the client count is users x tabs;
+     * polling: the transport). o->clients is --clients or default_clients
+     * (clients_set tells which). May refuse with sb_cli_bad. */
+    void (*complete)(sb_opts_t *o, bool clients_set);
 
     /* Worker process. */
     void (*worker_init)(sb_worker_t *w); /* clients made, not connected */
@@ -60,6 +67,8 @@ typedef struct sb_scenario {
     void (*client_ack)(sb_worker_t *w, sb_client_t *c, uint64_t ack_id, const char *args,
                        size_t alen, uint64_t now);
     void (*client_closed)(sb_worker_t *w, sb_client_t *c, bool was_ready, const char *why);
+    /* sb_client_leave finished (polling). */
+    void (*client_left)(sb_worker_t *w, sb_client_t *c, uint64_t now);
     void (*window_begin)(sb_worker_t *w, const void *arg, size_t n);
     void (*window_end)(sb_worker_t *w, const void *arg, size_t n);
     bool (*window_done)(sb_worker_t *w);
@@ -84,5 +93,16 @@ const sb_scenario_t *sb_scenario_find(const char *name);
  * clients, connected (co->ready, or now_connected when >= 0), procs,
  * sources. */
 void sb_scenario_report_head(const sb_coord_t *co, sb_report_t *r, long long now_connected);
+/* After sb_coord_wait_connected returned rc: true when every client is
+ * connected; else reports the head, the failures and the first error
+ * ("not every <what> connected") and returns false. */
+bool sb_scenario_all_connected(const sb_coord_t *co, sb_report_t *r, int rc, const char *what);
+/* The server's CPU time between two samples, when --pid was given and
+ * both read it: server_cpu_s, server_sys_s (prefixed "<phase>_" when
+ * phase is not NULL: a run of several phases), and per_key (label
+ * per_label): CPU us per one of count things. */
+void sb_scenario_report_cpu(const sb_coord_t *co, sb_report_t *r, const char *phase,
+                            const struct sb_sample *s0, const struct sb_sample *s1, uint64_t count,
+                            const char *per_key, const char *per_label, int decimals);
 
 #endif

@@ -34,6 +34,7 @@ void sb_stats_merge(sb_stats_t *into, const sb_stats_t *from)
         memcpy(into->first_error, from->first_error, sizeof(into->first_error));
     sb_hist_merge(&into->latency, &from->latency);
     sb_hist_merge(&into->connect, &from->connect);
+    sb_hist_merge(&into->latency2, &from->latency2);
 }
 
 void sb_stats_error(sb_stats_t *s, const char *fmt, ...)

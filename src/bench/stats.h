@@ -35,8 +35,9 @@ typedef struct sb_stats {
     uint64_t extra[SB_STATS_EXTRA]; /* the scenario's own counters */
     double cpu_s;                   /* the workers' own CPU time over the window */
     char first_error[200];
-    sb_hist_t latency; /* delivery latency, us */
-    sb_hist_t connect; /* connect or round-trip latency, us */
+    sb_hist_t latency;  /* delivery latency, us */
+    sb_hist_t connect;  /* connect or round-trip latency, us */
+    sb_hist_t latency2; /* a second kind of delivery (chat: typing), us */
 } sb_stats_t;
 
 /* Adds from into into (first_error: the first one kept). */

@@ -103,11 +103,20 @@ static void on_closed(sb_client_t *c, bool was_ready, const char *why)
         w->sc->client_closed(w, c, was_ready, why);
 }
 
+static void on_left(sb_client_t *c, uint64_t now)
+{
+    sb_worker_t *w = c->owner;
+    w->st.connected--;
+    if (w->sc->client_left)
+        w->sc->client_left(w, c, now);
+}
+
 static const sb_client_cbs_t worker_cbs = {
     .ready = on_ready,
     .message = on_message,
     .ack = on_ack,
     .closed = on_closed,
+    .left = on_left,
 };
 
 /* ---- control messages ---- */

@@ -2,8 +2,10 @@
 // (20 clients, about a second), over each transport, with the checks the
 // tool makes itself (exit 0) and ours on its RESULT JSON (every message
 // delivered once, the counts adding up, the figures present); raw-ws
-// against a plain WebSocket server made here with `ws`; a run whose clients
-// are refused exits 1; bad usage exits 2. These are not timings: nothing
+// against a plain WebSocket server made here with `ws`; chat's counts
+// worked out here from its users, tabs and channels; runs that must fail
+// exit 1 (clients refused, tabs in no room, two chat runs crossing, round
+// trips never acked); bad usage exits 2. These are not timings: nothing
 // here depends on how fast the machine is.
 "use strict";
 
@@ -48,8 +50,8 @@ function checkHead(res, scenario, clients) {
 }
 
 // A fanout result in which every client got every message.
-function checkFanout(res, clients, rate, duration) {
-  checkHead(res, "fanout", clients);
+function checkFanout(res, clients, rate, duration, scenario = "fanout") {
+  checkHead(res, scenario, clients);
   assert.equal(res.connected, clients);
   assert.equal(res.sent, Math.round(rate * duration));
   assert.equal(res.expected, res.sent * clients);
@@ -113,6 +115,14 @@ run({ timeoutMs: 240000 }, async (h) => {
       ["fanout", "--port", "1", "--no-such-option"],
       ["idle", "fanout", "--port", "1"],
       ["idle", "--port", "1", "--procs", "0"],
+      ["chat", "--port", "1"], // no --secret: chat mints a token per user
+      ["chat", "--port", "1", "--secret", "s", "-n", "5"], // the clients are users x tabs
+      ["chat", "--port", "1", "--secret", "s", "--channel-size", "5000"],
+      ["chat", "--port", "1", "--secret", "s", "--batch", "0"],
+      ["polling", "--port", "1", "--transport", "sse"],
+      ["polling", "--port", "1", "--concurrency", "0", "-n", "0"],
+      ["sse", "--port", "1", "--transport", "polling"],
+      ["sse", "--port", "1", "--protocol", "raw-ws"],
     ];
     for (const args of cases) {
       const r = await bench(args);
@@ -125,7 +135,8 @@ run({ timeoutMs: 240000 }, async (h) => {
   await h.case("--help lists every scenario and exits 0", async () => {
     const r = await bench(["--help"]);
     expectExit(r, 0, "--help");
-    for (const s of ["idle", "fanout", "churn", "--find-max", "--procs", "--sources", "--protocol", "--json"]) {
+    for (const s of ["idle", "fanout", "churn", "chat", "polling", "sse", "--find-max", "--procs", "--sources", "--protocol",
+      "--json", "--batch", "--burst", "--concurrency"]) {
       assert.ok(r.stdout.includes(s), `--help lacks ${s}`);
     }
   });
@@ -187,6 +198,119 @@ run({ timeoutMs: 240000 }, async (h) => {
     checkHead(r.result, "churn", 4);
     assert.ok(r.result.handshakes > 0 && r.result.handshakes_per_s > 0, JSON.stringify(r.result));
     assert.equal(r.result.errors, 0);
+  });
+
+  // What a chat run owes each tab (see sc_chat.c): user u has 1 + u % 3
+  // tabs; each gets its user's T x D tokens and every typing event of its
+  // channel (R x D per member).
+  function chatExpected(users, channelSize, tokensPerSecond, typingRate, duration) {
+    const tabs = (u) => 1 + (u % 3);
+    let clients = 0, chat = 0, typing = 0;
+    for (let u = 0; u < users; u++) {
+      const c0 = Math.floor(u / channelSize) * channelSize;
+      const members = Math.min(users, c0 + channelSize) - c0;
+      clients += tabs(u);
+      chat += tabs(u) * tokensPerSecond * duration;
+      typing += tabs(u) * members * typingRate * duration;
+    }
+    return { clients, chat, typing };
+  }
+
+  function checkChat(res, want) {
+    checkHead(res, "chat", want.clients);
+    assert.equal(res.connected, want.clients);
+    assert.equal(res.chat_expected, want.chat, "chat_expected");
+    assert.equal(res.typing_expected, want.typing, "typing_expected");
+    assert.equal(res.chat_delivered, want.chat);
+    assert.equal(res.typing_delivered, want.typing);
+    assert.equal(res.delivered, want.chat + want.typing);
+    assert.equal(res.expected, res.delivered);
+    for (const k of ["errors", "missing", "disordered", "chat_missing", "typing_missing"]) assert.equal(res[k], 0, k);
+    assert.equal(res.ok, true);
+    for (const k of ["latency_ms", "typing_latency_ms"]) {
+      const l = res[k];
+      assert.ok(l.p50 >= 0 && l.p50 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `${k} ${JSON.stringify(l)}`);
+    }
+    assert.ok(res.delivery_rate > 0 && "server_cpu_us_per_delivery" in res);
+  }
+
+  await h.case("chat: 12 users x 1-3 tabs, tokens in bursts posted as arrays, typing in channels of 5", async () => {
+    const r = await bench(["chat", ...target, ...auth, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
+      "--burst", "5", "--typing-rate", "2", "--duration", "1"]);
+    expectExit(r, 0, "chat");
+    const want = chatExpected(12, 5, 10, 2, 1);
+    checkChat(r.result, want);
+    assert.equal(r.result.chat_sent, 12 * 10);
+    assert.equal(r.result.typing_sent, 12 * 2);
+    assert.equal(r.result.channels, 3);
+    // Bursts of 5 go together: never more requests than bursts.
+    assert.ok(r.result.requests > 0 && r.result.requests <= (12 * 10) / 5, `${r.result.requests} requests`);
+  });
+
+  await h.case("chat: one object per request (--batch 1), 3 processes (users split across them), 1 publisher", async () => {
+    const r = await bench(["chat", ...target, ...auth, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
+      "--typing-rate", "2", "--duration", "1", "--batch", "1", "--procs", "3", "--publishers", "1"]);
+    expectExit(r, 0, "chat --batch 1");
+    checkChat(r.result, chatExpected(12, 5, 10, 2, 1));
+    assert.equal(r.result.requests, 12 * 10);
+    assert.equal(r.result.procs, 3);
+  });
+
+  await h.case("chat: tabs that join no room (a token with another secret) fail the probes: exit 1", async () => {
+    const r = await bench(["chat", ...target, "--secret", "not-the-secret", "--api-key", API_KEY, "--users", "4",
+      "--duration", "0.5", "--connect-timeout", "2"]);
+    expectExit(r, 1, "chat, wrong secret");
+    assert.equal(r.result.ok, false);
+    assert.equal(r.result.delivered, undefined, "no window ran");
+    assert.ok(r.result.errors > 0);
+    assert.match(r.stdout, /probes/);
+  });
+
+  await h.case("chat: two runs with the same user names at once see each other's tokens: both exit 1", async () => {
+    const args = ["chat", ...target, ...auth, "--users", "6", "--tokens-per-second", "20", "--typing-rate", "5",
+      "--duration", "1.5", "--drain-timeout", "1"];
+    const [a, b] = await Promise.all([bench(args), bench(args)]);
+    for (const r of [a, b]) {
+      expectExit(r, 1, "overlapping chat runs");
+      assert.equal(r.result.ok, false);
+      assert.ok(r.result.errors > 0, JSON.stringify(r.result));
+    }
+  });
+
+  await h.case("polling: 4 handshake slots, then 10 clients doing user-join round trips", async () => {
+    const r = await bench(["polling", ...target, ...auth, "-n", "10", "--concurrency", "4", "--duration", "1"]);
+    expectExit(r, 0, "polling");
+    const res = r.result;
+    checkHead(res, "polling", 10);
+    assert.equal(res.transport, "polling");
+    assert.equal(res.connected, 10);
+    assert.ok(res.handshakes > 0 && res.handshakes_per_s > 0, JSON.stringify(res));
+    assert.ok(res.round_trips > 0 && res.round_trips_per_s > 0, JSON.stringify(res));
+    for (const k of ["connect_latency_ms", "round_trip_latency_ms"]) assert.ok(res[k].p50 > 0 && res[k].p50 <= res[k].max, k);
+    assert.equal(res.errors, 0);
+    assert.ok("server_cpu_us_per_handshake" in res && "server_cpu_us_per_round_trip" in res);
+    assert.equal(res.ok, true);
+    // Every slot left with the close packet: only the 10 round-trip clients' sessions were left open.
+    const metrics = (await server.api("GET", "/metrics", undefined, { key: null })).text;
+    assert.ok(Number(/^siohub_connections\{transport="polling"\} (\d+)$/m.exec(metrics)[1]) <= 10, "sessions left behind");
+  });
+
+  await h.case("polling: user-join with a token of another secret is never acked: exit 1", async () => {
+    const r = await bench(["polling", ...target, "--secret", "not-the-secret", "--api-key", API_KEY, "-n", "3",
+      "--concurrency", "0", "--duration", "0.3", "--drain-timeout", "0.5"]);
+    expectExit(r, 1, "polling, wrong secret");
+    assert.equal(r.result.round_trips, 0);
+    assert.ok(r.result.errors > 0);
+  });
+
+  await h.case("sse: 20 SSE streams, 20 messages/s for 1 s; a refused token exits 1", async () => {
+    let r = await bench(["sse", ...target, ...auth, "-n", "20", "--rate", "20", "--duration", "1"]);
+    expectExit(r, 0, "sse");
+    checkFanout(r.result, 20, 20, 1, "sse");
+    assert.equal(r.result.transport, "sse");
+    r = await bench(["sse", ...target, "--secret", "not-the-secret", "--api-key", API_KEY, "-n", "3", "--duration", "0.3"]);
+    expectExit(r, 1, "sse, wrong secret");
+    assert.match(r.stdout, /not every client connected: .*401/);
   });
 
   await h.case("a token with another secret: connected (Open WebUI's always_connect) but in no room: exit 1", async () => {

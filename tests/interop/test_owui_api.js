@@ -2,7 +2,7 @@
 // endpoints (/healthz, /metrics), driven over plain HTTP while
 // socket.io-client tabs are connected: refusals (401, 400, 404, 405, 413),
 // emit to a sid / user / room, rooms join/leave, heartbeat, the user-list
-// request, and the metrics.
+// request, batches (arrays) on emit and chat-events, and the metrics.
 "use strict";
 
 const { assert, run, sleep } = require("./lib/harness");
@@ -50,7 +50,8 @@ run({ timeoutMs: 60000 }, async (h) => {
     const bad = [
       ["/api/v1/emit", "{\"event\": \"x\", "],
       ["/api/v1/emit", ""],
-      ["/api/v1/emit", "[]"],
+      ["/api/v1/call", "[]"], // arrays only where batches are allowed
+      ["/api/v1/rooms/r1/join", [{ sids: [] }]],
       ["/api/v1/emit", "\"a string\""],
       ["/api/v1/emit", "{\"event\":\"x\",\"event\":\"y\",\"to\":{\"room\":\"r\"}}"], // repeated key
       ["/api/v1/emit", { to: { room: "r" }, data: 1 }], // no event
@@ -159,6 +160,50 @@ run({ timeoutMs: 60000 }, async (h) => {
       const want = { ann1: ["to-user"], ann2: ["to-user"], bob: ["to-sid", "no-args"], anon: ["to-anon"] }[x.name];
       assert.deepEqual(evs, want, x.name);
     }
+  });
+
+  await h.case("batches: an array to chat-events and to emit runs each item in order, answers each", async () => {
+    const chat = (user, n) => ({ user_id: user, chat_id: "c-batch", message_id: "m-batch", data: { type: "chat:completion", data: { n } } });
+    let r = await api("POST", "/api/v1/chat-events", [
+      chat("u-ann", 0),
+      chat("u-bob", 0),
+      chat("u-ann", 1),
+      { user_id: "u-ann", chat_id: "c-batch", message_id: "m-batch" }, // no data
+      7,
+      chat("u-ann", 2),
+      chat("u-nobody", 0),
+    ]);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.length, 7, r.text);
+    assert.deepEqual(r.json.filter((_, i) => i !== 3 && i !== 4), [{ recipients: 2 }, { recipients: 1 }, { recipients: 2 }, { recipients: 2 }, { recipients: 0 }]);
+    for (const i of [3, 4]) {
+      assert.equal(r.json[i].status, 400, r.text);
+      assert.ok(r.json[i].error.length > 5, r.text);
+    }
+    const numbers = (x) => x.of("chat-events").filter((a) => a[0].chat_id === "c-batch").map((a) => a[0].data.data.n);
+    for (const x of [t.ann1, t.ann2]) {
+      await waitFor(() => numbers(x).length === 3, 5000, `${x.name} gets the batch`);
+      assert.deepEqual(numbers(x), [0, 1, 2], x.name);
+      const first = x.of("chat-events").find((a) => a[0].chat_id === "c-batch");
+      assert.deepEqual(first, [{ chat_id: "c-batch", message_id: "m-batch", data: chat("u-ann", 0).data }]);
+    }
+    await waitFor(() => numbers(t.bob).length === 1, 5000, "bob gets his item");
+
+    r = await api("POST", "/api/v1/emit", [
+      { event: "batch-a", data: 1, to: { user: "u-bob" } },
+      { event: "batch-b", args: [2, 3], to: { sid: t.bob.id } },
+      { event: "batch-c", to: "nowhere" },
+      { event: "batch-d", data: 4, to: { user: "u-bob" } },
+    ]);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual([r.json[0], r.json[1], r.json[3]], [{ recipients: 1 }, { recipients: 1 }, { recipients: 1 }]);
+    assert.equal(r.json[2].status, 400, r.text);
+    await waitFor(() => t.bob.of("batch-d").length === 1, 5000, "bob gets batch-d");
+    const order = t.bob.events.filter((e) => e.ev.startsWith("batch-")).map((e) => [e.ev, ...e.args]);
+    assert.deepEqual(order, [["batch-a", 1], ["batch-b", 2, 3], ["batch-d", 4]]);
+
+    r = await api("POST", "/api/v1/emit", []);
+    assert.deepEqual([r.status, r.json], [200, []]);
   });
 
   await h.case("rooms: join and leave by sids or by user, GET lists sids and user ids, emit reaches members", async () => {
