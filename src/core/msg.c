@@ -1,5 +1,6 @@
 #include "core/msg.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
     sh_msg_t *m = sh_malloc(sizeof(*m) + len + 1);
     m->refs = 1;
     m->binary = binary;
+    m->head_len = 0;
+    m->head_tag = 0;
     m->len = len;
     m->base64 = NULL;
     m->forms = NULL;
@@ -34,6 +37,18 @@ sh_msg_t *sh_msg_new_prefixed(char prefix, const void *p, size_t len)
     if (len)
         memcpy(m->data + 1, p, len);
     return m;
+}
+
+int sh_msg_set_head(sh_msg_t *m, uint8_t tag, const void *h, size_t n)
+{
+    if (m->head_len)
+        return m->head_tag == tag && m->head_len == n ? 0 : -EEXIST;
+    if (n == 0 || n > SH_MSG_HEAD_ROOM)
+        return -EINVAL;
+    memcpy(m->data - n, h, n);
+    m->head_len = (uint8_t)n;
+    m->head_tag = tag;
+    return 0;
 }
 
 /* One cached derived form. A list: a message rarely has more than one

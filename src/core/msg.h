@@ -14,6 +14,12 @@
  * made from an Engine.IO packet, say) and every recipient shares it. The
  * renderer is the caller's: core knows nothing of the protocols above it.
  *
+ * A transport whose header for a message is the same for every recipient
+ * (a server's WebSocket frame header: unmasked, so it depends only on the
+ * opcode and the length) writes it once into the room reserved right in
+ * front of data (sh_msg_set_head); each recipient then sends head + data
+ * as one contiguous span, with no per-recipient header and one iovec.
+ *
  * Refcounts are plain integers: all messages live on the loop thread.
  */
 #ifndef SH_CORE_MSG_H
@@ -21,16 +27,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* Room for one transport header in front of a message's data. */
+#define SH_MSG_HEAD_ROOM 14
 
 struct sh_msg_form;
 
 typedef struct sh_msg {
     unsigned refs;
     bool binary;
+    uint8_t head_len; /* bytes of head in use (its last ones); 0: none */
+    uint8_t head_tag; /* what they encode, the writer's tag (an opcode) */
     size_t len;
-    struct sh_msg *base64;     /* lazily built "b<base64>" text form; owned */
-    struct sh_msg_form *forms; /* derived forms (sh_msg_form); owned */
-    char data[];               /* len bytes, then a NUL not counted in len */
+    struct sh_msg *base64;       /* lazily built "b<base64>" text form; owned */
+    struct sh_msg_form *forms;   /* derived forms (sh_msg_form); owned */
+    char head[SH_MSG_HEAD_ROOM]; /* a transport header ends where data starts */
+    char data[];                 /* len bytes, then a NUL not counted in len */
 } sh_msg_t;
 
 /* Builds a derived form of m: a new message (refcount 1, handed to the
@@ -52,6 +65,18 @@ static inline sh_msg_t *sh_msg_ref(sh_msg_t *m)
 }
 /* Drops one reference; frees on the last. NULL is a no-op. */
 void sh_msg_unref(sh_msg_t *m);
+
+/* Writes the header h[0..n) (n <= SH_MSG_HEAD_ROOM) right in front of m's
+ * data, tagged with tag, so that sh_msg_framed gives head + data. Only the
+ * first writer writes: returns 0, or -EEXIST when m already carries a
+ * header with another tag (the caller then needs a message of its own). */
+int sh_msg_set_head(sh_msg_t *m, uint8_t tag, const void *h, size_t n);
+
+/* The header written by sh_msg_set_head followed by the data, contiguous. */
+static inline const char *sh_msg_framed(const sh_msg_t *m)
+{
+    return m->data - m->head_len;
+}
 
 /* The "b" + base64 text form of a binary message (borrowed: lives as long as
  * m). For a text message returns m itself. */

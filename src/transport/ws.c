@@ -18,10 +18,13 @@
 #define READS_PER_WAKE 16 /* bound one peer's share of an iteration */
 #define MAX_IOV        128
 
+_Static_assert(SH_WS_MAX_SERVER_HEADER <= SH_MSG_HEAD_ROOM, "a frame header fits a message's head");
+
+/* A queued frame: the message carries its own frame header in front of
+ * its data (sh_msg_set_head), written once for all recipients, so a frame
+ * is one contiguous span. */
 typedef struct out_frame {
     sh_msg_t *m;
-    uint8_t hdr[SH_WS_MAX_SERVER_HEADER];
-    uint8_t hlen;
     size_t sent; /* bytes of header + payload written so far */
 } out_frame_t;
 
@@ -147,8 +150,26 @@ static void schedule_flush(sh_ws_conn_t *ws)
     sh_defer_schedule(ws->loop, &ws->flush_defer, on_flush_defer, ws);
 }
 
+static size_t frame_len(const out_frame_t *f)
+{
+    return f->m->head_len + f->m->len;
+}
+
+/* Gives m its frame header (once per message: a server frame's header
+ * depends only on the opcode and the length) and queues it. */
 static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
 {
+    if (!m->head_len || m->head_tag != opcode) {
+        uint8_t hdr[SH_WS_MAX_SERVER_HEADER];
+        size_t hlen = sh_ws_frame_header_encode(hdr, opcode, true, m->len);
+        if (sh_msg_set_head(m, opcode, hdr, hlen) < 0) {
+            /* Framed before as another opcode: this connection's copy. */
+            sh_msg_t *own = sh_msg_new(m->data, m->len, m->binary);
+            sh_msg_unref(m);
+            m = own;
+            sh_msg_set_head(m, opcode, hdr, hlen);
+        }
+    }
     if (ws->out_count == ws->out_cap) {
         uint32_t cap = ws->out_cap ? ws->out_cap * 2 : 8;
         out_frame_t *ring = sh_malloc(cap * sizeof(*ring));
@@ -161,10 +182,9 @@ static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
     }
     out_frame_t *f = out_at(ws, ws->out_count);
     f->m = m;
-    f->hlen = (uint8_t)sh_ws_frame_header_encode(f->hdr, opcode, true, m->len);
     f->sent = 0;
     ws->out_count++;
-    ws->out_bytes += f->hlen + m->len;
+    ws->out_bytes += frame_len(f);
     if (ws->stats)
         ws->stats->frames_out++;
     schedule_flush(ws);
@@ -201,23 +221,11 @@ static void flush_now(sh_ws_conn_t *ws)
     while (ws->out_count) {
         struct iovec iov[MAX_IOV];
         int n = 0;
-        for (size_t i = 0; i < ws->out_count && n + 2 <= MAX_IOV; i++) {
+        for (size_t i = 0; i < ws->out_count && n < MAX_IOV; i++) {
             out_frame_t *f = out_at(ws, i);
-            if (f->sent < f->hlen) {
-                iov[n].iov_base = f->hdr + f->sent;
-                iov[n].iov_len = f->hlen - f->sent;
-                n++;
-                if (f->m->len) {
-                    iov[n].iov_base = f->m->data;
-                    iov[n].iov_len = f->m->len;
-                    n++;
-                }
-            } else {
-                size_t off = f->sent - f->hlen;
-                iov[n].iov_base = f->m->data + off;
-                iov[n].iov_len = f->m->len - off;
-                n++;
-            }
+            iov[n].iov_base = (char *)sh_msg_framed(f->m) + f->sent;
+            iov[n].iov_len = frame_len(f) - f->sent;
+            n++;
         }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(ws->fd, &mh, MSG_NOSIGNAL);
@@ -234,8 +242,7 @@ static void flush_now(sh_ws_conn_t *ws)
         size_t left = (size_t)w;
         while (left && ws->out_count) {
             out_frame_t *f = out_at(ws, 0);
-            size_t total = f->hlen + f->m->len;
-            size_t need = total - f->sent;
+            size_t need = frame_len(f) - f->sent;
             if (left < need) {
                 f->sent += left;
                 ws->out_bytes -= left;

@@ -1,4 +1,5 @@
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,36 @@ START_TEST(test_binary_base64_once)
     ck_assert_str_eq(b->data, "bAQIDBA==");
     ck_assert_uint_eq(b->len, 9);
     ck_assert_ptr_eq(sh_msg_base64(m), b); /* computed once, shared */
+    sh_msg_unref(m);
+}
+END_TEST
+
+START_TEST(test_head_written_once)
+{
+    sh_msg_t *m = sh_msg_new_prefixed('4', "hi", 2);
+    ck_assert_uint_eq(m->head_len, 0);
+    ck_assert_ptr_eq(sh_msg_framed(m), m->data);
+    ck_assert_int_eq(sh_msg_set_head(m, 1, "\x81\x03", 2), 0);
+    ck_assert_uint_eq(m->head_len, 2);
+    ck_assert_mem_eq(sh_msg_framed(m),
+                     "\x81\x03"
+                     "4hi",
+                     5);
+    /* The same header again: a no-op; another tag or length: refused and
+     * the first one kept, since other recipients may be sending it. */
+    ck_assert_int_eq(sh_msg_set_head(m, 1, "\x81\x03", 2), 0);
+    ck_assert_int_eq(sh_msg_set_head(m, 2, "\x82\x03", 2), -EEXIST);
+    ck_assert_int_eq(sh_msg_set_head(m, 1, "\x81\x7e\x00\x03", 4), -EEXIST);
+    ck_assert_mem_eq(sh_msg_framed(m),
+                     "\x81\x03"
+                     "4hi",
+                     5);
+    sh_msg_t *big = sh_msg_new("x", 1, false);
+    char too_long[SH_MSG_HEAD_ROOM + 1] = {0};
+    ck_assert_int_eq(sh_msg_set_head(big, 1, too_long, sizeof(too_long)), -EINVAL);
+    ck_assert_int_eq(sh_msg_set_head(big, 1, too_long, SH_MSG_HEAD_ROOM), 0);
+    ck_assert_ptr_eq(sh_msg_framed(big) + SH_MSG_HEAD_ROOM, big->data);
+    sh_msg_unref(big);
     sh_msg_unref(m);
 }
 END_TEST
@@ -92,6 +123,7 @@ int main(void)
     tcase_add_test(tc, test_text_message);
     tcase_add_test(tc, test_binary_base64_once);
     tcase_add_test(tc, test_empty_binary);
+    tcase_add_test(tc, test_head_written_once);
     tcase_add_test(tc, test_form_rendered_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
