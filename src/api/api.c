@@ -181,6 +181,21 @@ static bool authorized(const sh_api_t *api, sh_http_req_t *req)
     return n == api->key_len && CRYPTO_memcmp(k, api->key, n) == 0;
 }
 
+/* Runs a batch item through the handler; its answer lands in *answer. */
+static void run_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+                     json_t *item, json_t **answer)
+{
+    sh_api_call_t one = *call;
+    one.body = item;
+    one.batch_answer = answer;
+    if (json_is_object(item))
+        route->cb(&one, api->data);
+    else
+        sh_api_reply_error(&one, 400, "each item of the array must be an object");
+    if (!*answer) /* a handler that did not answer: a bug, said so */
+        sh_api_reply_error(&one, 500, "no answer for this item");
+}
+
 /* Runs a batch route's handler for each item of the array body, in
  * order, and answers the array of their answers. */
 static void run_batch(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
@@ -191,18 +206,56 @@ static void run_batch(sh_api_t *api, const sh_api_route_t *route, const sh_api_c
     json_t *item;
     json_array_foreach (items, i, item) {
         json_t *answer = NULL;
-        sh_api_call_t one = *call;
-        one.body = item;
-        one.batch_answer = &answer;
-        if (json_is_object(item))
-            route->cb(&one, api->data);
-        else
-            sh_api_reply_error(&one, 400, "each item of the array must be an object");
-        if (!answer) /* a handler that did not answer: a bug, said so */
-            sh_api_reply_error(&one, 500, "no answer for this item");
+        run_item(api, route, call, item, &answer);
         json_array_append_new(answers, answer);
     }
     send_json(api, call->req, 200, answers);
+}
+
+/* One item of a raw batch: the raw handler, else parsed for cb. */
+static json_t *run_raw_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+                            sh_json_span_t text)
+{
+    json_t *answer = NULL;
+    sh_api_call_t one = *call;
+    one.batch_answer = &answer;
+    sh_json_cursor_t c;
+    if (sh_json_object_begin(&c, text) && route->raw(&one, text, api->data) == 0) {
+        if (!answer)
+            sh_api_reply_error(&one, 500, "no answer for this item");
+        return answer;
+    }
+    json_error_t jerr;
+    json_t *item = json_loadb(text.p, text.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (item)
+        run_item(api, route, call, item, &answer);
+    else /* cannot be: the whole body was valid JSON */
+        sh_api_reply_error(&one, 500, "item does not parse again");
+    json_decref(item);
+    return answer;
+}
+
+/* Serves the body through the route's raw handler when the body allows;
+ * false when it went no way (then nothing was done). */
+static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+                    const char *text, size_t len)
+{
+    sh_json_info_t info;
+    if (sh_json_validate(text, len, &info) < 0 || !sh_json_info_plain(&info))
+        return false;
+    sh_json_span_t body = {text, len}, item;
+    sh_json_cursor_t c;
+    if (sh_json_object_begin(&c, body)) {
+        sh_api_call_t one = *call;
+        return route->raw(&one, body, api->data) == 0;
+    }
+    if (!route->batch || !sh_json_array_begin(&c, body))
+        return false;
+    json_t *answers = json_array();
+    while (sh_json_array_next(&c, &item))
+        json_array_append_new(answers, run_raw_item(api, route, call, item));
+    send_json(api, call->req, 200, answers);
+    return true;
 }
 
 static void on_request(sh_http_req_t *req, void *data)
@@ -267,6 +320,8 @@ static void on_request(sh_http_req_t *req, void *data)
     if (route->needs_body) {
         size_t len;
         const char *text = sh_http_req_body(req, &len);
+        if (route->raw && try_raw(api, route, &call, text, len))
+            return;
         json_error_t jerr;
         body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!body || !(json_is_object(body) || (route->batch && json_is_array(body)))) {

@@ -19,6 +19,13 @@
  * object plus "status"). An item that is not an object gets a 400 entry and
  * the rest still run. A batch handler must answer before it returns: it may
  * not hold.
+ *
+ * Raw items: a route may also give a raw handler, which sees each item (the
+ * body, or one object of a batch) as its JSON text before anything is
+ * parsed, so that it can forward the bytes instead of building a tree. The
+ * text is then an object, valid JSON without duplicate keys, "\u0000" or
+ * numbers beyond int64 and double (core/json_span.h); a body that is not
+ * all that goes the parsed way whole, so its errors are the parser's.
  */
 #ifndef SH_API_API_H
 #define SH_API_API_H
@@ -28,6 +35,7 @@
 
 #include <jansson.h>
 
+#include "core/json_span.h"
 #include "http/server.h"
 
 typedef struct sh_api sh_api_t;
@@ -47,12 +55,17 @@ typedef struct sh_api_call {
 /* Must answer (sh_api_reply*) or hold (sh_api_hold) before returning. */
 typedef void (*sh_api_handler_cb)(sh_api_call_t *call, void *data);
 
+/* Answers (sh_api_reply*) and returns 0, or returns -EAGAIN having done
+ * nothing, and the item is parsed and handed to the route's cb. */
+typedef int (*sh_api_raw_cb)(sh_api_call_t *call, sh_json_span_t item, void *data);
+
 typedef struct sh_api_route {
     sh_http_method_t method;
     const char *pattern; /* below the prefix, '*' for one segment: "rooms/<*>/join" */
     bool needs_body;     /* a JSON object body is required */
     sh_api_handler_cb cb;
-    bool batch; /* the body may also be an array of objects (see above) */
+    bool batch;        /* the body may also be an array of objects (see above) */
+    sh_api_raw_cb raw; /* optional: tries items as text first (see above) */
 } sh_api_route_t;
 
 typedef struct sh_api_stats {

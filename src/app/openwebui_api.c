@@ -14,6 +14,12 @@
 #include "core/log.h"
 #include "socketio/packet.h"
 
+/* A span of a string literal. */
+#define SPAN_LIT(s)                                                                                \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+
 static const char *const disconnected_msg = "Client session disconnected.";
 
 /* ---- helpers ---- */
@@ -125,6 +131,85 @@ static void api_chat_events(sh_api_call_t *call, void *data)
     size_t n = sh_adapter_emit(app->adapter, app->nsp, &target, event, args, NULL, 0);
     json_decref(args);
     sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+}
+
+/* The same, from the item's JSON text: chat_id, message_id and data go to
+ * the browsers as the backend wrote them (whitespace too), without a tree
+ * or a re-encoding, which were most of an event's cost. Only the plain
+ * case comes here; anything else returns -EAGAIN untouched and takes the
+ * way above, errors included: fleet mode (the adapter publishes
+ * python-socketio's message, built from the tree), a key or a name
+ * (user_id, session_id, event) with escapes, a missing field, an unknown
+ * event. */
+static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *data)
+{
+    owui_app_t *app = data;
+    if (app->redis)
+        return -EAGAIN;
+    sh_json_span_t user = {0}, session = {0}, event = {0}, chat_id = {0}, message_id = {0},
+                   payload = {0}, key, value;
+    sh_json_cursor_t c;
+    if (!sh_json_object_begin(&c, item))
+        return -EAGAIN;
+    while (sh_json_object_next(&c, &key, &value)) {
+        if (memchr(key.p, '\\', key.len))
+            return -EAGAIN;
+        if (sh_json_span_eq(key, "user_id"))
+            user = value;
+        else if (sh_json_span_eq(key, "session_id"))
+            session = value;
+        else if (sh_json_span_eq(key, "event"))
+            event = value;
+        else if (sh_json_span_eq(key, "chat_id"))
+            chat_id = value;
+        else if (sh_json_span_eq(key, "message_id"))
+            message_id = value;
+        else if (sh_json_span_eq(key, "data"))
+            payload = value;
+    }
+    if (!user.p || !chat_id.p || !message_id.p || !payload.p)
+        return -EAGAIN;
+    sh_json_span_t user_text, session_text = {0}, event_text = {0};
+    if (!sh_json_plain_string(user, &user_text) || user_text.len == 0)
+        return -EAGAIN;
+    /* As body_string: a non-string or empty session_id or event is none. */
+    if (session.p && session.p[0] == '"' && !sh_json_plain_string(session, &session_text))
+        return -EAGAIN;
+    if (event.p && event.p[0] == '"' && !sh_json_plain_string(event, &event_text))
+        return -EAGAIN;
+    const char *event_name = "chat-events";
+    if (event_text.len) {
+        if (sh_json_span_eq(event_text, "events"))
+            event_name = "events";
+        else if (!sh_json_span_eq(event_text, "chat-events"))
+            return -EAGAIN;
+    }
+    char room[300], session_room[300];
+    snprintf(room, sizeof(room), "user:%.*s", (int)user_text.len, user_text.p);
+    if (session_text.len >= sizeof(session_room))
+        return -EAGAIN;
+    memcpy(session_room, session_text.p, session_text.len);
+    session_room[session_text.len] = '\0';
+    /* The argument as the tree way writes it: these keys, in this order. */
+    const sh_json_span_t parts[] = {
+        SPAN_LIT("{\"chat_id\":"),
+        chat_id,
+        SPAN_LIT(",\"message_id\":"),
+        message_id,
+        SPAN_LIT(",\"data\":"),
+        payload,
+        SPAN_LIT("}"),
+    };
+    sh_msg_t *msg = sh_sio_event_msg_from_text(sh_hub_nsp_name(app->nsp), event_name, parts,
+                                               sizeof(parts) / sizeof(parts[0]));
+    if (!msg)
+        return -EAGAIN;
+    const char *rooms[2] = {room, session_room};
+    sh_hub_target_t target = {.rooms = rooms, .nrooms = session_text.len ? 2 : 1};
+    size_t n = sh_hub_send(app->nsp, &target, &msg, 1);
+    sh_msg_unref(msg);
+    sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+    return 0;
 }
 
 /* ---- POST /api/v1/call ----
@@ -641,6 +726,7 @@ static const sh_api_route_t routes[] = {
      .pattern = "chat-events",
      .needs_body = true,
      .cb = api_chat_events,
+     .raw = api_chat_events_raw,
      .batch = true},
     {.method = SH_HTTP_POST, .pattern = "call", .needs_body = true, .cb = api_call},
     {.method = SH_HTTP_GET, .pattern = "users", .cb = api_users},

@@ -356,6 +356,58 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
     return (int)(1 + nbins);
 }
 
+/* True when s goes into a JSON string as it is: no quote, backslash or
+ * control character. */
+static bool json_plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
+                                     const sh_json_span_t *parts, size_t nparts)
+{
+    size_t nsp_len = 0;
+    if (nsp && nsp[0] && strcmp(nsp, "/") != 0) {
+        nsp_len = strlen(nsp);
+        if (!nsp_writable(nsp, nsp_len))
+            return NULL;
+    }
+    size_t event_len = strlen(event);
+    if (!json_plain(event, event_len))
+        return NULL;
+    /* "42" nsp "," "[\"" event "\"" ("," args) "]" */
+    size_t len = 2 + (nsp_len ? nsp_len + 1 : 0) + 2 + event_len + 1 + (nparts ? 1 : 0) + 1;
+    for (size_t i = 0; i < nparts; i++)
+        len += parts[i].len;
+    sh_msg_t *m = sh_msg_alloc(len, false);
+    char *w = m->data;
+    *w++ = '4'; /* Engine.IO MESSAGE */
+    *w++ = (char)('0' + SH_SIO_EVENT);
+    if (nsp_len) {
+        memcpy(w, nsp, nsp_len);
+        w += nsp_len;
+        *w++ = ',';
+    }
+    *w++ = '[';
+    *w++ = '"';
+    memcpy(w, event, event_len);
+    w += event_len;
+    *w++ = '"';
+    if (nparts)
+        *w++ = ',';
+    for (size_t i = 0; i < nparts; i++) {
+        memcpy(w, parts[i].p, parts[i].len);
+        w += parts[i].len;
+    }
+    *w++ = ']';
+    return m;
+}
+
 static int append_cb(const char *buffer, size_t size, void *out)
 {
     sh_buf_append(out, buffer, size);

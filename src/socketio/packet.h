@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/json_span.h"
 #include "core/msg.h"
 
 typedef enum {
@@ -86,6 +87,17 @@ void sh_sio_packet_release(sh_sio_packet_t *pkt);
  * written (1 + nbins), or -ENOSPC when max_msgs is too small. */
 int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const json_t *data,
                          sh_msg_t *const *bins, size_t nbins, sh_msg_t **msgs, size_t max_msgs);
+
+/* The Engine.IO message of an EVENT packet made from JSON text rather than
+ * a tree: "42", the namespace (nsp as in sh_sio_packet_encode), then
+ * ["<event>",<args>], where args is parts[0..nparts) written one after the
+ * other: the caller's JSON text of the arguments after the event name,
+ * commas included, valid JSON and UTF-8 (not checked: it is forwarded as
+ * is). The same bytes as sh_sio_packet_encode for the same values when the
+ * text is written compact as jansson would. NULL when the namespace cannot
+ * be written or the event (UTF-8) would need JSON escapes. New reference. */
+sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
+                                     const sh_json_span_t *parts, size_t nparts);
 
 /* Serialises JSON the way JSON.stringify does for our purposes (compact, no
  * escaped '/', UTF-8 as is) and appends it to out. Returns 0 or -EINVAL. */

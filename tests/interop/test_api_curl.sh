@@ -166,13 +166,14 @@ expect "in room channel:ch-1" 200 "\"sids\":[\"$sio_sid\"]" '"user_ids":["u-curl
 req POST /api/v1/chat-events -H "$auth" -H "$json" \
     --data-binary '{"user_id": "u-curl", "chat_id": "c-1", "message_id": "m-1", "data": {"type": "status", "data": {"n": 1}}}'
 expect "POST /api/v1/chat-events" 200 '{"recipients":1}'
-# The presence broadcasts may come first: poll until the event shows.
+# The presence broadcasts may come first: poll until the event shows. The
+# values go out as the backend wrote them, spaces and all.
 seen=
 i=0
 while test $i -lt 5 && test -z "$seen"; do
     req GET "$poll"
     case $body in
-    *'42["chat-events",{"chat_id":"c-1","message_id":"m-1","data":{"type":"status","data":{"n":1}}}]'*) seen=1 ;;
+    *'42["chat-events",{"chat_id":"c-1","message_id":"m-1","data":{"type": "status", "data": {"n": 1}}}]'*) seen=1 ;;
     esac
     i=$((i + 1))
 done

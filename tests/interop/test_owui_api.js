@@ -206,6 +206,55 @@ run({ timeoutMs: 60000 }, async (h) => {
     assert.deepEqual([r.status, r.json], [200, []]);
   });
 
+  await h.case("chat-events as forwarded text and as a parsed tree reach the tabs as the same values", async () => {
+    // Each body is sent twice: as written (the bytes are forwarded) and with
+    // its chat_id key escaped, which sends it the parsed way; the tabs must
+    // decode the same payload from both, whatever the spacing, number forms
+    // and string escapes.
+    const bodies = [
+      '{"user_id":"u-ann","chat_id":"c-text","message_id":"m0","data":{"type":"chat:completion","data":{"content":"Hi","done":false}}}',
+      ' { "user_id" : "u-ann" ,\n "chat_id" : "c-text" , "message_id" : "m1" ,\n "data" : { "n" : 1.50 , "e" : 1e2 , "z" : -0.0 , "a" : [ 1 , [ ] , { } ] } } ',
+      '{"user_id":"u-ann","chat_id":"c-text","message_id":"m2","data":"\\u00e9\\/\\uD83D\\uDE00 \u00e9 \\"q\\" \\\\ \\n \\t"}',
+      '{"event":"events","user_id":"u-ann","session_id":"","chat_id":"c-text","message_id":"m3","data":null}',
+      '{"user_id":"u-ann","chat_id":"c-text","message_id":{"deep":[{"k":"v"}]},"data":[true,false,null,123456789]}',
+    ];
+    const viaTree = (b) => b.replace('"chat_id"', '"chat\\u005fid"');
+    const got = (x) =>
+      x.events.filter((e) => (e.ev === "chat-events" || e.ev === "events") && e.args[0] && e.args[0].chat_id === "c-text").map((e) => e.args);
+    for (const body of bodies) {
+      for (const text of [body, viaTree(body)]) {
+        const r = await api("POST", "/api/v1/chat-events", text);
+        assert.deepEqual([r.status, r.json], [200, { recipients: 2 }], text);
+      }
+    }
+    const batch = await api("POST", "/api/v1/chat-events", `[${bodies.join(",")},${bodies.map(viaTree).join(",")}]`);
+    assert.equal(batch.status, 200, batch.text);
+    assert.deepEqual(batch.json, Array(bodies.length * 2).fill({ recipients: 2 }));
+    for (const x of [t.ann1, t.ann2]) {
+      await waitFor(() => got(x).length === bodies.length * 4, 5000, `${x.name} gets both forms`);
+      const evs = got(x);
+      for (let i = 0; i < bodies.length; i++) {
+        const want = JSON.parse(bodies[i]);
+        const payload = { chat_id: want.chat_id, message_id: want.message_id, data: want.data };
+        assert.deepEqual(evs[2 * i], [payload], `${x.name} text ${i}`);
+        assert.deepEqual(evs[2 * i + 1], [payload], `${x.name} tree ${i}`);
+      }
+      assert.deepEqual(evs.slice(bodies.length * 2), [...evs.slice(0, bodies.length * 2).filter((_, k) => k % 2 === 0), ...evs.slice(0, bodies.length * 2).filter((_, k) => k % 2 === 1)]);
+    }
+    // What the parsed way refuses is still refused, with its reasons.
+    for (const text of [
+      '{"user_id":"u-ann","chat_id":"c","message_id":"m","data":{"a":1,"a":2}}',
+      '{"user_id":"u-ann","chat_id":"c","message_id":"m","data":1e999}',
+      '{"user_id":"u-ann","chat_id":"c","message_id":"m","data":"\\u0000"}',
+      '{"user_id":"u-ann","chat_id":"c","message_id":"m","data":"\\uD800"}',
+      '{"user_id":"u-ann","chat_id":"c","message_id":"m","data":01}',
+    ]) {
+      const r = await api("POST", "/api/v1/chat-events", text);
+      assert.equal(r.status, 400, text);
+      assert.match(errorOf(r), /^invalid JSON body: /, text);
+    }
+  });
+
   await h.case("rooms: join and leave by sids or by user, GET lists sids and user ids, emit reaches members", async () => {
     const room = (name) => api("GET", `/api/v1/rooms/${name}`).then((r) => {
       assert.equal(r.status, 200, r.text);

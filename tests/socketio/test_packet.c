@@ -575,6 +575,130 @@ END_TEST
 
 /* ---- round trip through real attachments */
 
+/* ---- EVENT messages from JSON text ---- */
+
+/* The member of a chat event's text named key (the test's bodies have it). */
+static sh_json_span_t member(const char *text, const char *key)
+{
+    sh_json_span_t all = {text, strlen(text)}, k, v;
+    sh_json_cursor_t c;
+    ck_assert(sh_json_object_begin(&c, all));
+    while (sh_json_object_next(&c, &k, &v))
+        if (sh_json_span_eq(k, key))
+            return v;
+    ck_abort_msg("no %s in %s", key, text);
+    return v;
+}
+
+/* The chat event as the tree way sends it: {chat_id, message_id, data}. */
+static sh_msg_t *chat_from_tree(const char *nsp, const char *event, const char *text)
+{
+    json_error_t err;
+    json_t *body = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    ck_assert_msg(body != NULL, "%s: %s", text, err.text);
+    json_t *args =
+        json_pack("[{s:O,s:O,s:O}]", "chat_id", json_object_get(body, "chat_id"), "message_id",
+                  json_object_get(body, "message_id"), "data", json_object_get(body, "data"));
+    json_t *arr = json_array();
+    json_array_append_new(arr, json_string(event));
+    json_array_extend(arr, args);
+    sh_msg_t *msgs[1];
+    ck_assert_int_eq(sh_sio_packet_encode(SH_SIO_EVENT, nsp, -1, arr, NULL, 0, msgs, 1), 1);
+    json_decref(arr);
+    json_decref(args);
+    json_decref(body);
+    return msgs[0];
+}
+
+static sh_msg_t *chat_from_text(const char *nsp, const char *event, const char *text)
+{
+    const sh_json_span_t parts[] = {
+        {"{\"chat_id\":", 11},
+        member(text, "chat_id"),
+        {",\"message_id\":", 14},
+        member(text, "message_id"),
+        {",\"data\":", 8},
+        member(text, "data"),
+        {"}", 1},
+    };
+    return sh_sio_event_msg_from_text(nsp, event, parts, 7);
+}
+
+/* The JSON after "42" and the namespace. */
+static json_t *packet_json(const sh_msg_t *m)
+{
+    const char *p = memchr(m->data, '[', m->len);
+    ck_assert(p != NULL);
+    json_error_t err;
+    json_t *v = json_loadb(p, m->len - (size_t)(p - m->data), 0, &err);
+    ck_assert_msg(v != NULL, "%s: %s", m->data, err.text);
+    return v;
+}
+
+START_TEST(test_event_from_text_same_bytes)
+{
+    /* Written compact, as jansson writes: the same bytes either way. */
+    static const char *const bodies[] = {
+        "{\"user_id\":\"u\",\"chat_id\":\"c1\",\"message_id\":\"m1\",\"data\":{\"type\":"
+        "\"chat:completion\",\"data\":{\"content\":\"Hello\",\"done\":false}}}",
+        "{\"data\":[1,-2,3.5,true,null,\"\xc3\xa9\xf0\x9f\x98\x80/\"],\"message_id\":null,"
+        "\"chat_id\":42,\"user_id\":\"u\"}",
+        "{\"user_id\":\"u\",\"chat_id\":\"c\",\"message_id\":\"m\",\"data\":\"a\\\"b\\\\c\\n\"}",
+        "{\"user_id\":\"u\",\"chat_id\":{},\"message_id\":[],\"data\":{\"a\":{\"b\":[[]]}}}",
+    };
+    static const char *const nsps[] = {"/", "/admin", NULL};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        for (size_t k = 0; k < 3; k++) {
+            sh_msg_t *tree = chat_from_tree(nsps[k], "chat-events", bodies[i]);
+            sh_msg_t *text = chat_from_text(nsps[k], "chat-events", bodies[i]);
+            ck_assert_ptr_nonnull(text);
+            ck_assert(!text->binary);
+            ck_assert_msg(tree->len == text->len && !memcmp(tree->data, text->data, tree->len),
+                          "tree %s\ntext %s", tree->data, text->data);
+            ck_assert_int_eq(text->data[text->len], '\0');
+            sh_msg_unref(tree);
+            sh_msg_unref(text);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_event_from_text_same_values)
+{
+    /* Written otherwise: other bytes, the same values for every reader. */
+    static const char *const bodies[] = {
+        "{ \"user_id\" : \"u\" ,\n \"chat_id\" : \"c\", \"message_id\":\"m\",\n"
+        "  \"data\" : { \"n\" : 1.50 , \"e\": 1e2, \"s\": \"\\u00e9\\/\\uD83D\\uDE00\" } }",
+        "{\"user_id\":\"u\",\"chat_id\":-0,\"message_id\":1E-3,\"data\":[ ]}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        sh_msg_t *tree = chat_from_tree("/", "events", bodies[i]);
+        sh_msg_t *text = chat_from_text("/", "events", bodies[i]);
+        ck_assert_int_eq(memcmp(text->data, "42[\"events\",{", 13), 0);
+        json_t *a = packet_json(tree), *b = packet_json(text);
+        ck_assert_msg(json_equal(a, b), "tree %s\ntext %s", tree->data, text->data);
+        json_decref(a);
+        json_decref(b);
+        sh_msg_unref(tree);
+        sh_msg_unref(text);
+    }
+}
+END_TEST
+
+START_TEST(test_event_from_text_refused)
+{
+    const sh_json_span_t arg = {"1", 1};
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\"b", &arg, 1));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\\b", &arg, 1));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\nb", &arg, 1));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("nsp", "e", &arg, 1)); /* no leading '/' */
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/a,b", "e", &arg, 1));
+    sh_msg_t *m = sh_sio_event_msg_from_text("/", "e", NULL, 0);
+    ck_assert_str_eq(m->data, "42[\"e\"]");
+    sh_msg_unref(m);
+}
+END_TEST
+
 START_TEST(test_binary_round_trip)
 {
     sh_msg_t *bins[2] = {sh_msg_new("\x01\x02\x03\x04", 4, true), sh_msg_new("", 0, true)};
@@ -649,6 +773,9 @@ int main(void)
     tcase_add_test(tc, test_encode_too_many_attachments);
     tcase_add_test(tc, test_encode_bad_json);
     tcase_add_test(tc, test_json_append);
+    tcase_add_test(tc, test_event_from_text_same_bytes);
+    tcase_add_test(tc, test_event_from_text_same_values);
+    tcase_add_test(tc, test_event_from_text_refused);
     tcase_add_test(tc, test_json_append_failure_leaves_buffer);
     suite_add_tcase(s, tc);
 

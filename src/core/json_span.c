@@ -1,0 +1,441 @@
+#include "core/json_span.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/utf8.h"
+
+/* Keys remembered for the duplicate check, over all open objects. An
+ * object's keys sit above its parent's; a text with more open keys than
+ * this is reported unchecked rather than slowed down (the check is
+ * quadratic in an object's key count). */
+#define KEY_STACK 64
+
+typedef struct scan {
+    const char *p, *end;
+    sh_json_info_t *info;
+    size_t nkeys;
+    sh_json_span_t keys[KEY_STACK];
+} scan_t;
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_ws(scan_t *s)
+{
+    while (s->p < s->end && is_ws(*s->p))
+        s->p++;
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A \u escape at p (the backslash), its low surrogate included; returns
+ * the bytes it takes or -1. */
+static int unicode_escape(scan_t *s, const char *p)
+{
+    if (s->end - p < 6)
+        return -1;
+    int u = hex4(p + 2);
+    if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
+        return -1; /* not hex, or a low surrogate alone */
+    if (u == 0)
+        s->info->nul_escape = true;
+    if (u < 0xD800 || u > 0xDBFF)
+        return 6;
+    if (s->end - p < 12 || p[6] != '\\' || p[7] != 'u')
+        return -1; /* a high surrogate alone */
+    int lo = hex4(p + 8);
+    return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : -1;
+}
+
+/* A string at s->p (its opening quote); *escaped tells whether it had a
+ * backslash. Leaves s->p after the closing quote. */
+static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
+{
+    const char *start = ++s->p, *p = start;
+    bool high = false;
+    *escaped = false;
+    for (;;) {
+        if (p >= s->end)
+            return -EINVAL;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return -EINVAL; /* control characters must be escaped */
+        if (c >= 0x80) {
+            high = true;
+            p++;
+        } else if (c == '\\') {
+            *escaped = true;
+            if (p + 1 >= s->end)
+                return -EINVAL;
+            switch (p[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                p += 2;
+                break;
+            case 'u': {
+                int n = unicode_escape(s, p);
+                if (n < 0)
+                    return -EINVAL;
+                p += n;
+                break;
+            }
+            default:
+                return -EINVAL;
+            }
+        } else {
+            p++;
+        }
+    }
+    /* Escapes are ASCII, so the raw span's UTF-8 is the string's. */
+    if (high && !sh_utf8_valid(start, (size_t)(p - start)))
+        return -EINVAL;
+    text->p = start;
+    text->len = (size_t)(p - start);
+    s->p = p + 1;
+    return 0;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The number grammar of RFC 8259 section 6. Flags integers past int64
+ * (19 digits and up) and reals whose magnitude may pass a double's (more
+ * than 10^300, counted from the integer digits and the exponent). */
+static int scan_number(scan_t *s)
+{
+    const char *p = s->p, *end = s->end;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || !is_digit(*p))
+        return -EINVAL;
+    long int_digits = 0;
+    if (*p == '0') {
+        p++;
+        int_digits = 1;
+    } else {
+        while (p < end && is_digit(*p)) {
+            p++;
+            int_digits++;
+        }
+    }
+    bool real = false;
+    if (p < end && *p == '.') {
+        real = true;
+        p++;
+        if (p >= end || !is_digit(*p))
+            return -EINVAL;
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    long exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        real = true;
+        p++;
+        bool neg = false;
+        if (p < end && (*p == '+' || *p == '-'))
+            neg = *p++ == '-';
+        if (p >= end || !is_digit(*p))
+            return -EINVAL;
+        while (p < end && is_digit(*p)) {
+            if (exp < 100000)
+                exp = exp * 10 + (*p - '0');
+            p++;
+        }
+        if (neg)
+            exp = -exp;
+    }
+    if (real ? int_digits + exp > 300 : int_digits >= 19)
+        s->info->big_numbers = true;
+    s->p = p;
+    return 0;
+}
+
+static int scan_literal(scan_t *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return -EINVAL;
+    s->p += n;
+    return 0;
+}
+
+/* Notes the key of the innermost object (whose keys start at base). */
+static void note_key(scan_t *s, size_t base, sh_json_span_t key, bool escaped)
+{
+    if (escaped) {
+        s->info->unchecked_keys = true; /* "\u0061" is "a": raw bytes do not tell */
+        return;
+    }
+    for (size_t i = base; i < s->nkeys; i++) {
+        if (s->keys[i].len == key.len && memcmp(s->keys[i].p, key.p, key.len) == 0)
+            s->info->duplicate_keys = true;
+    }
+    if (s->nkeys < KEY_STACK)
+        s->keys[s->nkeys++] = key;
+    else
+        s->info->unchecked_keys = true;
+}
+
+static int scan_value(scan_t *s, int depth);
+
+static int scan_object(scan_t *s, int depth)
+{
+    size_t base = s->nkeys;
+    s->p++; /* '{' */
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"')
+            return -EINVAL;
+        sh_json_span_t key;
+        bool escaped;
+        int rc = scan_string(s, &key, &escaped);
+        if (rc < 0)
+            return rc;
+        note_key(s, base, key, escaped);
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -EINVAL;
+        s->p++;
+        if ((rc = scan_value(s, depth)) < 0)
+            return rc;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -EINVAL;
+        if (*s->p == '}') {
+            s->p++;
+            s->nkeys = base;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -EINVAL;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+static int scan_array(scan_t *s, int depth)
+{
+    s->p++; /* '[' */
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        int rc = scan_value(s, depth);
+        if (rc < 0)
+            return rc;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -EINVAL;
+        if (*s->p == ']') {
+            s->p++;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -EINVAL;
+        s->p++;
+    }
+}
+
+/* One value with the whitespace before it; depth counts the containers
+ * around it. */
+static int scan_value(scan_t *s, int depth)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return -EINVAL;
+    switch (*s->p) {
+    case '{':
+    case '[':
+        if (depth >= SH_JSON_MAX_DEPTH)
+            return -E2BIG;
+        return *s->p == '{' ? scan_object(s, depth + 1) : scan_array(s, depth + 1);
+    case '"': {
+        sh_json_span_t text;
+        bool escaped;
+        return scan_string(s, &text, &escaped);
+    }
+    case 't':
+        return scan_literal(s, "true", 4);
+    case 'f':
+        return scan_literal(s, "false", 5);
+    case 'n':
+        return scan_literal(s, "null", 4);
+    default:
+        return scan_number(s);
+    }
+}
+
+int sh_json_validate(const char *p, size_t len, sh_json_info_t *info)
+{
+    sh_json_info_t ignored;
+    if (!info)
+        info = &ignored;
+    memset(info, 0, sizeof(*info));
+    scan_t s = {.p = p, .end = p + len, .info = info};
+    int rc = scan_value(&s, 0);
+    if (rc < 0)
+        return rc;
+    skip_ws(&s);
+    return s.p == s.end ? 0 : -EINVAL;
+}
+
+bool sh_json_info_plain(const sh_json_info_t *info)
+{
+    return !info->duplicate_keys && !info->unchecked_keys && !info->nul_escape &&
+           !info->big_numbers;
+}
+
+/* ---- the cursor: validated text only, so it matches brackets and skips
+ * strings without checking anything else ---- */
+
+static const char *cur_ws(const char *p, const char *end)
+{
+    while (p < end && is_ws(*p))
+        p++;
+    return p;
+}
+
+/* After the string whose opening quote is at p. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return end;
+}
+
+/* After the value that starts at p. */
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return end;
+    if (*p == '"')
+        return skip_string(p, end);
+    if (*p == '{' || *p == '[') {
+        size_t depth = 0;
+        while (p < end) {
+            char c = *p;
+            if (c == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            p++;
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return p;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != ']' && *p != '}' && !is_ws(*p))
+        p++;
+    return p;
+}
+
+static bool begin(sh_json_cursor_t *c, sh_json_span_t v, char open)
+{
+    const char *end = v.p + v.len, *p = cur_ws(v.p, end);
+    if (p >= end || *p != open)
+        return false;
+    c->p = p + 1;
+    c->end = end;
+    return true;
+}
+
+bool sh_json_object_begin(sh_json_cursor_t *c, sh_json_span_t v)
+{
+    return begin(c, v, '{');
+}
+
+bool sh_json_array_begin(sh_json_cursor_t *c, sh_json_span_t v)
+{
+    return begin(c, v, '[');
+}
+
+/* Past the separator before the next item; false at the closing bracket. */
+static bool next_item(sh_json_cursor_t *c)
+{
+    const char *p = cur_ws(c->p, c->end);
+    if (p < c->end && *p == ',')
+        p = cur_ws(p + 1, c->end);
+    c->p = p;
+    return p < c->end && *p != '}' && *p != ']';
+}
+
+bool sh_json_object_next(sh_json_cursor_t *c, sh_json_span_t *key, sh_json_span_t *value)
+{
+    if (!next_item(c) || *c->p != '"')
+        return false;
+    const char *k = c->p, *after = skip_string(k, c->end);
+    key->p = k + 1;
+    key->len = after > k + 1 ? (size_t)(after - k - 2) : 0;
+    const char *p = cur_ws(after, c->end);
+    if (p < c->end && *p == ':')
+        p = cur_ws(p + 1, c->end);
+    const char *v_end = skip_value(p, c->end);
+    value->p = p;
+    value->len = (size_t)(v_end - p);
+    c->p = v_end;
+    return true;
+}
+
+bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value)
+{
+    if (!next_item(c))
+        return false;
+    const char *v_end = skip_value(c->p, c->end);
+    value->p = c->p;
+    value->len = (size_t)(v_end - c->p);
+    c->p = v_end;
+    return true;
+}
+
+bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text)
+{
+    if (v.len < 2 || v.p[0] != '"' || v.p[v.len - 1] != '"' || memchr(v.p, '\\', v.len))
+        return false;
+    text->p = v.p + 1;
+    text->len = v.len - 2;
+    return true;
+}
+
+bool sh_json_span_eq(sh_json_span_t span, const char *s)
+{
+    size_t n = strlen(s);
+    return span.len == n && memcmp(span.p, s, n) == 0;
+}

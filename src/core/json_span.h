@@ -1,0 +1,72 @@
+/* core/json_span.h — a strict, allocation-free JSON validator and a cursor
+ * over validated text that hands out byte spans of values.
+ *
+ * Why not jansson: jansson parses into a tree (a malloc per value) and has
+ * no zero-copy span API, yet forwarding a backend's JSON to browsers needs
+ * only "is this JSON, and where are these members": the bytes themselves
+ * can go out as sent. Validation here is RFC 8259 exactly: strings with
+ * their escapes (a \u high surrogate must be followed by a \u low one, a low
+ * one alone is an error), raw bytes valid UTF-8 (core/utf8.h), no control
+ * characters in strings, numbers by the grammar (no 01, 1., -, 1e, +1), the
+ * three literals, whitespace only where allowed, nothing after the value,
+ * nesting at most SH_JSON_MAX_DEPTH deep.
+ *
+ * RFC 8259 leaves some things to the reader; sh_json_info_t says which of
+ * them a text contains, so a caller with a stricter parser behind it (the
+ * API's jansson with JSON_REJECT_DUPLICATES) can hand such texts over:
+ * duplicate keys, keys it could not compare, "\u0000", numbers beyond
+ * int64 or double.
+ *
+ * The cursor functions take text that sh_json_validate accepted; on other
+ * text they stay in bounds but their spans mean nothing.
+ */
+#ifndef SH_CORE_JSON_SPAN_H
+#define SH_CORE_JSON_SPAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SH_JSON_MAX_DEPTH 512
+
+typedef struct sh_json_span {
+    const char *p; /* borrowed: points into the text */
+    size_t len;
+} sh_json_span_t;
+
+typedef struct sh_json_info {
+    bool duplicate_keys; /* an object has a key twice (compared as raw bytes) */
+    bool unchecked_keys; /* keys not compared for duplicates: escaped, or too many */
+    bool nul_escape;     /* a string holds "\u0000" */
+    bool big_numbers;    /* an integer of 19+ digits or a real that may overflow */
+} sh_json_info_t;
+
+/* 0 when p[0..len) is one JSON value with optional whitespace around it,
+ * -EINVAL when it is not, -E2BIG when nesting passes SH_JSON_MAX_DEPTH.
+ * info (may be NULL) is filled in either way (meaningful on 0). */
+int sh_json_validate(const char *p, size_t len, sh_json_info_t *info);
+
+/* True when info names nothing a strict parser could refuse. */
+bool sh_json_info_plain(const sh_json_info_t *info);
+
+/* A cursor over the members of an object or the elements of an array. */
+typedef struct sh_json_cursor {
+    const char *p, *end;
+} sh_json_cursor_t;
+
+/* Starts on the value v (whitespace around it allowed); false when v is not
+ * an object (an array for sh_json_array_begin). */
+bool sh_json_object_begin(sh_json_cursor_t *c, sh_json_span_t v);
+bool sh_json_array_begin(sh_json_cursor_t *c, sh_json_span_t v);
+/* The next member: key is its raw text between the quotes (escapes left as
+ * written), value the value's bytes. False at the end. */
+bool sh_json_object_next(sh_json_cursor_t *c, sh_json_span_t *key, sh_json_span_t *value);
+/* The next element's bytes; false at the end. */
+bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value);
+
+/* The value's text between its quotes when v is a string without escapes
+ * (then the raw bytes are the text); false otherwise. */
+bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text);
+/* True when the span's bytes equal the NUL-terminated s. */
+bool sh_json_span_eq(sh_json_span_t span, const char *s);
+
+#endif

@@ -1,0 +1,203 @@
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/alloc.h"
+#include "core/json_span.h"
+
+/* jansson as the API reads bodies (and any top-level value): whatever the
+ * validator accepts with nothing flagged, it must accept too. */
+static bool jansson_accepts(const char *p, size_t n)
+{
+    json_error_t err;
+    json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_decref(v);
+    return v != NULL;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "\xHH" stands for the byte; everything else is itself. */
+static size_t unescape(const char *in, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; in[i]; i++) {
+        if (in[i] == '\\' && in[i + 1] == 'x' && hexval(in[i + 2]) >= 0 && hexval(in[i + 3]) >= 0) {
+            out[n++] = (char)(hexval(in[i + 2]) * 16 + hexval(in[i + 3]));
+            i += 3;
+        } else {
+            out[n++] = in[i];
+        }
+    }
+    return n;
+}
+
+START_TEST(test_vectors)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/json_span/vectors", TESTS_DATADIR);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[4096], text[4096];
+    int count = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        char *sp = strchr(line, ' ');
+        ck_assert_msg(sp != NULL, "malformed vector: %s", line);
+        *sp = '\0';
+        const char *expect = line;
+        size_t n = unescape(sp + 1, text);
+        sh_json_info_t info;
+        int rc = sh_json_validate(text, n, &info);
+        count++;
+        if (!strcmp(expect, "ok")) {
+            ck_assert_msg(rc == 0, "rejected: %s", sp + 1);
+            ck_assert_msg(sh_json_info_plain(&info), "flagged: %s", sp + 1);
+            ck_assert_msg(jansson_accepts(text, n), "jansson rejects: %s", sp + 1);
+        } else if (!strcmp(expect, "bad")) {
+            ck_assert_msg(rc == -EINVAL, "accepted: %s (%d)", sp + 1, rc);
+            ck_assert_msg(!jansson_accepts(text, n), "jansson accepts: %s", sp + 1);
+        } else {
+            ck_assert_msg(rc == 0, "rejected: %s", sp + 1);
+            bool flag = !strcmp(expect, "dup")         ? info.duplicate_keys
+                        : !strcmp(expect, "unchecked") ? info.unchecked_keys
+                        : !strcmp(expect, "nul")       ? info.nul_escape
+                        : !strcmp(expect, "big")       ? info.big_numbers
+                                                       : false;
+            ck_assert_msg(flag, "%s not flagged: %s", expect, sp + 1);
+            ck_assert_msg(!sh_json_info_plain(&info), "plain: %s", sp + 1);
+        }
+    }
+    fclose(f);
+    ck_assert_int_gt(count, 60);
+}
+END_TEST
+
+static char *nested(int depth)
+{
+    char *s = sh_malloc((size_t)depth * 2 + 1);
+    memset(s, '[', (size_t)depth);
+    memset(s + depth, ']', (size_t)depth);
+    s[depth * 2] = '\0';
+    return s;
+}
+
+START_TEST(test_depth)
+{
+    char *ok = nested(SH_JSON_MAX_DEPTH), *deep = nested(SH_JSON_MAX_DEPTH + 1);
+    ck_assert_int_eq(sh_json_validate(ok, strlen(ok), NULL), 0);
+    ck_assert_int_eq(sh_json_validate(deep, strlen(deep), NULL), -E2BIG);
+    free(ok);
+    free(deep);
+    /* Far deeper than any stack would take by recursion. */
+    char *very = nested(1000000);
+    ck_assert_int_eq(sh_json_validate(very, strlen(very), NULL), -E2BIG);
+    free(very);
+}
+END_TEST
+
+/* A big body: 20,000 chat events in one array, then the same truncated at
+ * every 997th byte (never valid). */
+START_TEST(test_big_input)
+{
+#define ITEM                                                                                       \
+    "{\"user_id\":\"u%d\",\"chat_id\":\"c\",\"message_id\":\"m\",\"data\":{\"type\":"              \
+    "\"chat:completion\",\"data\":{\"content\":\"tok %d \\u00e9\xc3\xa9\"}}}"
+    size_t cap = 20000 * 160 + 16, n = 0;
+    char *s = sh_malloc(cap);
+    s[n++] = '[';
+    for (int i = 0; i < 20000; i++) {
+        if (i)
+            s[n++] = ',';
+        n += (size_t)snprintf(s + n, cap - n, ITEM, i, i);
+    }
+    s[n++] = ']';
+    sh_json_info_t info;
+    ck_assert_int_eq(sh_json_validate(s, n, &info), 0);
+    ck_assert(sh_json_info_plain(&info));
+    ck_assert(jansson_accepts(s, n));
+    for (size_t cut = 1; cut < n; cut += 997)
+        ck_assert_int_eq(sh_json_validate(s, cut, NULL), -EINVAL);
+    free(s);
+}
+END_TEST
+
+static bool span_is(sh_json_span_t s, const char *want)
+{
+    return sh_json_span_eq(s, want);
+}
+
+START_TEST(test_cursor_spans)
+{
+    const char *text = " [ {\"a\" : \"x\\\"y\" , \"b\":[1,{\"c\":\"]}\"}] ,\"c\":-1.5e3 },"
+                       "2 , \"s\", {} ]  ";
+    ck_assert_int_eq(sh_json_validate(text, strlen(text), NULL), 0);
+    sh_json_span_t all = {text, strlen(text)}, v, k, e;
+    sh_json_cursor_t arr, obj;
+    ck_assert(!sh_json_object_begin(&obj, all));
+    ck_assert(sh_json_array_begin(&arr, all));
+    ck_assert(sh_json_array_next(&arr, &v));
+    ck_assert(span_is(v, "{\"a\" : \"x\\\"y\" , \"b\":[1,{\"c\":\"]}\"}] ,\"c\":-1.5e3 }"));
+    ck_assert(sh_json_object_begin(&obj, v));
+    ck_assert(sh_json_object_next(&obj, &k, &e));
+    ck_assert(span_is(k, "a") && span_is(e, "\"x\\\"y\""));
+    sh_json_span_t text_of;
+    ck_assert(!sh_json_plain_string(e, &text_of)); /* escaped */
+    ck_assert(sh_json_object_next(&obj, &k, &e));
+    ck_assert(span_is(k, "b") && span_is(e, "[1,{\"c\":\"]}\"}]"));
+    ck_assert(sh_json_object_next(&obj, &k, &e));
+    ck_assert(span_is(k, "c") && span_is(e, "-1.5e3"));
+    ck_assert(!sh_json_object_next(&obj, &k, &e));
+    ck_assert(sh_json_array_next(&arr, &v) && span_is(v, "2"));
+    ck_assert(sh_json_array_next(&arr, &v) && span_is(v, "\"s\""));
+    ck_assert(sh_json_plain_string(v, &text_of) && span_is(text_of, "s"));
+    ck_assert(sh_json_array_next(&arr, &v) && span_is(v, "{}"));
+    ck_assert(sh_json_object_begin(&obj, v) && !sh_json_object_next(&obj, &k, &e));
+    ck_assert(!sh_json_array_next(&arr, &v));
+}
+END_TEST
+
+/* The duplicate check remembers a bounded number of keys: past it, the
+ * text says unchecked instead of missing a duplicate. */
+START_TEST(test_many_keys)
+{
+    char s[8192];
+    size_t n = 0;
+    s[n++] = '{';
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(s + n, sizeof(s) - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+    s[n++] = '}';
+    sh_json_info_t info;
+    ck_assert_int_eq(sh_json_validate(s, n, &info), 0);
+    ck_assert(!info.duplicate_keys);
+    ck_assert(info.unchecked_keys);
+    ck_assert(!sh_json_info_plain(&info));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("json_span");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_vectors);
+    tcase_add_test(tc, test_depth);
+    tcase_add_test(tc, test_big_input);
+    tcase_add_test(tc, test_cursor_spans);
+    tcase_add_test(tc, test_many_keys);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
