@@ -188,7 +188,8 @@ static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *d
     snprintf(room, sizeof(room), "user:%.*s", (int)user_text.len, user_text.p);
     if (session_text.len >= sizeof(session_room))
         return -EAGAIN;
-    memcpy(session_room, session_text.p, session_text.len);
+    if (session_text.len) /* .p is NULL when there is none */
+        memcpy(session_room, session_text.p, session_text.len);
     session_room[session_text.len] = '\0';
     /* The argument as the tree way writes it: these keys, in this order. */
     const sh_json_span_t parts[] = {
