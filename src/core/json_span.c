@@ -18,6 +18,18 @@ typedef struct scan {
     sh_json_span_t keys[KEY_STACK];
 } scan_t;
 
+/* Bytes a string scan must stop at: 1 for the validator ('"', '\\',
+ * controls, non-ASCII), 2 also for the cursor ('"', '\\'). Runs of plain
+ * bytes then cost one load and test each. */
+#define STOP_SCAN   1
+#define STOP_CURSOR 2
+static const unsigned char string_stops[256] = {
+    [0x00 ... 0x1f] = STOP_SCAN,
+    ['"'] = STOP_SCAN | STOP_CURSOR,
+    ['\\'] = STOP_SCAN | STOP_CURSOR,
+    [0x80 ... 0xff] = STOP_SCAN,
+};
+
 static bool is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -72,6 +84,8 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
     bool high = false;
     *escaped = false;
     for (;;) {
+        while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
+            p++;
         if (p >= s->end)
             return -EINVAL;
         unsigned char c = (unsigned char)*p;
@@ -331,9 +345,13 @@ static const char *cur_ws(const char *p, const char *end)
 static const char *skip_string(const char *p, const char *end)
 {
     for (p++; p < end; p++) {
+        while (p < end && !(string_stops[(unsigned char)*p] & STOP_CURSOR))
+            p++;
+        if (p >= end)
+            break;
         if (*p == '\\')
             p++;
-        else if (*p == '"')
+        else
             return p + 1;
     }
     return end;
@@ -432,10 +450,4 @@ bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text)
     text->p = v.p + 1;
     text->len = v.len - 2;
     return true;
-}
-
-bool sh_json_span_eq(sh_json_span_t span, const char *s)
-{
-    size_t n = strlen(s);
-    return span.len == n && memcmp(span.p, s, n) == 0;
 }

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #define SH_JSON_MAX_DEPTH 512
 
@@ -66,7 +67,12 @@ bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value);
 /* The value's text between its quotes when v is a string without escapes
  * (then the raw bytes are the text); false otherwise. */
 bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text);
-/* True when the span's bytes equal the NUL-terminated s. */
-bool sh_json_span_eq(sh_json_span_t span, const char *s);
+/* True when the span's bytes equal the NUL-terminated s. Inline: handlers
+ * compare every key with a few literals, whose lengths then fold. */
+static inline bool sh_json_span_eq(sh_json_span_t span, const char *s)
+{
+    size_t n = strlen(s);
+    return span.len == n && memcmp(span.p, s, n) == 0;
+}
 
 #endif
