@@ -16,6 +16,9 @@ typedef struct scan {
     sh_json_info_t *info;
     size_t nkeys;
     sh_json_span_t keys[KEY_STACK];
+    /* sh_json_validate_array's: where the top array's elements go */
+    sh_json_span_t *items;
+    size_t max_items, nitems;
 } scan_t;
 
 /* Bytes a string scan must stop at: 1 for the validator ('"', '\\',
@@ -266,9 +269,16 @@ static int scan_array(scan_t *s, int depth)
         return 0;
     }
     for (;;) {
+        skip_ws(s);
+        const char *start = s->p;
         int rc = scan_value(s, depth);
         if (rc < 0)
             return rc;
+        if (depth == 1) { /* the top array */
+            if (s->nitems < s->max_items)
+                s->items[s->nitems] = (sh_json_span_t){start, (size_t)(s->p - start)};
+            s->nitems++;
+        }
         skip_ws(s);
         if (s->p >= s->end)
             return -EINVAL;
@@ -311,18 +321,32 @@ static int scan_value(scan_t *s, int depth)
     }
 }
 
+static int validate(scan_t *s)
+{
+    int rc = scan_value(s, 0);
+    if (rc < 0)
+        return rc;
+    skip_ws(s);
+    return s->p == s->end ? 0 : -EINVAL;
+}
+
 int sh_json_validate(const char *p, size_t len, sh_json_info_t *info)
+{
+    return sh_json_validate_array(p, len, info, NULL, 0, NULL);
+}
+
+int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max, size_t *nitems)
 {
     sh_json_info_t ignored;
     if (!info)
         info = &ignored;
     memset(info, 0, sizeof(*info));
-    scan_t s = {.p = p, .end = p + len, .info = info};
-    int rc = scan_value(&s, 0);
-    if (rc < 0)
-        return rc;
-    skip_ws(&s);
-    return s.p == s.end ? 0 : -EINVAL;
+    scan_t s = {.p = p, .end = p + len, .info = info, .items = items, .max_items = max};
+    int rc = validate(&s);
+    if (nitems)
+        *nitems = s.nitems;
+    return rc;
 }
 
 bool sh_json_info_plain(const sh_json_info_t *info)

@@ -45,6 +45,12 @@ typedef struct sh_json_info {
  * -EINVAL when it is not, -E2BIG when nesting passes SH_JSON_MAX_DEPTH.
  * info (may be NULL) is filled in either way (meaningful on 0). */
 int sh_json_validate(const char *p, size_t len, sh_json_info_t *info);
+/* The same, and when the text is an array, the spans of its first max
+ * elements go to items and the count of all of them to *nitems (0 for a
+ * text that is not an array): a caller then walks a batch without skipping
+ * over each element once more. */
+int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max, size_t *nitems);
 
 /* True when info names nothing a strict parser could refuse. */
 bool sh_json_info_plain(const sh_json_info_t *info);
