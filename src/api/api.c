@@ -197,24 +197,27 @@ static int split_path(char *buf, char **seg)
     return n;
 }
 
+/* Whether the path's segments fit the pattern, read in place (no copy to
+ * split: it runs for every route of every request). */
 static bool match(const char *pattern, char **seg, int nseg, sh_api_call_t *call)
 {
-    char pat[256];
-    snprintf(pat, sizeof(pat), "%s", pattern);
-    char *pseg[MAX_SEGMENTS];
-    int np = split_path(pat, pseg);
-    if (np != nseg)
-        return false;
+    const char *p = pattern;
     size_t nparams = 0;
-    for (int i = 0; i < np; i++) {
-        if (!strcmp(pseg[i], "*")) {
+    for (int i = 0; i < nseg; i++) {
+        if (i > 0 && *p++ != '/')
+            return false;
+        size_t n = strcspn(p, "/");
+        if (n == 1 && *p == '*') {
             if (!seg[i][0] || nparams == sizeof(call->params) / sizeof(call->params[0]))
                 return false;
             call->params[nparams++] = seg[i];
-        } else if (strcmp(pseg[i], seg[i])) {
+        } else if (strlen(seg[i]) != n || memcmp(seg[i], p, n) != 0) {
             return false;
         }
+        p += n;
     }
+    if (*p)
+        return false;
     call->nparams = nparams;
     return true;
 }
