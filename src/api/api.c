@@ -13,6 +13,9 @@
 #include "socketio/packet.h"
 
 #define MAX_SEGMENTS 16
+/* A raw batch of up to this many items is walked by the spans the
+ * validator found; a longer one by a cursor. */
+#define RAW_BATCH_SPANS 32
 
 struct sh_api {
     sh_http_t *http;
@@ -34,7 +37,24 @@ struct sh_api_pending {
     json_t *body;
 };
 
+/* Where a batch item's answer goes: appended, as text, to the array of the
+ * batch's answers. */
+struct sh_api_batch_item {
+    sh_buf_t *out;
+    size_t start; /* where the answer begins in out: a second one replaces it */
+    bool answered;
+};
+
 /* ---- answers ---- */
+
+/* Sends text (a JSON value and its newline). */
+static void send_text(sh_api_t *api, sh_http_req_t *req, unsigned status, const sh_buf_t *text)
+{
+    sh_http_req_add_header(req, "Cache-Control", "no-store");
+    sh_http_respond(req, status, "application/json", sh_buf_peek(text), sh_buf_avail(text));
+    if (status / 100 < 6)
+        api->stats.by_status[status / 100]++;
+}
 
 static void send_json(sh_api_t *api, sh_http_req_t *req, unsigned status, json_t *body)
 {
@@ -44,16 +64,21 @@ static void send_json(sh_api_t *api, sh_http_req_t *req, unsigned status, json_t
     sh_json_append(&b, body);
     sh_buf_append_byte(&b, '\n');
     json_decref(body);
-    sh_http_req_add_header(req, "Cache-Control", "no-store");
-    sh_http_respond(req, status, "application/json", sh_buf_peek(&b), sh_buf_avail(&b));
+    send_text(api, req, status, &b);
     sh_buf_release(&b);
-    if (status / 100 < 6)
-        api->stats.by_status[status / 100]++;
 }
 
 static void send_error(sh_api_t *api, sh_http_req_t *req, unsigned status, const char *message)
 {
     send_json(api, req, status, json_pack("{s:s}", "error", message));
+}
+
+/* Where the batch item's answer is to be written, over an earlier one. */
+static sh_buf_t *batch_answer_out(struct sh_api_batch_item *item)
+{
+    sh_buf_truncate(item->out, item->start);
+    item->answered = true;
+    return item->out;
 }
 
 /* A batch item's answer: kept for the batch's array; an error says its
@@ -64,16 +89,45 @@ static void batch_keep(sh_api_call_t *call, unsigned status, json_t *body)
         body = json_object();
     if ((status < 200 || status > 299) && json_is_object(body))
         json_object_set_new(body, "status", json_integer(status));
-    json_decref(*call->batch_answer);
-    *call->batch_answer = body;
+    sh_json_append(batch_answer_out(call->batch_item), body);
+    json_decref(body);
 }
 
 void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body)
 {
-    if (call->batch_answer)
+    if (call->batch_item)
         batch_keep(call, status, body);
     else
         send_json(call->api, call->req, status, body);
+}
+
+/* {"<key>":n}, as jansson's compact dump writes it. */
+static void append_count(sh_buf_t *out, const char *key, uint64_t n)
+{
+    char digits[20];
+    size_t nd = 0;
+    do {
+        digits[sizeof(digits) - ++nd] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    sh_buf_append(out, "{\"", 2);
+    sh_buf_append_str(out, key);
+    sh_buf_append(out, "\":", 2);
+    sh_buf_append(out, digits + sizeof(digits) - nd, nd);
+    sh_buf_append_byte(out, '}');
+}
+
+void sh_api_reply_count(sh_api_call_t *call, const char *key, uint64_t n)
+{
+    if (call->batch_item) {
+        append_count(batch_answer_out(call->batch_item), key, n);
+        return;
+    }
+    sh_buf_t b = SH_BUF_INIT;
+    append_count(&b, key, n);
+    sh_buf_append_byte(&b, '\n');
+    send_text(call->api, call->req, 200, &b);
+    sh_buf_release(&b);
 }
 
 void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message)
@@ -143,24 +197,27 @@ static int split_path(char *buf, char **seg)
     return n;
 }
 
+/* Whether the path's segments fit the pattern, read in place (no copy to
+ * split: it runs for every route of every request). */
 static bool match(const char *pattern, char **seg, int nseg, sh_api_call_t *call)
 {
-    char pat[256];
-    snprintf(pat, sizeof(pat), "%s", pattern);
-    char *pseg[MAX_SEGMENTS];
-    int np = split_path(pat, pseg);
-    if (np != nseg)
-        return false;
+    const char *p = pattern;
     size_t nparams = 0;
-    for (int i = 0; i < np; i++) {
-        if (!strcmp(pseg[i], "*")) {
+    for (int i = 0; i < nseg; i++) {
+        if (i > 0 && *p++ != '/')
+            return false;
+        size_t n = strcspn(p, "/");
+        if (n == 1 && *p == '*') {
             if (!seg[i][0] || nparams == sizeof(call->params) / sizeof(call->params[0]))
                 return false;
             call->params[nparams++] = seg[i];
-        } else if (strcmp(pseg[i], seg[i])) {
+        } else if (strlen(seg[i]) != n || memcmp(seg[i], p, n) != 0) {
             return false;
         }
+        p += n;
     }
+    if (*p)
+        return false;
     call->nparams = nparams;
     return true;
 }
@@ -181,19 +238,40 @@ static bool authorized(const sh_api_t *api, sh_http_req_t *req)
     return n == api->key_len && CRYPTO_memcmp(k, api->key, n) == 0;
 }
 
-/* Runs a batch item through the handler; its answer lands in *answer. */
+/* A batch's answers: "[", then each item's answer after a comma but the
+ * first, then "]". */
+static void batch_item_start(struct sh_api_batch_item *item, sh_buf_t *out)
+{
+    sh_buf_append_byte(out, sh_buf_avail(out) ? ',' : '[');
+    *item = (struct sh_api_batch_item){.out = out, .start = sh_buf_avail(out)};
+}
+
+static void send_batch(sh_api_t *api, sh_http_req_t *req, sh_buf_t *out)
+{
+    sh_buf_append(out, sh_buf_avail(out) ? "]\n" : "[]\n", sh_buf_avail(out) ? 2 : 3);
+    send_text(api, req, 200, out);
+    sh_buf_release(out);
+}
+
+/* A handler that did not answer: a bug, said so. */
+static void check_answered(sh_api_call_t *one)
+{
+    if (!one->batch_item->answered)
+        sh_api_reply_error(one, 500, "no answer for this item");
+}
+
+/* Runs a batch item through the handler; its answer goes to item. */
 static void run_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
-                     json_t *item, json_t **answer)
+                     json_t *body, struct sh_api_batch_item *item)
 {
     sh_api_call_t one = *call;
-    one.body = item;
-    one.batch_answer = answer;
-    if (json_is_object(item))
+    one.body = body;
+    one.batch_item = item;
+    if (json_is_object(body))
         route->cb(&one, api->data);
     else
         sh_api_reply_error(&one, 400, "each item of the array must be an object");
-    if (!*answer) /* a handler that did not answer: a bug, said so */
-        sh_api_reply_error(&one, 500, "no answer for this item");
+    check_answered(&one);
 }
 
 /* Runs a batch route's handler for each item of the array body, in
@@ -201,38 +279,35 @@ static void run_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_ca
 static void run_batch(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
                       json_t *items)
 {
-    json_t *answers = json_array();
+    sh_buf_t out = SH_BUF_INIT;
     size_t i;
-    json_t *item;
-    json_array_foreach (items, i, item) {
-        json_t *answer = NULL;
-        run_item(api, route, call, item, &answer);
-        json_array_append_new(answers, answer);
+    json_t *body;
+    json_array_foreach (items, i, body) {
+        struct sh_api_batch_item item;
+        batch_item_start(&item, &out);
+        run_item(api, route, call, body, &item);
     }
-    send_json(api, call->req, 200, answers);
+    send_batch(api, call->req, &out);
 }
 
 /* One item of a raw batch: the raw handler, else parsed for cb. */
-static json_t *run_raw_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
-                            sh_json_span_t text)
+static void run_raw_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+                         sh_json_span_t text, struct sh_api_batch_item *item)
 {
-    json_t *answer = NULL;
     sh_api_call_t one = *call;
-    one.batch_answer = &answer;
+    one.batch_item = item;
     sh_json_cursor_t c;
     if (sh_json_object_begin(&c, text) && route->raw(&one, text, api->data) == 0) {
-        if (!answer)
-            sh_api_reply_error(&one, 500, "no answer for this item");
-        return answer;
+        check_answered(&one);
+        return;
     }
     json_error_t jerr;
-    json_t *item = json_loadb(text.p, text.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (item)
-        run_item(api, route, call, item, &answer);
+    json_t *body = json_loadb(text.p, text.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (body)
+        run_item(api, route, call, body, item);
     else /* cannot be: the whole body was valid JSON */
         sh_api_reply_error(&one, 500, "item does not parse again");
-    json_decref(item);
-    return answer;
+    json_decref(body);
 }
 
 /* Serves the body through the route's raw handler when the body allows;
@@ -241,7 +316,10 @@ static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_cal
                     const char *text, size_t len)
 {
     sh_json_info_t info;
-    if (sh_json_validate(text, len, &info) < 0 || !sh_json_info_plain(&info))
+    sh_json_span_t items[RAW_BATCH_SPANS];
+    size_t nitems;
+    if (sh_json_validate_array(text, len, &info, items, RAW_BATCH_SPANS, &nitems) < 0 ||
+        !sh_json_info_plain(&info))
         return false;
     sh_json_span_t body = {text, len}, item;
     sh_json_cursor_t c;
@@ -251,10 +329,14 @@ static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_cal
     }
     if (!route->batch || !sh_json_array_begin(&c, body))
         return false;
-    json_t *answers = json_array();
-    while (sh_json_array_next(&c, &item))
-        json_array_append_new(answers, run_raw_item(api, route, call, item));
-    send_json(api, call->req, 200, answers);
+    bool by_spans = nitems <= RAW_BATCH_SPANS;
+    sh_buf_t out = SH_BUF_INIT;
+    for (size_t i = 0; by_spans ? i < nitems : sh_json_array_next(&c, &item); i++) {
+        struct sh_api_batch_item answer;
+        batch_item_start(&answer, &out);
+        run_raw_item(api, route, call, by_spans ? items[i] : item, &answer);
+    }
+    send_batch(api, call->req, &out);
     return true;
 }
 

@@ -32,6 +32,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -49,7 +50,7 @@ typedef struct sh_api_call {
     const char *params[4];
     size_t nparams;
     /* The framework's own: while a batch item runs, where its answer goes. */
-    json_t **batch_answer;
+    struct sh_api_batch_item *batch_item;
 } sh_api_call_t;
 
 /* Must answer (sh_api_reply*) or hold (sh_api_hold) before returning. */
@@ -83,6 +84,9 @@ const sh_api_stats_t *sh_api_stats(const sh_api_t *api);
 
 /* Answers with body (stolen; NULL sends {}). */
 void sh_api_reply(sh_api_call_t *call, unsigned status, json_t *body);
+/* Answers 200 {"<key>": n}, written as text without a tree: the answer
+ * of every item of a busy batch route. key is plain ASCII (no escapes). */
+void sh_api_reply_count(sh_api_call_t *call, const char *key, uint64_t n);
 /* Answers {"error": message}. */
 void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message);
 

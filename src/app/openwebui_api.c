@@ -49,9 +49,22 @@ typedef struct read_ctx {
     char key[64];
 } read_ctx_t;
 
+/* "user:<id>", cut to fit n (as snprintf would: a per-token path, so
+ * without its format parsing). */
+static void room_of_user_text(char *out, size_t n, const char *user_id, size_t len)
+{
+    static const char prefix[] = "user:";
+    const size_t plen = sizeof(prefix) - 1;
+    if (len > n - plen - 1)
+        len = n - plen - 1;
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, user_id, len);
+    out[plen + len] = '\0';
+}
+
 static void room_of_user(char *out, size_t n, const char *user_id)
 {
-    snprintf(out, n, "user:%s", user_id);
+    room_of_user_text(out, n, user_id, strlen(user_id));
 }
 
 /* ---- POST /api/v1/emit ---- */
@@ -94,7 +107,7 @@ static void api_emit(sh_api_call_t *call, void *data)
     sh_hub_target_t target = {.rooms = rooms, .nrooms = 1};
     size_t n = sh_adapter_emit(app->adapter, nsp, &target, event, args, NULL, 0);
     json_decref(args);
-    sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+    sh_api_reply_count(call, "recipients", n);
 }
 
 /* ---- POST /api/v1/chat-events ---- */
@@ -130,7 +143,7 @@ static void api_chat_events(sh_api_call_t *call, void *data)
         json_pack("[{s:O,s:O,s:O}]", "chat_id", chat_id, "message_id", message_id, "data", payload);
     size_t n = sh_adapter_emit(app->adapter, app->nsp, &target, event, args, NULL, 0);
     json_decref(args);
-    sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+    sh_api_reply_count(call, "recipients", n);
 }
 
 /* The same, from the item's JSON text: chat_id, message_id and data go to
@@ -185,7 +198,7 @@ static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *d
             return -EAGAIN;
     }
     char room[300], session_room[300];
-    snprintf(room, sizeof(room), "user:%.*s", (int)user_text.len, user_text.p);
+    room_of_user_text(room, sizeof(room), user_text.p, user_text.len);
     if (session_text.len >= sizeof(session_room))
         return -EAGAIN;
     if (session_text.len) /* .p is NULL when there is none */
@@ -209,7 +222,7 @@ static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *d
     sh_hub_target_t target = {.rooms = rooms, .nrooms = session_text.len ? 2 : 1};
     size_t n = sh_hub_send(app->nsp, &target, &msg, 1);
     sh_msg_unref(msg);
-    sh_api_reply(call, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+    sh_api_reply_count(call, "recipients", n);
     return 0;
 }
 

@@ -96,6 +96,14 @@ void sh_buf_consume(sh_buf_t *b, size_t n)
     b->off += n;
 }
 
+void sh_buf_truncate(sh_buf_t *b, size_t n)
+{
+    if (!b->data)
+        return;
+    b->len = b->off + n;
+    b->data[b->len] = '\0';
+}
+
 void sh_buf_reset(sh_buf_t *b)
 {
     b->len = 0;

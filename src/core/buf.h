@@ -52,6 +52,9 @@ void sh_buf_vappendf(sh_buf_t *b, const char *fmt, va_list ap);
 
 /* Drops n readable bytes from the front (n <= avail). */
 void sh_buf_consume(sh_buf_t *b, size_t n);
+/* Keeps the first n readable bytes (n <= avail), dropping the rest: undoes
+ * appends made since avail was n. */
+void sh_buf_truncate(sh_buf_t *b, size_t n);
 /* Empties the buffer but keeps its memory. */
 void sh_buf_reset(sh_buf_t *b);
 /* Frees the memory; the buffer is the zero value again. */

@@ -16,7 +16,22 @@ typedef struct scan {
     sh_json_info_t *info;
     size_t nkeys;
     sh_json_span_t keys[KEY_STACK];
+    /* sh_json_validate_array's: where the top array's elements go */
+    sh_json_span_t *items;
+    size_t max_items, nitems;
 } scan_t;
+
+/* Bytes a string scan must stop at: 1 for the validator ('"', '\\',
+ * controls, non-ASCII), 2 also for the cursor ('"', '\\'). Runs of plain
+ * bytes then cost one load and test each. */
+#define STOP_SCAN   1
+#define STOP_CURSOR 2
+static const unsigned char string_stops[256] = {
+    [0x00 ... 0x1f] = STOP_SCAN,
+    ['"'] = STOP_SCAN | STOP_CURSOR,
+    ['\\'] = STOP_SCAN | STOP_CURSOR,
+    [0x80 ... 0xff] = STOP_SCAN,
+};
 
 static bool is_ws(char c)
 {
@@ -72,6 +87,8 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
     bool high = false;
     *escaped = false;
     for (;;) {
+        while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
+            p++;
         if (p >= s->end)
             return -EINVAL;
         unsigned char c = (unsigned char)*p;
@@ -252,9 +269,16 @@ static int scan_array(scan_t *s, int depth)
         return 0;
     }
     for (;;) {
+        skip_ws(s);
+        const char *start = s->p;
         int rc = scan_value(s, depth);
         if (rc < 0)
             return rc;
+        if (depth == 1) { /* the top array */
+            if (s->nitems < s->max_items)
+                s->items[s->nitems] = (sh_json_span_t){start, (size_t)(s->p - start)};
+            s->nitems++;
+        }
         skip_ws(s);
         if (s->p >= s->end)
             return -EINVAL;
@@ -297,18 +321,32 @@ static int scan_value(scan_t *s, int depth)
     }
 }
 
+static int validate(scan_t *s)
+{
+    int rc = scan_value(s, 0);
+    if (rc < 0)
+        return rc;
+    skip_ws(s);
+    return s->p == s->end ? 0 : -EINVAL;
+}
+
 int sh_json_validate(const char *p, size_t len, sh_json_info_t *info)
+{
+    return sh_json_validate_array(p, len, info, NULL, 0, NULL);
+}
+
+int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max, size_t *nitems)
 {
     sh_json_info_t ignored;
     if (!info)
         info = &ignored;
     memset(info, 0, sizeof(*info));
-    scan_t s = {.p = p, .end = p + len, .info = info};
-    int rc = scan_value(&s, 0);
-    if (rc < 0)
-        return rc;
-    skip_ws(&s);
-    return s.p == s.end ? 0 : -EINVAL;
+    scan_t s = {.p = p, .end = p + len, .info = info, .items = items, .max_items = max};
+    int rc = validate(&s);
+    if (nitems)
+        *nitems = s.nitems;
+    return rc;
 }
 
 bool sh_json_info_plain(const sh_json_info_t *info)
@@ -331,9 +369,13 @@ static const char *cur_ws(const char *p, const char *end)
 static const char *skip_string(const char *p, const char *end)
 {
     for (p++; p < end; p++) {
+        while (p < end && !(string_stops[(unsigned char)*p] & STOP_CURSOR))
+            p++;
+        if (p >= end)
+            break;
         if (*p == '\\')
             p++;
-        else if (*p == '"')
+        else
             return p + 1;
     }
     return end;
@@ -432,10 +474,4 @@ bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text)
     text->p = v.p + 1;
     text->len = v.len - 2;
     return true;
-}
-
-bool sh_json_span_eq(sh_json_span_t span, const char *s)
-{
-    size_t n = strlen(s);
-    return span.len == n && memcmp(span.p, s, n) == 0;
 }

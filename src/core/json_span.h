@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #define SH_JSON_MAX_DEPTH 512
 
@@ -44,6 +45,12 @@ typedef struct sh_json_info {
  * -EINVAL when it is not, -E2BIG when nesting passes SH_JSON_MAX_DEPTH.
  * info (may be NULL) is filled in either way (meaningful on 0). */
 int sh_json_validate(const char *p, size_t len, sh_json_info_t *info);
+/* The same, and when the text is an array, the spans of its first max
+ * elements go to items and the count of all of them to *nitems (0 for a
+ * text that is not an array): a caller then walks a batch without skipping
+ * over each element once more. */
+int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max, size_t *nitems);
 
 /* True when info names nothing a strict parser could refuse. */
 bool sh_json_info_plain(const sh_json_info_t *info);
@@ -66,7 +73,12 @@ bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value);
 /* The value's text between its quotes when v is a string without escapes
  * (then the raw bytes are the text); false otherwise. */
 bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text);
-/* True when the span's bytes equal the NUL-terminated s. */
-bool sh_json_span_eq(sh_json_span_t span, const char *s);
+/* True when the span's bytes equal the NUL-terminated s. Inline: handlers
+ * compare every key with a few literals, whose lengths then fold. */
+static inline bool sh_json_span_eq(sh_json_span_t span, const char *s)
+{
+    size_t n = strlen(s);
+    return span.len == n && memcmp(span.p, s, n) == 0;
+}
 
 #endif

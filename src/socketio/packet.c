@@ -430,10 +430,7 @@ int sh_json_append(sh_buf_t *out, const json_t *value)
     if (value && json_dump_callback(value, append_cb, out,
                                     JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) == 0)
         return 0;
-    /* Drop a partial dump (off may have moved if the buffer compacted). */
-    if (out->data) {
-        out->len = out->off + keep;
-        out->data[out->len] = '\0';
-    }
+    /* Drop a partial dump (counted from off: the buffer may have compacted). */
+    sh_buf_truncate(out, keep);
     return -EINVAL;
 }

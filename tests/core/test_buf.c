@@ -31,6 +31,22 @@ START_TEST(test_append_and_consume)
 }
 END_TEST
 
+START_TEST(test_truncate_counts_from_the_readable_start)
+{
+    sh_buf_t b = SH_BUF_INIT;
+    sh_buf_truncate(&b, 0); /* the zero value: nothing to do */
+    sh_buf_append_str(&b, "xxabc");
+    sh_buf_consume(&b, 2);
+    sh_buf_append_str(&b, ",def");
+    sh_buf_truncate(&b, 3);
+    ck_assert_str_eq(sh_buf_peek(&b), "abc");
+    ck_assert_uint_eq(sh_buf_avail(&b), 3);
+    sh_buf_append_str(&b, "!");
+    ck_assert_str_eq(sh_buf_peek(&b), "abc!");
+    sh_buf_release(&b);
+}
+END_TEST
+
 START_TEST(test_appendf_grows)
 {
     sh_buf_t b = SH_BUF_INIT;
@@ -97,6 +113,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_zero_value_is_empty);
     tcase_add_test(tc, test_append_and_consume);
+    tcase_add_test(tc, test_truncate_counts_from_the_readable_start);
     tcase_add_test(tc, test_appendf_grows);
     tcase_add_test(tc, test_compaction_reuses_space);
     tcase_add_test(tc, test_reserve_commit_and_steal);

@@ -168,6 +168,26 @@ END_TEST
 
 /* The duplicate check remembers a bounded number of keys: past it, the
  * text says unchecked instead of missing a duplicate. */
+/* The top array's elements as the cursor would hand them out, the first
+ * max of them, and the count of all; nothing for other texts. */
+START_TEST(test_validate_array_spans)
+{
+    const char *text = " [ {\"a\":[1,\"],\"]} ,2 , \"s\",[],{} ]  ";
+    sh_json_span_t items[3];
+    size_t n = 99;
+    ck_assert_int_eq(sh_json_validate_array(text, strlen(text), NULL, items, 3, &n), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert(span_is(items[0], "{\"a\":[1,\"],\"]}"));
+    ck_assert(span_is(items[1], "2"));
+    ck_assert(span_is(items[2], "\"s\""));
+    ck_assert_int_eq(sh_json_validate_array("[]", 2, NULL, items, 3, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(sh_json_validate_array("{\"a\":[1,2]}", 11, NULL, items, 3, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(sh_json_validate_array("[1,2", 4, NULL, items, 3, &n), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_many_keys)
 {
     char s[8192];
@@ -193,6 +213,7 @@ int main(void)
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_big_input);
     tcase_add_test(tc, test_cursor_spans);
+    tcase_add_test(tc, test_validate_array_spans);
     tcase_add_test(tc, test_many_keys);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
