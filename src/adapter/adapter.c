@@ -13,6 +13,7 @@
 #include "core/map.h"
 #include "core/random.h"
 #include "redis/redis.h"
+#include "socketio/packet.h"
 
 /* A call waiting for its ack, here or on another node. */
 typedef struct call {
@@ -57,32 +58,38 @@ static void handle_key(char *buf, size_t n, uint64_t handle)
 
 /* ---- publishing ---- */
 
-static void publish(sh_adapter_t *a, const sh_pubsub_msg_t *m, const char *room_channel_room)
+/* Publishes the encoded message in b (on the room's channel when there is
+ * one room and room channels are on). */
+static void publish_bytes(sh_adapter_t *a, const sh_buf_t *b, const char *nsp,
+                          const char *room_channel_room)
 {
-    if (!a->opts.redis)
-        return;
-    sh_buf_t b = SH_BUF_INIT;
-    if (sh_pubsub_msg_encode(m, &b) < 0) {
-        sh_warn("adapter: cannot encode a %s message", sh_pubsub_method_name(m->method));
-        sh_buf_release(&b);
-        return;
-    }
     char chan[1024];
     const char *target = a->channel;
     if (room_channel_room && a->opts.room_channels) {
         /* A name too long for the buffer goes on the main channel, which
          * every node reads, rather than on a truncated (wrong) room's. */
-        int w = snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, m->nsp ? m->nsp : "/",
+        int w = snprintf(chan, sizeof(chan), "%s#%s#%s", a->channel, nsp ? nsp : "/",
                          room_channel_room);
         if (w > 0 && (size_t)w < sizeof(chan))
             target = chan;
     }
     /* Fire and forget, as python-socketio publishes; while Redis is away
      * nothing is queued (memory stays bounded) and other nodes miss it. */
-    if (sh_redis_publish(a->opts.redis, target, sh_buf_peek(&b), sh_buf_avail(&b), NULL, NULL) < 0)
+    if (sh_redis_publish(a->opts.redis, target, sh_buf_peek(b), sh_buf_avail(b), NULL, NULL) < 0)
         a->stats.publish_fails++;
     else
         a->stats.published++;
+}
+
+static void publish(sh_adapter_t *a, const sh_pubsub_msg_t *m, const char *room_channel_room)
+{
+    if (!a->opts.redis)
+        return;
+    sh_buf_t b = SH_BUF_INIT;
+    if (sh_pubsub_msg_encode(m, &b) < 0)
+        sh_warn("adapter: cannot encode a %s message", sh_pubsub_method_name(m->method));
+    else
+        publish_bytes(a, &b, m->nsp, room_channel_room);
     sh_buf_release(&b);
 }
 
@@ -120,6 +127,33 @@ size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t
     json_decref(m.skip_sids);
     json_decref(empty);
     return n;
+}
+
+int sh_adapter_emit_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *const *rooms,
+                         size_t nrooms, const char *event, const sh_json_span_t *parts,
+                         size_t nparts, size_t *recipients)
+{
+    const char *nspname = sh_hub_nsp_name(nsp);
+    /* Both messages are written before anything is sent, so that a name
+     * one of them refuses leaves the whole emit to the tree way. */
+    sh_buf_t b = SH_BUF_INIT;
+    if (a->opts.redis && sh_pubsub_emit_encode_text(a->host_id, nspname, event, rooms, nrooms,
+                                                    parts, nparts, &b) < 0) {
+        sh_buf_release(&b);
+        return -EINVAL;
+    }
+    sh_msg_t *msg = sh_sio_event_msg_from_text(nspname, event, parts, nparts);
+    if (!msg) {
+        sh_buf_release(&b);
+        return -EINVAL;
+    }
+    sh_hub_target_t to = {.rooms = rooms, .nrooms = nrooms};
+    *recipients = sh_hub_send(nsp, &to, &msg, 1);
+    sh_msg_unref(msg);
+    if (a->opts.redis)
+        publish_bytes(a, &b, nspname, nrooms == 1 ? rooms[0] : NULL);
+    sh_buf_release(&b);
+    return 0;
 }
 
 /* ---- calls ---- */
@@ -418,6 +452,57 @@ static bool route_is_for_us(sh_adapter_t *a, const sh_pubsub_route_t *r)
     }
 }
 
+/* Delivers an emit to its rooms from its own text, as the decoder and
+ * sh_hub_emit would have delivered it, when it is a plain one (see
+ * text_emit in pubsub_route.h): the whole message valid JSON with nothing
+ * a stricter reading could refuse (what jansson would have been asked to
+ * decode), the event a name without escapes. The Socket.IO arguments are
+ * the data's text as the sender wrote it: null none, a list its elements,
+ * anything else the one argument. False, nothing sent, when the message
+ * needs the decoder. */
+static bool receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r, const char *payload,
+                              size_t len)
+{
+    sh_json_span_t event_text;
+    char event[256];
+    if (r->method != SH_PUBSUB_EMIT || !r->text_emit || r->nrooms == 0 ||
+        !sh_json_plain_string(r->event_json, &event_text) || event_text.len >= sizeof(event))
+        return false;
+    sh_json_info_t info;
+    if (sh_json_validate(payload, len, &info) < 0 || !sh_json_info_plain(&info))
+        return false;
+    sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, r->nsp);
+    if (!nsp)
+        return false;
+    memcpy(event, event_text.p, event_text.len);
+    event[event_text.len] = '\0';
+    sh_json_span_t args = r->data_json;
+    size_t nargs = 1;
+    if (sh_json_span_eq(args, "null")) {
+        nargs = 0;
+    } else if (args.p[0] == '[') {
+        /* The list's elements, as written between its brackets. */
+        sh_json_cursor_t c;
+        sh_json_span_t first;
+        sh_json_array_begin(&c, args);
+        if (!sh_json_array_next(&c, &first)) {
+            nargs = 0;
+        } else {
+            args.p++;
+            args.len -= 2;
+        }
+    }
+    sh_msg_t *msg = sh_sio_event_msg_from_text(r->nsp, event, &args, nargs);
+    if (!msg)
+        return false;
+    sh_hub_target_t to = {.rooms = r->rooms, .nrooms = r->nrooms};
+    sh_hub_send(nsp, &to, &msg, 1);
+    sh_msg_unref(msg);
+    a->stats.received++;
+    a->stats.from_text++;
+    return true;
+}
+
 void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
 {
     /* Every node gets every emit of the fleet: read where the message goes
@@ -435,6 +520,8 @@ void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
             a->stats.skipped_not_here++;
             return;
         }
+        if (receive_emit_text(a, &route, payload, len))
+            return;
     }
     a->stats.decoded++;
     sh_pubsub_msg_t m;

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "core/json_span.h"
 #include "core/msg.h"
 #include "hub/hub.h"
 #include "loop/loop.h"
@@ -66,9 +67,12 @@ typedef struct sh_adapter_stats {
     /* For rooms with no member here, sockets or calls not here: skipped
      * after reading only the routing fields, the data never decoded. */
     uint64_t skipped_not_here;
-    uint64_t dropped;       /* malformed or refused (e.g. a pickle with GLOBAL) */
-    uint64_t ignored;       /* well-formed but nothing for us (unknown method) */
-    uint64_t decoded;       /* messages decoded in full (data and all) */
+    uint64_t dropped; /* malformed or refused (e.g. a pickle with GLOBAL) */
+    uint64_t ignored; /* well-formed but nothing for us (unknown method) */
+    uint64_t decoded; /* messages decoded in full (data and all) */
+    /* Emits delivered from their own text (validated, not decoded; also
+     * counted in received): plain JSON emits to rooms. */
+    uint64_t from_text;
     uint64_t publish_fails; /* Redis away or full */
     uint64_t remote_calls;  /* calls sent to other nodes */
 } sh_adapter_stats_t;
@@ -87,6 +91,17 @@ const sh_adapter_stats_t *sh_adapter_stats(const sh_adapter_t *a);
 size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
                        const char *event, json_t *args, sh_msg_t *const *bins, size_t nbins);
 
+/* The same for an event whose ONE argument the caller holds as JSON text,
+ * parts[0..nparts) one after the other (valid JSON, neither an array nor
+ * null: see sh_sio_event_msg_from_text and sh_pubsub_emit_encode_text),
+ * to rooms, no exceptions: the message for the browsers and the one for
+ * the fleet are written from that text, no tree built. Returns 0 with the
+ * number of local recipients in *recipients, or -EINVAL, with nothing
+ * sent anywhere, when a name (namespace, event, a room) cannot be written
+ * without a JSON encoder: emit the tree then. */
+int sh_adapter_emit_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *const *rooms,
+                         size_t nrooms, const char *event, const sh_json_span_t *parts,
+                         size_t nparts, size_t *recipients);
 /* Emits to the socket `sid` wherever it is and asks for an ack; cb runs
  * exactly once (never inside this call) unless cancelled. Returns 0 and a
  * handle for sh_adapter_cancel_call, or -EPIPE (not here and no Redis to

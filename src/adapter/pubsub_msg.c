@@ -7,6 +7,7 @@
 
 #include "adapter/pickle.h"
 #include "core/alloc.h"
+#include "core/utf8.h"
 #include "engineio/packet.h"
 
 /* Attachments a JSON "binary" message may carry: as many as a pickle. */
@@ -552,4 +553,58 @@ int sh_pubsub_msg_encode(const sh_pubsub_msg_t *m, sh_buf_t *out)
         sh_buf_append(out, sh_buf_peek(&b), sh_buf_avail(&b));
     sh_buf_release(&b);
     return rc == 0 ? 0 : -EINVAL;
+}
+
+/* A name as the text encoder writes it: between quotes, as is. */
+static bool text_name(const char *s)
+{
+    size_t n = strlen(s);
+    return sh_json_text_plain(s, n) && sh_utf8_valid(s, n);
+}
+
+static void append_name(sh_buf_t *b, const char *s)
+{
+    sh_buf_append(b, "\"", 1);
+    sh_buf_append(b, s, strlen(s));
+    sh_buf_append(b, "\"", 1);
+}
+
+#define APPEND_LIT(b, s) sh_buf_append((b), (s), sizeof(s) - 1)
+
+int sh_pubsub_emit_encode_text(const char *host_id, const char *nsp, const char *event,
+                               const char *const *rooms, size_t nrooms, const sh_json_span_t *parts,
+                               size_t nparts, sh_buf_t *out)
+{
+    if (!nsp || !event || !text_name(nsp) || !text_name(event) || (host_id && !text_name(host_id)))
+        return -EINVAL;
+    for (size_t i = 0; i < nrooms; i++)
+        if (!rooms[i] || !text_name(rooms[i]))
+            return -EINVAL;
+    /* build()'s keys, in its order. */
+    APPEND_LIT(out, "{\"method\":\"emit\",\"event\":");
+    append_name(out, event);
+    APPEND_LIT(out, ",\"data\":");
+    for (size_t i = 0; i < nparts; i++)
+        sh_buf_append(out, parts[i].p, parts[i].len);
+    APPEND_LIT(out, ",\"binary\":false,\"namespace\":");
+    append_name(out, nsp);
+    APPEND_LIT(out, ",\"room\":");
+    if (nrooms == 0) {
+        APPEND_LIT(out, "null");
+    } else if (nrooms == 1) {
+        append_name(out, rooms[0]);
+    } else {
+        for (size_t i = 0; i < nrooms; i++) {
+            sh_buf_append(out, i ? "," : "[", 1);
+            append_name(out, rooms[i]);
+        }
+        APPEND_LIT(out, "]");
+    }
+    APPEND_LIT(out, ",\"skip_sid\":null,\"callback\":null");
+    if (host_id) {
+        APPEND_LIT(out, ",\"host_id\":");
+        append_name(out, host_id);
+    }
+    APPEND_LIT(out, "}");
+    return 0;
 }

@@ -67,6 +67,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/json_span.h"
 #include "core/msg.h"
 
 typedef enum {
@@ -150,6 +151,21 @@ void sh_pubsub_msg_release(sh_pubsub_msg_t *m);
  * args is not an array. Calls sh_msg_base64 on the attachments (which
  * caches their base64 form). */
 int sh_pubsub_msg_encode(const sh_pubsub_msg_t *m, sh_buf_t *out);
+
+/* The JSON of an emit built from text instead of a tree, for a sender
+ * that holds its one argument as JSON text already (the API forwarding a
+ * backend's bytes): the bytes sh_pubsub_msg_encode writes for an emit of
+ * event in nsp to rooms (nrooms 0: the whole namespace), no skip_sid, no
+ * callback, no attachments, whose one argument is parts[0..nparts)
+ * written one after the other. That text must be valid JSON and neither
+ * an array nor null (a list would be read as the argument list, null as
+ * none); it is written as given, unchecked. host_id may be NULL. Appends
+ * to out and returns 0, or -EINVAL with out unchanged when a name (event,
+ * nsp, a room, host_id) would need JSON escapes or is not UTF-8: encode
+ * the tree then. */
+int sh_pubsub_emit_encode_text(const char *host_id, const char *nsp, const char *event,
+                               const char *const *rooms, size_t nrooms, const sh_json_span_t *parts,
+                               size_t nparts, sh_buf_t *out);
 
 /* "emit", "callback", ... */
 const char *sh_pubsub_method_name(sh_pubsub_method_t method);

@@ -38,6 +38,8 @@ enum key {
     K_EVENT,
     K_DATA,
     K_ARGS,
+    K_SKIP_SID,
+    K_BINARY,
     NKEYS,
     K_OTHER = NKEYS,
 };
@@ -50,10 +52,10 @@ static const struct {
     const char *name;
     size_t len;
 } key_names[NKEYS] = {
-    [K_METHOD] = KEY("method"), [K_HOST_ID] = KEY("host_id"), [K_NAMESPACE] = KEY("namespace"),
-    [K_ROOM] = KEY("room"),     [K_SID] = KEY("sid"),         [K_CALLBACK] = KEY("callback"),
-    [K_ID] = KEY("id"),         [K_EVENT] = KEY("event"),     [K_DATA] = KEY("data"),
-    [K_ARGS] = KEY("args"),
+    [K_METHOD] = KEY("method"), [K_HOST_ID] = KEY("host_id"),   [K_NAMESPACE] = KEY("namespace"),
+    [K_ROOM] = KEY("room"),     [K_SID] = KEY("sid"),           [K_CALLBACK] = KEY("callback"),
+    [K_ID] = KEY("id"),         [K_EVENT] = KEY("event"),       [K_DATA] = KEY("data"),
+    [K_ARGS] = KEY("args"),     [K_SKIP_SID] = KEY("skip_sid"), [K_BINARY] = KEY("binary"),
 };
 #undef KEY
 
@@ -75,13 +77,15 @@ typedef struct item {
 
 typedef struct field {
     item_t v;
-    size_t n;    /* F_LIST: its length */
-    bool listed; /* F_LIST of a routing field: items[] holds all n */
+    size_t start, end; /* JSON: where the value's text lies in the message */
+    size_t n;          /* F_LIST: its length */
+    bool listed;       /* F_LIST of a routing field: items[] holds all n */
     item_t items[SH_PUBSUB_ROUTE_MAX_ROOMS];
 } field_t;
 
 typedef struct reader {
     sh_pubsub_route_t *r;
+    const char *json; /* the message, when it is JSON */
     field_t f[NKEYS];
     const char *err;
 } reader_t;
@@ -377,11 +381,17 @@ static int json_list(reader_t *rd, jr_t *j, field_t *f)
 static int json_field(reader_t *rd, jr_t *j, enum key k)
 {
     field_t *f = &rd->f[k];
-    if (routing(k) && peek(j) == '[')
-        return json_list(rd, j, f);
-    f->n = 0;
-    f->listed = false;
-    return json_scalar(rd, j, routing(k), &f->v);
+    f->start = j->pos;
+    int rc;
+    if (routing(k) && peek(j) == '[') {
+        rc = json_list(rd, j, f);
+    } else {
+        f->n = 0;
+        f->listed = false;
+        rc = json_scalar(rd, j, routing(k), &f->v);
+    }
+    f->end = j->pos;
+    return rc;
 }
 
 /* The key at '"': K_OTHER for any key but ours; -1 when the JSON is bad
@@ -509,6 +519,22 @@ static int emit_callback(reader_t *rd)
     return 0;
 }
 
+/* A JSON emit that its text can deliver: see text_emit in the header. */
+static void emit_text(reader_t *rd)
+{
+    sh_pubsub_route_t *r = rd->r;
+    const field_t *event = &rd->f[K_EVENT], *data = &rd->f[K_DATA];
+    const field_t *binary = &rd->f[K_BINARY];
+    if (!rd->json || r->cb_room || present(rd, K_SKIP_SID))
+        return;
+    if (binary->v.kind != F_ABSENT && binary->end - binary->start == 4 &&
+        memcmp(rd->json + binary->start, "true", 4) == 0)
+        return;
+    r->event_json = (sh_json_span_t){rd->json + event->start, event->end - event->start};
+    r->data_json = (sh_json_span_t){rd->json + data->start, data->end - data->start};
+    r->text_emit = true;
+}
+
 static int build(reader_t *rd)
 {
     sh_pubsub_route_t *r = rd->r;
@@ -529,6 +555,7 @@ static int build(reader_t *rd)
             name_field(rd, K_HOST_ID, false, &r->host_id) < 0 || emit_rooms(rd) < 0 ||
             emit_callback(rd) < 0)
             return -EINVAL;
+        emit_text(rd);
         return 0;
     case SH_PUBSUB_CALLBACK:
         if (name_field(rd, K_HOST_ID, true, &r->host_id) < 0 ||
@@ -568,6 +595,7 @@ int sh_pubsub_route_read(const void *p, size_t n, sh_pubsub_route_t *r, const ch
      * of a small message. */
     reader_t rd;
     rd.r = r;
+    rd.json = NULL;
     rd.err = NULL;
     for (int k = 0; k < NKEYS; k++)
         rd.f[k].v.kind = F_ABSENT;
@@ -575,6 +603,8 @@ int sh_pubsub_route_read(const void *p, size_t n, sh_pubsub_route_t *r, const ch
     r->nrooms = 0;
     r->id = 0;
     r->names_used = 0;
+    r->text_emit = false;
+    r->event_json = r->data_json = (sh_json_span_t){0};
     int rc;
     if (n > SH_PUBSUB_MAX_MESSAGE) {
         rc = reject(&rd, "message too large");
@@ -582,6 +612,7 @@ int sh_pubsub_route_read(const void *p, size_t n, sh_pubsub_route_t *r, const ch
         const char *why = NULL;
         rc = sh_pickle_skim(p, n, on_pickle_field, &rd, &why) < 0 ? reject(&rd, why) : 0;
     } else {
+        rd.json = p;
         rc = read_json(&rd, p, n);
     }
     if (rc == 0)

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "adapter/pubsub_msg.h"
+#include "core/json_span.h"
 
 #define SH_PUBSUB_ROUTE_MAX_ROOMS 16
 /* Bytes for all names, NUL-terminated (room names of Open WebUI are ~45). */
@@ -55,6 +56,14 @@ typedef struct sh_pubsub_route {
     const char *cb_room;
     const char *sid; /* callback, disconnect, enter_room, leave_room */
     int64_t id;      /* callback: the ack id */
+    /* A JSON emit without a callback, a skip_sid (other than null) or
+     * "binary": true: the raw text of its "event" and "data" values (the
+     * event with its quotes), pointing into the message. A node with a
+     * member may deliver it from that text instead of decoding it, once
+     * it has validated the whole message as the decoder would have
+     * (sh_adapter_receive): the read itself checked neither. */
+    bool text_emit;
+    sh_json_span_t event_json, data_json;
     /* Where the names above live. */
     char names[SH_PUBSUB_ROUTE_NAMES];
     size_t names_used;

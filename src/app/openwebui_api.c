@@ -150,15 +150,13 @@ static void api_chat_events(sh_api_call_t *call, void *data)
  * the browsers as the backend wrote them (whitespace too), without a tree
  * or a re-encoding, which were most of an event's cost. Only the plain
  * case comes here; anything else returns -EAGAIN untouched and takes the
- * way above, errors included: fleet mode (the adapter publishes
- * python-socketio's message, built from the tree), a key or a name
- * (user_id, session_id, event) with escapes, a missing field, an unknown
- * event. */
+ * way above, errors included: a key or a name (user_id, session_id,
+ * event) with escapes, a missing field, an unknown event. In fleet mode
+ * the message for the other nodes is written from the same text
+ * (sh_adapter_emit_text). */
 static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *data)
 {
     owui_app_t *app = data;
-    if (app->redis)
-        return -EAGAIN;
     sh_json_span_t user = {0}, session = {0}, event = {0}, chat_id = {0}, message_id = {0},
                    payload = {0}, key, value;
     sh_json_cursor_t c;
@@ -214,14 +212,11 @@ static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *d
         payload,
         SPAN_LIT("}"),
     };
-    sh_msg_t *msg = sh_sio_event_msg_from_text(sh_hub_nsp_name(app->nsp), event_name, parts,
-                                               sizeof(parts) / sizeof(parts[0]));
-    if (!msg)
-        return -EAGAIN;
     const char *rooms[2] = {room, session_room};
-    sh_hub_target_t target = {.rooms = rooms, .nrooms = session_text.len ? 2 : 1};
-    size_t n = sh_hub_send(app->nsp, &target, &msg, 1);
-    sh_msg_unref(msg);
+    size_t n;
+    if (sh_adapter_emit_text(app->adapter, app->nsp, rooms, session_text.len ? 2 : 1, event_name,
+                             parts, sizeof(parts) / sizeof(parts[0]), &n) < 0)
+        return -EAGAIN;
     sh_api_reply_count(call, "recipients", n);
     return 0;
 }
@@ -865,8 +860,11 @@ static void on_metrics(sh_http_req_t *req, void *data)
                       ad->publish_fails);
     sh_metrics_one(&b, "siohub_pubsub_decoded_total", SH_METRIC_COUNTER,
                    "Fleet pub/sub messages decoded in full, data and all (the others were "
-                   "skipped after reading their routing fields)",
+                   "skipped after reading their routing fields, or delivered from their text)",
                    ad->decoded);
+    sh_metrics_one(&b, "siohub_pubsub_from_text_total", SH_METRIC_COUNTER,
+                   "Fleet emits delivered from their JSON text, validated but not decoded",
+                   ad->from_text);
     if (app->redis) {
         sh_redis_stats_t rs;
         sh_redis_stats(app->redis, &rs);

@@ -475,3 +475,13 @@ bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text)
     text->len = v.len - 2;
     return true;
 }
+
+bool sh_json_text_plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}

@@ -73,6 +73,10 @@ bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value);
 /* The value's text between its quotes when v is a string without escapes
  * (then the raw bytes are the text); false otherwise. */
 bool sh_json_plain_string(sh_json_span_t v, sh_json_span_t *text);
+/* True when s[0..n) can go between quotes in JSON as it is: no '"', no
+ * backslash, no control character (UTF-8 is the caller's to check). Names
+ * a writer puts into JSON text without an encoder must pass this. */
+bool sh_json_text_plain(const char *s, size_t n);
 /* True when the span's bytes equal the NUL-terminated s. Inline: handlers
  * compare every key with a few literals, whose lengths then fold. */
 static inline bool sh_json_span_eq(sh_json_span_t span, const char *s)

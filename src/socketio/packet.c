@@ -358,16 +358,6 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
 
 /* True when s goes into a JSON string as it is: no quote, backslash or
  * control character. */
-static bool json_plain(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == '"' || c == '\\')
-            return false;
-    }
-    return true;
-}
-
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
                                      const sh_json_span_t *parts, size_t nparts)
 {
@@ -378,7 +368,7 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
             return NULL;
     }
     size_t event_len = strlen(event);
-    if (!json_plain(event, event_len))
+    if (!sh_json_text_plain(event, event_len))
         return NULL;
     /* "42" nsp "," "[\"" event "\"" ("," args) "]" */
     size_t len = 2 + (nsp_len ? nsp_len + 1 : 0) + 2 + event_len + 1 + (nparts ? 1 : 0) + 1;

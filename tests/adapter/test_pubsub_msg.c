@@ -287,6 +287,65 @@ START_TEST(test_encode_emit_full)
 }
 END_TEST
 
+/* The text encoder writes the tree encoder's bytes for the same emit,
+ * whatever the rooms, namespace and host id; and refuses, writing
+ * nothing, any name it could only write with an encoder. */
+START_TEST(test_encode_emit_text)
+{
+    /* Compact, as jansson writes it (é raw, the newline escaped). */
+    static const char arg[] = "{\"chat_id\":\"c1\",\"data\":{\"content\":\"h\xc3\xa9\\n\"}}";
+    const sh_json_span_t parts[] = {{arg, 12}, {arg + 12, sizeof(arg) - 1 - 12}};
+    static const char *const rooms[] = {"user:u1", "Xb1mfXyM5B9OWc2yAAAB", "r3"};
+    static const struct {
+        const char *host, *nsp;
+        size_t nrooms;
+    } cases[] = {
+        {HOST, "/", 1}, {HOST, "/", 2}, {HOST, "/", 3}, {NULL, "/chat", 1}, {HOST, "/", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *list = json_array();
+        for (size_t r = 0; r < cases[i].nrooms; r++)
+            json_array_append_new(list, json_string(rooms[r]));
+        sh_pubsub_msg_t m = {
+            .method = SH_PUBSUB_EMIT,
+            .host_id = (char *)cases[i].host,
+            .nsp = (char *)cases[i].nsp,
+            .event = "chat-events",
+            .rooms = cases[i].nrooms ? list : NULL,
+            .args = json_pack("[o]", j(arg)),
+        };
+        sh_buf_t tree = SH_BUF_INIT, text = SH_BUF_INIT;
+        ck_assert_int_eq(sh_pubsub_msg_encode(&m, &tree), 0);
+        sh_buf_append(&text, "x", 1); /* appends, keeps what was there */
+        ck_assert_int_eq(sh_pubsub_emit_encode_text(cases[i].host, cases[i].nsp, "chat-events",
+                                                    rooms, cases[i].nrooms, parts, 2, &text),
+                         0);
+        ck_assert_uint_eq(sh_buf_avail(&text), sh_buf_avail(&tree) + 1);
+        ck_assert(memcmp(sh_buf_peek(&text) + 1, sh_buf_peek(&tree), sh_buf_avail(&tree)) == 0);
+        sh_buf_release(&tree);
+        sh_buf_release(&text);
+        json_decref(m.args);
+        json_decref(list);
+    }
+    /* Names that need escapes or are not UTF-8: refused, nothing written. */
+    static const char *const bad[] = {"a\"b", "a\\b", "a\nb", "\xff"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sh_buf_t out = SH_BUF_INIT;
+        const char *one[] = {bad[i]};
+        ck_assert_int_eq(sh_pubsub_emit_encode_text(HOST, "/", "ev", one, 1, parts, 2, &out),
+                         -EINVAL);
+        ck_assert_int_eq(sh_pubsub_emit_encode_text(HOST, "/", bad[i], rooms, 1, parts, 2, &out),
+                         -EINVAL);
+        ck_assert_int_eq(sh_pubsub_emit_encode_text(HOST, bad[i], "ev", rooms, 1, parts, 2, &out),
+                         -EINVAL);
+        ck_assert_int_eq(sh_pubsub_emit_encode_text(bad[i], "/", "ev", rooms, 1, parts, 2, &out),
+                         -EINVAL);
+        ck_assert_uint_eq(sh_buf_avail(&out), 0);
+        sh_buf_release(&out);
+    }
+}
+END_TEST
+
 START_TEST(test_encode_other_methods)
 {
     sh_pubsub_msg_t cb = {.method = SH_PUBSUB_CALLBACK,
@@ -490,6 +549,7 @@ int main(void)
     tc = tcase_create("encode");
     tcase_add_test(tc, test_encode_emit_data_forms);
     tcase_add_test(tc, test_encode_emit_full);
+    tcase_add_test(tc, test_encode_emit_text);
     tcase_add_test(tc, test_encode_other_methods);
     tcase_add_test(tc, test_encode_invalid);
     suite_add_tcase(s, tc);

@@ -50,6 +50,26 @@ static void check_same(const sh_pubsub_msg_t *m, const sh_pubsub_route_t *r, con
                   what);
     if (m->method == SH_PUBSUB_CALLBACK)
         ck_assert_msg(r->id == m->id, "%s: id", what);
+    /* A text emit's event and data are what the parser decoded: the event
+     * its string, the data (null none, a list the list, else one value)
+     * its argument list; and no skip_sid, callback or attachment. */
+    ck_assert_msg(!r->text_emit || m->method == SH_PUBSUB_EMIT, "%s: text emit of a %d", what,
+                  m->method);
+    if (r->text_emit) {
+        ck_assert_msg(!m->skip_sids && !m->has_callback && !m->nbins, "%s: not plain", what);
+        json_t *ev = json_loadb(r->event_json.p, r->event_json.len, JSON_DECODE_ANY, NULL);
+        ck_assert_msg(json_is_string(ev) && strcmp(json_string_value(ev), m->event) == 0,
+                      "%s: event text", what);
+        json_decref(ev);
+        json_t *data = json_loadb(r->data_json.p, r->data_json.len, JSON_DECODE_ANY, NULL);
+        ck_assert_msg(data, "%s: data text '%.*s'", what, (int)r->data_json.len, r->data_json.p);
+        json_t *args = json_is_null(data)    ? json_array()
+                       : json_is_array(data) ? json_incref(data)
+                                             : json_pack("[O]", data);
+        ck_assert_msg(json_equal(args, m->args), "%s: data text", what);
+        json_decref(args);
+        json_decref(data);
+    }
 }
 
 /* Reads p both ways; returns the parser's result, after checking that the
@@ -316,6 +336,42 @@ START_TEST(test_json_data_skipped)
 }
 END_TEST
 
+/* Which emits the route offers for delivery from their text, and where
+ * that text is. */
+START_TEST(test_json_text_emit)
+{
+    sh_pubsub_route_t r;
+    const char *plain = "{\"method\": \"emit\", \"event\": \"chat-events\", \"data\": "
+                        "{\"a\": [1, 2]} , \"binary\": false, \"namespace\": \"/\", "
+                        "\"room\": \"user:u1\", \"skip_sid\": null, \"callback\": null}";
+    expect_route(plain, &r);
+    ck_assert(r.text_emit);
+    ck_assert(r.event_json.len == 13 && memcmp(r.event_json.p, "\"chat-events\"", 13) == 0);
+    ck_assert(r.data_json.len == 13 && memcmp(r.data_json.p, "{\"a\": [1, 2]}", 13) == 0);
+    /* A repeated key: the last one, as every decoder reads it. */
+    expect_route("{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","
+                 "\"room\":\"r\",\"data\":[null]}",
+                 &r);
+    ck_assert(r.text_emit && r.data_json.len == 6);
+    /* What only the decoder handles: attachments, exceptions, an ack. */
+    static const char *const not_text[] = {
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":[1,\"AA==\"],\"binary\":true,"
+        "\"namespace\":\"/\",\"room\":\"r\"}",
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","
+        "\"room\":\"r\",\"skip_sid\":\"s\"}",
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","
+        "\"room\":\"r\",\"skip_sid\":[]}",
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","
+        "\"room\":\"s\",\"callback\":[\"s\",\"/\",3],\"host_id\":\"h\"}",
+        "{\"method\":\"disconnect\",\"sid\":\"s\",\"namespace\":\"/\"}",
+    };
+    for (size_t i = 0; i < sizeof(not_text) / sizeof(not_text[0]); i++) {
+        expect_route(not_text[i], &r);
+        ck_assert_msg(!r.text_emit, "%s", not_text[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pubsub_route");
@@ -325,6 +381,7 @@ int main(void)
     tcase_add_test(tc, test_json_names);
     tcase_add_test(tc, test_json_rooms_and_callbacks);
     tcase_add_test(tc, test_json_data_skipped);
+    tcase_add_test(tc, test_json_text_emit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -13,6 +13,7 @@
 #include "adapter/pickle.h"
 #include "adapter/pubsub_msg.h"
 #include "adapter/pubsub_route.h"
+#include "core/json_span.h"
 
 static void check(int ok, const char *what)
 {
@@ -74,6 +75,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int prc = sh_pubsub_msg_parse(data, size, &m, &perr);
     if (prc == -ENOTSUP)
         check(rrc < 0, "a route for a message the parser ignores");
+    /* What a node delivers from the text (sh_adapter_receive: a text emit
+     * whose whole message validates as plain JSON) the parser reads, and
+     * the same way: the event, and the data as the argument list. */
+    sh_json_info_t info;
+    if (rrc == 0 && r.text_emit && sh_json_validate((const char *)data, size, &info) == 0 &&
+        sh_json_info_plain(&info)) {
+        check(prc == 0, "a text emit the parser refuses");
+        check(!m.skip_sids && !m.has_callback && m.nbins == 0, "a text emit that is not plain");
+        json_t *ev = json_loadb(r.event_json.p, r.event_json.len, JSON_DECODE_ANY, NULL);
+        check(json_is_string(ev) && strcmp(json_string_value(ev), m.event) == 0, "event text");
+        json_decref(ev);
+        json_t *d = json_loadb(r.data_json.p, r.data_json.len, JSON_DECODE_ANY, NULL);
+        check(d != NULL, "data text");
+        json_t *args = json_is_null(d)    ? json_array()
+                       : json_is_array(d) ? json_incref(d)
+                                          : json_pack("[O]", d);
+        check(json_equal(args, m.args), "data text as arguments");
+        json_decref(args);
+        json_decref(d);
+    }
     if (prc != 0 || rrc != 0) {
         if (prc == 0)
             sh_pubsub_msg_release(&m);
