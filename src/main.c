@@ -170,6 +170,7 @@ out:
         d.ops->destroy(d.app);
     sh_loop_run_deferred(d.ctx.loop);
     sh_loop_free(d.ctx.loop);
+    sh_msg_pool_drain();
     sh_buf_release(&err);
     return status;
 }

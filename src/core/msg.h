@@ -37,8 +37,9 @@ struct sh_msg_form;
 typedef struct sh_msg {
     unsigned refs;
     bool binary;
-    uint8_t head_len; /* bytes of head in use (its last ones); 0: none */
-    uint8_t head_tag; /* what they encode, the writer's tag (an opcode) */
+    uint8_t head_len;   /* bytes of head in use (its last ones); 0: none */
+    uint8_t head_tag;   /* what they encode, the writer's tag (an opcode) */
+    uint8_t pool_class; /* msg.c's: the free list it returns to, 0 none */
     size_t len;
     struct sh_msg *base64;       /* lazily built "b<base64>" text form; owned */
     struct sh_msg_form *forms;   /* derived forms (sh_msg_form); owned */
@@ -65,6 +66,9 @@ static inline sh_msg_t *sh_msg_ref(sh_msg_t *m)
 }
 /* Drops one reference; frees on the last. NULL is a no-op. */
 void sh_msg_unref(sh_msg_t *m);
+/* Frees the small messages kept for reuse (msg.c keeps a bounded few
+ * after their last unref): at exit, so that nothing is left allocated. */
+void sh_msg_pool_drain(void);
 
 /* Writes the header h[0..n) (n <= SH_MSG_HEAD_ROOM) right in front of m's
  * data, tagged with tag, so that sh_msg_framed gives head + data. Only the

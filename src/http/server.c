@@ -33,6 +33,10 @@ typedef struct header {
     char *value;
 } header_t;
 
+/* Bounds of the spare body buffers (see sh_http_t): 8 x 256 KiB. */
+#define SPARE_BODIES   8
+#define SPARE_BODY_MAX (256u << 10)
+
 struct sh_http {
     sh_loop_t *loop;
     struct MHD_Daemon *mhd;
@@ -44,6 +48,13 @@ struct sh_http {
     route_t routes[MAX_ROUTES];
     size_t nroutes;
     sh_list_t requests; /* every live request */
+    /* Request body buffers kept from finished requests for the next ones:
+     * a backend posting batches on keep-alive connections would otherwise
+     * cost a large malloc per request (and glibc consolidates its fast
+     * bins before each one: 6.6% of siohubd's time in the chat bench).
+     * At most SPARE_BODIES, each of at most SPARE_BODY_MAX bytes. */
+    sh_buf_t spare_bodies[SPARE_BODIES];
+    size_t nspare_bodies;
     sh_http_stats_t stats;
 };
 
@@ -158,10 +169,22 @@ static const route_t *match_route(const sh_http_t *http, const char *url)
     return best;
 }
 
+/* A finished request's body buffer becomes a spare when there is room. */
+static void body_done(sh_http_t *http, sh_buf_t *body)
+{
+    if (body->cap && body->cap <= SPARE_BODY_MAX && http->nspare_bodies < SPARE_BODIES) {
+        sh_buf_reset(body);
+        http->spare_bodies[http->nspare_bodies++] = *body;
+        *body = (sh_buf_t)SH_BUF_INIT;
+        return;
+    }
+    sh_buf_release(body);
+}
+
 static void req_free(sh_http_req_t *req)
 {
     sh_list_remove(&req->link);
-    sh_buf_release(&req->body);
+    body_done(req->http, &req->body);
     for (size_t i = 0; i < req->nheaders; i++) {
         free(req->headers[i].name);
         free(req->headers[i].value);
@@ -255,9 +278,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (*upload_data_size > 0) {
         size_t limit = req->route ? req->route->body_limit : 0;
-        if (!req->too_large && req->body.len + *upload_data_size <= limit)
+        if (!req->too_large && req->body.len + *upload_data_size <= limit) {
+            if (!req->body.cap && http->nspare_bodies)
+                req->body = http->spare_bodies[--http->nspare_bodies];
             sh_buf_append(&req->body, upload_data, *upload_data_size);
-        else
+        } else
             req->too_large = true;
         *upload_data_size = 0;
         return MHD_YES;
@@ -362,6 +387,8 @@ void sh_http_free(sh_http_t *http)
     http->mhd = NULL;
     for (size_t i = 0; i < http->nroutes; i++)
         free(http->routes[i].path);
+    for (size_t i = 0; i < http->nspare_bodies; i++)
+        sh_buf_release(&http->spare_bodies[i]);
     free(http);
 }
 

@@ -116,6 +116,37 @@ START_TEST(test_form_rendered_once)
 }
 END_TEST
 
+/* A freed small message's block serves the next message of its size
+ * class, fresh (no head, no forms, refcount 1, its own length and NUL);
+ * another class or a large message gets other memory; the drain leaves
+ * nothing kept. */
+START_TEST(test_small_blocks_reused)
+{
+    sh_msg_t *a = sh_msg_new("4hello", 6, false);
+    ck_assert_int_eq(sh_msg_set_head(a, 1, "\x81\x06", 2), 0);
+    sh_msg_t *big = sh_msg_alloc(4096, true);
+    void *block = a;
+    sh_msg_unref(a);
+    sh_msg_unref(big);
+    sh_msg_t *b = sh_msg_new("4hi", 3, false);
+    ck_assert_ptr_eq(b, block);
+    ck_assert_uint_eq(b->refs, 1);
+    ck_assert_uint_eq(b->head_len, 0);
+    ck_assert_ptr_null(b->forms);
+    ck_assert_ptr_null(b->base64);
+    ck_assert_uint_eq(b->len, 3);
+    ck_assert_str_eq(b->data, "4hi");
+    sh_msg_t *c = sh_msg_alloc(700, false); /* another class */
+    ck_assert_ptr_ne(c, block);
+    sh_msg_unref(b);
+    sh_msg_unref(c);
+    sh_msg_pool_drain();
+    sh_msg_t *d = sh_msg_new("4x", 2, false);
+    sh_msg_unref(d);
+    sh_msg_pool_drain();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("msg");
@@ -125,6 +156,7 @@ int main(void)
     tcase_add_test(tc, test_empty_binary);
     tcase_add_test(tc, test_head_written_once);
     tcase_add_test(tc, test_form_rendered_once);
+    tcase_add_test(tc, test_small_blocks_reused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
