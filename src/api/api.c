@@ -16,6 +16,11 @@
 /* A raw batch of up to this many items is walked by the spans the
  * validator found; a longer one by a cursor. */
 #define RAW_BATCH_SPANS 32
+/* Members found while validating, for all the items of a raw batch; a
+ * batch with more has each item's members listed by a cursor, up to
+ * RAW_ITEM_MEMBERS (an item with more goes the parsed way). */
+#define RAW_BATCH_MEMBERS 256
+#define RAW_ITEM_MEMBERS  64
 
 struct sh_api {
     sh_http_t *http;
@@ -290,14 +295,38 @@ static void run_batch(sh_api_t *api, const sh_api_route_t *route, const sh_api_c
     send_batch(api, call->req, &out);
 }
 
-/* One item of a raw batch: the raw handler, else parsed for cb. */
+/* The members of the object text (validated) by a cursor; false when it
+ * is not an object or has more than max. */
+static bool list_members(sh_json_span_t text, sh_json_member_t *members, size_t max, size_t *n)
+{
+    sh_json_cursor_t c;
+    sh_json_span_t key, value;
+    *n = 0;
+    if (!sh_json_object_begin(&c, text))
+        return false;
+    while (sh_json_object_next(&c, &key, &value)) {
+        if (*n == max)
+            return false;
+        members[(*n)++] = (sh_json_member_t){key, value};
+    }
+    return true;
+}
+
+/* One item of a raw batch: the raw handler, else parsed for cb. members
+ * NULL: not known yet (list them). */
 static void run_raw_item(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
-                         sh_json_span_t text, struct sh_api_batch_item *item)
+                         sh_json_span_t text, const sh_json_member_t *members, size_t nmembers,
+                         struct sh_api_batch_item *item)
 {
     sh_api_call_t one = *call;
     one.batch_item = item;
-    sh_json_cursor_t c;
-    if (sh_json_object_begin(&c, text) && route->raw(&one, text, api->data) == 0) {
+    sh_json_member_t listed[RAW_ITEM_MEMBERS];
+    bool object = text.len && text.p[0] == '{';
+    if (object && !members) {
+        object = list_members(text, listed, RAW_ITEM_MEMBERS, &nmembers);
+        members = listed;
+    }
+    if (object && route->raw(&one, text, members, nmembers, api->data) == 0) {
         check_answered(&one);
         return;
     }
@@ -317,27 +346,41 @@ static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_cal
 {
     sh_json_info_t info;
     sh_json_span_t items[RAW_BATCH_SPANS];
-    size_t nitems;
-    if (sh_json_validate_array(text, len, &info, items, RAW_BATCH_SPANS, &nitems) < 0 ||
+    sh_json_member_t members[RAW_BATCH_MEMBERS];
+    size_t nitems, nmembers;
+    if (sh_json_validate_batch(text, len, &info, items, RAW_BATCH_SPANS, &nitems, members,
+                               RAW_BATCH_MEMBERS, &nmembers) < 0 ||
         !sh_json_info_plain(&info))
         return false;
     sh_json_span_t body = {text, len}, item;
     sh_json_cursor_t c;
     if (sh_json_object_begin(&c, body)) {
         sh_api_call_t one = *call;
-        return route->raw(&one, body, api->data) == 0;
+        return nmembers <= RAW_BATCH_MEMBERS &&
+               route->raw(&one, body, members, nmembers, api->data) == 0;
     }
     if (!route->batch || !sh_json_array_begin(&c, body))
         return false;
-    bool by_spans = nitems <= RAW_BATCH_SPANS;
+    /* Items and their members as the validation found them, or, past
+     * either table, by a cursor. */
+    bool by_spans = nitems <= RAW_BATCH_SPANS && nmembers <= RAW_BATCH_MEMBERS;
     sh_buf_t out = SH_BUF_INIT;
     /* Room for the usual answers ({"recipients":N}, ~18 bytes each) up
      * front: one allocation rather than a chain of reallocs. */
     sh_buf_reserve(&out, nitems * 20 + 2);
+    size_t m = 0;
     for (size_t i = 0; by_spans ? i < nitems : sh_json_array_next(&c, &item); i++) {
         struct sh_api_batch_item answer;
         batch_item_start(&answer, &out);
-        run_raw_item(api, route, call, by_spans ? items[i] : item, &answer);
+        if (!by_spans) {
+            run_raw_item(api, route, call, item, NULL, 0, &answer);
+            continue;
+        }
+        const char *end = items[i].p + items[i].len;
+        size_t first = m;
+        while (m < nmembers && members[m].key.p < end)
+            m++;
+        run_raw_item(api, route, call, items[i], members + first, m - first, &answer);
     }
     send_batch(api, call->req, &out);
     return true;

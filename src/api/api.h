@@ -25,7 +25,9 @@
  * parsed, so that it can forward the bytes instead of building a tree. The
  * text is then an object, valid JSON without duplicate keys, "\u0000" or
  * numbers beyond int64 and double (core/json_span.h); a body that is not
- * all that goes the parsed way whole, so its errors are the parser's.
+ * all that goes the parsed way whole, so its errors are the parser's. The
+ * handler gets the object's members as spans too, found while the body
+ * was validated (sh_json_validate_batch): it need not walk the text again.
  */
 #ifndef SH_API_API_H
 #define SH_API_API_H
@@ -58,7 +60,8 @@ typedef void (*sh_api_handler_cb)(sh_api_call_t *call, void *data);
 
 /* Answers (sh_api_reply*) and returns 0, or returns -EAGAIN having done
  * nothing, and the item is parsed and handed to the route's cb. */
-typedef int (*sh_api_raw_cb)(sh_api_call_t *call, sh_json_span_t item, void *data);
+typedef int (*sh_api_raw_cb)(sh_api_call_t *call, sh_json_span_t item,
+                             const sh_json_member_t *members, size_t nmembers, void *data);
 
 typedef struct sh_api_route {
     sh_http_method_t method;

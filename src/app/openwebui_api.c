@@ -154,15 +154,14 @@ static void api_chat_events(sh_api_call_t *call, void *data)
  * event) with escapes, a missing field, an unknown event. In fleet mode
  * the message for the other nodes is written from the same text
  * (sh_adapter_emit_text). */
-static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item, void *data)
+static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item,
+                               const sh_json_member_t *members, size_t nmembers, void *data)
 {
     owui_app_t *app = data;
     sh_json_span_t user = {0}, session = {0}, event = {0}, chat_id = {0}, message_id = {0},
-                   payload = {0}, key, value;
-    sh_json_cursor_t c;
-    if (!sh_json_object_begin(&c, item))
-        return -EAGAIN;
-    while (sh_json_object_next(&c, &key, &value)) {
+                   payload = {0};
+    for (size_t i = 0; i < nmembers; i++) {
+        sh_json_span_t key = members[i].key, value = members[i].value;
         if (memchr(key.p, '\\', key.len))
             return -EAGAIN;
         if (sh_json_span_eq(key, "user_id"))

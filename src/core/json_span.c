@@ -19,6 +19,11 @@ typedef struct scan {
     /* sh_json_validate_array's: where the top array's elements go */
     sh_json_span_t *items;
     size_t max_items, nitems;
+    /* sh_json_validate_batch's: the members of the objects at this depth
+     * (1: the text is one; 2: elements of the top array), 0 for none */
+    int member_depth;
+    sh_json_member_t *members;
+    size_t max_members, nmembers;
 } scan_t;
 
 /* Bytes a string scan must stop at: 1 for the validator ('"', '\\',
@@ -243,8 +248,15 @@ static int scan_object(scan_t *s, int depth)
         if (s->p >= s->end || *s->p != ':')
             return -EINVAL;
         s->p++;
+        skip_ws(s);
+        const char *value = s->p;
         if ((rc = scan_value(s, depth)) < 0)
             return rc;
+        if (depth == s->member_depth) {
+            if (s->nmembers < s->max_members)
+                s->members[s->nmembers] = (sh_json_member_t){key, {value, (size_t)(s->p - value)}};
+            s->nmembers++;
+        }
         skip_ws(s);
         if (s->p >= s->end)
             return -EINVAL;
@@ -338,14 +350,37 @@ int sh_json_validate(const char *p, size_t len, sh_json_info_t *info)
 int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
                            size_t max, size_t *nitems)
 {
+    return sh_json_validate_batch(p, len, info, items, max, nitems, NULL, 0, NULL);
+}
+
+int sh_json_validate_batch(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max_items, size_t *nitems, sh_json_member_t *members,
+                           size_t max_members, size_t *nmembers)
+{
     sh_json_info_t ignored;
     if (!info)
         info = &ignored;
     memset(info, 0, sizeof(*info));
-    scan_t s = {.p = p, .end = p + len, .info = info, .items = items, .max_items = max};
+    scan_t s = {.p = p,
+                .end = p + len,
+                .info = info,
+                .items = items,
+                .max_items = max_items,
+                .members = members,
+                .max_members = max_members};
+    if (nmembers) {
+        const char *first = p;
+        while (first < s.end && is_ws(*first))
+            first++;
+        s.member_depth = first < s.end && *first == '{'   ? 1
+                         : first < s.end && *first == '[' ? 2
+                                                          : 0;
+    }
     int rc = validate(&s);
     if (nitems)
         *nitems = s.nitems;
+    if (nmembers)
+        *nmembers = s.nmembers;
     return rc;
 }
 

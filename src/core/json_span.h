@@ -52,6 +52,23 @@ int sh_json_validate(const char *p, size_t len, sh_json_info_t *info);
 int sh_json_validate_array(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
                            size_t max, size_t *nitems);
 
+/* An object's member: its key's raw text between the quotes (escapes left
+ * as written) and its value's bytes. */
+typedef struct sh_json_member {
+    sh_json_span_t key, value;
+} sh_json_member_t;
+
+/* sh_json_validate_array, and in the same pass the members of the objects
+ * a batch is made of — the text itself when it is an object, else each
+ * element of the array that is one — to members[0..max_members) in text
+ * order, *nmembers counting them all (beyond max_members they are not
+ * there). An element's members are those whose key lies inside its span.
+ * A caller that needs the members of every item then reads the text once
+ * instead of walking each item again with a cursor. */
+int sh_json_validate_batch(const char *p, size_t len, sh_json_info_t *info, sh_json_span_t *items,
+                           size_t max_items, size_t *nitems, sh_json_member_t *members,
+                           size_t max_members, size_t *nmembers);
+
 /* True when info names nothing a strict parser could refuse. */
 bool sh_json_info_plain(const sh_json_info_t *info);
 

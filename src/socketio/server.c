@@ -379,14 +379,22 @@ const char *sh_sio_nsp_name(const sh_sio_nsp_t *nsp)
     return nsp->name;
 }
 
+/* Every socket id here is sh_random_id's, SH_ID_LEN long: a name of
+ * another length (a room name asked whether it is a socket's own room,
+ * on every broadcast) is answered without hashing it. */
+static bool id_shaped(const char *id)
+{
+    return strnlen(id, SH_ID_LEN + 1) == SH_ID_LEN;
+}
+
 sh_sio_socket_t *sh_sio_server_socket(const sh_sio_server_t *srv, const char *id)
 {
-    return sh_map_get(&srv->sockets, id);
+    return id_shaped(id) ? sh_map_get(&srv->sockets, id) : NULL;
 }
 
 sh_sio_socket_t *sh_sio_server_pending_socket(const sh_sio_server_t *srv, const char *id)
 {
-    return sh_map_get(&srv->pending, id);
+    return id_shaped(id) ? sh_map_get(&srv->pending, id) : NULL;
 }
 
 /* ---- clients: packets from one Engine.IO session ---- */

@@ -188,6 +188,42 @@ START_TEST(test_validate_array_spans)
 }
 END_TEST
 
+/* The members of a batch's objects, found while validating: those of the
+ * elements of the top array that are objects (not of deeper ones), or of
+ * the text when it is one object; the same spans the cursor gives; a
+ * count past the table's end. */
+START_TEST(test_validate_batch_members)
+{
+    const char *text = " [ {\"a\" : \"x\\\"y\" , \"b\":[1,{\"c\":\"]}\"}] ,\"c\":-1.5e3 },"
+                       "2 , {}, {\"d\":{\"e\":1}} ]  ";
+    sh_json_span_t items[4];
+    sh_json_member_t m[8];
+    size_t n = 99, nm = 99;
+    ck_assert_int_eq(sh_json_validate_batch(text, strlen(text), NULL, items, 4, &n, m, 8, &nm), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_uint_eq(nm, 4);
+    ck_assert(span_is(m[0].key, "a") && span_is(m[0].value, "\"x\\\"y\""));
+    ck_assert(span_is(m[1].key, "b") && span_is(m[1].value, "[1,{\"c\":\"]}\"}]"));
+    ck_assert(span_is(m[2].key, "c") && span_is(m[2].value, "-1.5e3"));
+    ck_assert(span_is(m[3].key, "d") && span_is(m[3].value, "{\"e\":1}"));
+    ck_assert(m[2].key.p < items[0].p + items[0].len && m[3].key.p > items[2].p);
+    /* Past the table: counted, not written. */
+    ck_assert_int_eq(sh_json_validate_batch(text, strlen(text), NULL, items, 4, &n, m, 2, &nm), 0);
+    ck_assert_uint_eq(nm, 4);
+    /* One object: its own members. */
+    const char *one = "{\"u\":\"1\", \"d\":{\"x\":[{\"y\":2}]}}";
+    ck_assert_int_eq(sh_json_validate_batch(one, strlen(one), NULL, items, 4, &n, m, 8, &nm), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(nm, 2);
+    ck_assert(span_is(m[0].key, "u") && span_is(m[0].value, "\"1\""));
+    ck_assert(span_is(m[1].key, "d") && span_is(m[1].value, "{\"x\":[{\"y\":2}]}"));
+    ck_assert_int_eq(sh_json_validate_batch("[[{\"a\":1}]]", 11, NULL, items, 4, &n, m, 8, &nm), 0);
+    ck_assert_uint_eq(nm, 0);
+    ck_assert_int_eq(sh_json_validate_batch("[{\"a\":1}", 8, NULL, items, 4, &n, m, 8, &nm),
+                     -EINVAL);
+}
+END_TEST
+
 START_TEST(test_many_keys)
 {
     char s[8192];
@@ -213,6 +249,7 @@ int main(void)
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_big_input);
     tcase_add_test(tc, test_cursor_spans);
+    tcase_add_test(tc, test_validate_batch_members);
     tcase_add_test(tc, test_validate_array_spans);
     tcase_add_test(tc, test_many_keys);
     suite_add_tcase(s, tc);

@@ -65,6 +65,45 @@ static void check_spans(const char *p, size_t n, const json_t *doc)
     }
 }
 
+/* The members sh_json_validate_batch found for the object text v, from
+ * members[*m] on, are the ones the cursor walks. */
+static void check_members(sh_json_span_t v, const sh_json_member_t *members, size_t n, size_t *m)
+{
+    sh_json_cursor_t c;
+    sh_json_span_t k, e;
+    if (!sh_json_object_begin(&c, v))
+        return;
+    while (sh_json_object_next(&c, &k, &e)) {
+        check(*m < n, "a member the batch validation missed");
+        check(members[*m].key.p == k.p && members[*m].key.len == k.len &&
+                  members[*m].value.p == e.p && members[*m].value.len == e.len,
+              "a member's spans");
+        (*m)++;
+    }
+}
+
+/* The batch validation agrees with the plain one and, for the members it
+ * lists, with the cursor. */
+static void check_batch(const char *p, size_t size, int rc, const sh_json_info_t *info)
+{
+    sh_json_info_t binfo;
+    sh_json_span_t items[16];
+    sh_json_member_t members[64];
+    size_t nitems, nmembers;
+    int brc = sh_json_validate_batch(p, size, &binfo, items, 16, &nitems, members, 64, &nmembers);
+    check(brc == rc && !memcmp(&binfo, info, sizeof(binfo)), "batch validation differs");
+    if (rc != 0 || nitems > 16 || nmembers > 64)
+        return;
+    size_t m = 0;
+    sh_json_span_t all = {p, size};
+    sh_json_cursor_t c;
+    if (sh_json_object_begin(&c, all))
+        check_members(all, members, nmembers, &m);
+    for (size_t i = 0; i < nitems; i++)
+        check_members(items[i], members, nmembers, &m);
+    check(m == nmembers, "members the cursor does not see");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -72,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *p = (const char *)data;
     sh_json_info_t info;
     int rc = sh_json_validate(p, size, &info);
+    check_batch(p, size, rc, &info);
     json_t *doc = load(p, size);
     if (rc == 0 && sh_json_info_plain(&info))
         check(doc != NULL, "validator accepts what jansson refuses");
