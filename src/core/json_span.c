@@ -43,9 +43,11 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static void skip_ws(scan_t *s)
+/* Called between every two tokens: the usual case (compact text, the
+ * next byte above ' ') returns at the first test. */
+static inline void skip_ws(scan_t *s)
 {
-    while (s->p < s->end && is_ws(*s->p))
+    while (s->p < s->end && (unsigned char)*s->p <= ' ' && is_ws(*s->p))
         s->p++;
 }
 
@@ -92,6 +94,13 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
     bool high = false;
     *escaped = false;
     for (;;) {
+        /* Four bytes per test while they last: half the work per byte of
+         * the loop below, on the plain runs that make most of a string. */
+        while (s->end - p >= 4 &&
+               !((string_stops[(unsigned char)p[0]] | string_stops[(unsigned char)p[1]] |
+                  string_stops[(unsigned char)p[2]] | string_stops[(unsigned char)p[3]]) &
+                 STOP_SCAN))
+            p += 4;
         while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
             p++;
         if (p >= s->end)
