@@ -150,6 +150,14 @@ static void schedule_flush(sh_ws_conn_t *ws)
     sh_defer_schedule(ws->loop, &ws->flush_defer, on_flush_defer, ws);
 }
 
+void sh_ws_conn_flush(sh_ws_conn_t *ws)
+{
+    if (ws->out_count) {
+        sh_defer_cancel(ws->loop, &ws->flush_defer);
+        flush_now(ws);
+    }
+}
+
 static size_t frame_len(const out_frame_t *f)
 {
     return f->m->head_len + f->m->len;

@@ -61,6 +61,10 @@ sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t 
  * the connection is closing (m is dropped), or -ENOBUFS when this passed
  * the output limit (the connection is being dropped). */
 int sh_ws_conn_send(sh_ws_conn_t *ws, sh_msg_t *m);
+/* Writes what is queued now instead of at the end of the loop iteration:
+ * for a frame that an answer on another connection, written later in
+ * this iteration, must not overtake. */
+void sh_ws_conn_flush(sh_ws_conn_t *ws);
 /* Sends a close frame after what is queued and ends the connection once
  * the peer answers or close_linger passes. on_close follows later. */
 void sh_ws_conn_close(sh_ws_conn_t *ws, uint16_t code, const char *reason);
