@@ -13,12 +13,23 @@
 // of such objects, run in order, and answer the array of their answers (an
 // item's error with its "status"), as siohubd does.
 //
-// socket.io is pinned by bench/peers/package.json and package-lock.json:
+// With --redis URL it also takes emits the way a python-socketio fleet
+// passes them (what Open WebUI's backend publishes when it runs with
+// WEBSOCKET_MANAGER=redis): it subscribes to --redis-channel (socketio) and
+// runs each message {"method": "emit", event, data, namespace, room,
+// skip_sid} in JSON as io.to(room).emit(event, data). Only emits, no
+// callbacks; pickled messages (python-socketio's default before 5.14) are
+// not read. Node's own Redis adapter speaks another format, so this is the
+// subscriber a Node server would need behind Open WebUI.
+//
+// socket.io and the Redis client (node-redis) are pinned by
+// bench/peers/package.json and package-lock.json:
 // `npm ci --prefix bench/peers` (node_modules is never committed). Exits 77
 // when it is not installed.
 //
 // Usage: node node_socketio.js --port P --secret S --api-key K [--host 127.0.0.1]
 //        [--transports polling,websocket] [--ping-interval 25000] [--ping-timeout 20000]
+//        [--redis redis://127.0.0.1:PORT/0 [--redis-channel socketio]]
 // --port 0 takes a free port. The secret and key may come from the
 // environment instead (WEBUI_SECRET_KEY, BENCH_API_KEY). Prints
 // "ready 127.0.0.1:PORT" on stdout once it accepts connections. Loopback
@@ -39,7 +50,8 @@ try {
 function usage(msg) {
   process.stderr.write(`node_socketio: ${msg}\n` +
     'usage: node_socketio.js --port P --secret S --api-key K [--host 127.0.0.1] ' +
-    '[--transports polling,websocket] [--ping-interval MS] [--ping-timeout MS]\n');
+    '[--transports polling,websocket] [--ping-interval MS] [--ping-timeout MS] ' +
+    '[--redis URL [--redis-channel NAME]]\n');
   process.exit(2);
 }
 function arg(name, def) {
@@ -53,9 +65,19 @@ const apiKey = arg('--api-key', process.env.BENCH_API_KEY);
 const transports = arg('--transports', 'polling,websocket').split(',').filter(Boolean);
 const pingInterval = Number(arg('--ping-interval', '25000'));
 const pingTimeout = Number(arg('--ping-timeout', '20000'));
+const redisUrl = arg('--redis');
+const redisChannel = arg('--redis-channel', 'socketio');
 if (!secret || !apiKey) usage('--secret and --api-key are required (or WEBUI_SECRET_KEY, BENCH_API_KEY)');
 if (!Number.isInteger(port) || port < 0 || port > 65535) usage('--port is required');
 if (!net.isIPv4(host) || !host.startsWith('127.')) usage('--host must be in 127.0.0.0/8');
+if (redisUrl !== undefined) {
+  let u = null;
+  try {
+    u = new URL(redisUrl);
+  } catch (e) {}
+  if (!u || u.protocol !== 'redis:' || !net.isIPv4(u.hostname) || !u.hostname.startsWith('127.'))
+    usage('--redis is a redis://127.x.x.x:PORT/DB URL');
+}
 if (!transports.length || transports.some((t) => t !== 'polling' && t !== 'websocket'))
   usage('--transports is a list of polling and websocket');
 
@@ -218,13 +240,54 @@ io.on('connection', (socket) => {
   socket.on('disconnect', () => sessionPool.delete(socket.id));
 });
 
-httpServer.listen({ port, host, backlog: 4096 }, () => {
-  const a = httpServer.address();
-  process.stdout.write(`ready ${a.address}:${a.port}\n`);
-});
+// A python-socketio pub/sub emit, from Redis.
+function pubsubMessage(text) {
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    return; // not JSON (a pickle): not ours
+  }
+  if (!m || m.method !== 'emit' || typeof m.event !== 'string') return;
+  const nsp = io.of(m.namespace || '/');
+  const target = m.room === undefined || m.room === null ? nsp : nsp.to(m.room);
+  const skip = m.skip_sid ? (Array.isArray(m.skip_sid) ? m.skip_sid : [m.skip_sid]) : [];
+  (skip.length ? target.except(skip) : target).emit(m.event, m.data);
+}
+
+async function subscribe() {
+  if (!redisUrl) return null;
+  let createClient;
+  try {
+    ({ createClient } = require('redis'));
+  } catch (e) {
+    process.stderr.write('node_socketio: the redis client is not installed: run `npm ci --prefix bench/peers`\n');
+    process.exit(77);
+  }
+  const sub = createClient({ url: redisUrl });
+  sub.on('error', (e) => process.stderr.write(`node_socketio: redis: ${e.message}\n`));
+  await sub.connect();
+  await sub.subscribe(redisChannel, pubsubMessage);
+  return sub;
+}
+
+let subscriber = null;
+subscribe()
+  .then((sub) => {
+    subscriber = sub;
+    httpServer.listen({ port, host, backlog: 4096 }, () => {
+      const a = httpServer.address();
+      process.stdout.write(`ready ${a.address}:${a.port}\n`);
+    });
+  })
+  .catch((e) => {
+    process.stderr.write(`node_socketio: redis ${redisUrl}: ${e.message}\n`);
+    process.exit(1);
+  });
 for (const s of ['SIGTERM', 'SIGINT'])
   process.on(s, () => {
     io.close();
+    if (subscriber) subscriber.destroy();
     httpServer.closeAllConnections();
     httpServer.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 1000).unref();

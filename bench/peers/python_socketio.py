@@ -38,9 +38,17 @@ claims` does. Every difference is in this peer's favour.
   does (the bench's chat scenario posts the tokens of a tick together):
   the items run in order and the answer is the array of their answers.
 
+With --redis URL the server runs as one instance of an Open WebUI fleet
+(WEBSOCKET_MANAGER=redis): python-socketio's AsyncRedisManager on
+--redis-channel (socketio), so every emit, the API's and the handlers',
+goes through Redis and comes back to be delivered, and emits other
+processes publish there (Open WebUI's backend, siohub-bench --redis) are
+delivered too. Needs Debian's python3-redis.
+
 Usage: python_socketio.py --port P --secret S --api-key K
        [--host 127.0.0.1] [--transports polling,websocket]
        [--ping-interval 25] [--ping-timeout 20]
+       [--redis redis://127.0.0.1:PORT/0 [--redis-channel socketio]]
 --port 0 takes a free port. The secret and key may come from the
 environment instead (WEBUI_SECRET_KEY, BENCH_API_KEY). Prints
 "ready 127.0.0.1:PORT" on stdout once it accepts connections. Loopback
@@ -71,11 +79,22 @@ def parse_args():
                          "ENABLE_WEBSOCKET_SUPPORT is off (default: both)")
     ap.add_argument("--ping-interval", type=float, default=25)
     ap.add_argument("--ping-timeout", type=float, default=20)
+    ap.add_argument("--redis", help="redis://127.x.x.x:PORT/DB: run as a fleet member")
+    ap.add_argument("--redis-channel", default="socketio")
     args = ap.parse_args()
     if not args.secret or not args.api_key:
         ap.error("--secret and --api-key are required (or WEBUI_SECRET_KEY, BENCH_API_KEY)")
     if not ipaddress.ip_address(args.host).is_loopback:
         ap.error("--host must be a loopback address")
+    if args.redis is not None:
+        from urllib.parse import urlparse
+        u = urlparse(args.redis)
+        try:
+            loopback = u.scheme == "redis" and ipaddress.ip_address(u.hostname or "").is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            ap.error("--redis is a redis://127.x.x.x:PORT/DB URL")
     transports = [t for t in args.transports.split(",") if t]
     if not transports or any(t not in ("polling", "websocket") for t in transports):
         ap.error("--transports is a list of polling and websocket")
@@ -90,7 +109,13 @@ async def maybe_await(x):
 
 
 def build_app(args):
+    # Open WebUI's socket/main.py: an AsyncRedisManager when
+    # WEBSOCKET_MANAGER is "redis", else python-socketio's in-memory one.
+    manager = None
+    if args.redis:
+        manager = socketio.AsyncRedisManager(args.redis, channel=args.redis_channel)
     sio = socketio.AsyncServer(
+        client_manager=manager,
         async_mode="aiohttp",
         cors_allowed_origins="*",
         transports=args.transports,

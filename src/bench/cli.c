@@ -50,6 +50,13 @@ static const char usage_text[] =
     "                         fanout: POST /api/v1/emit {event,data,to:{room}}, or\n"
     "                         /api/v1/chat-events {user_id,chat_id,message_id,data}\n"
     "                         (emit)\n"
+    "  --redis ADDR:PORT      publish on this Redis instead (fanout, chat): each\n"
+    "                         message one PUBLISH of python-socketio's pub/sub\n"
+    "                         emit {method,event,data,namespace,room,...} in\n"
+    "                         JSON, the way Open WebUI's backend reaches the\n"
+    "                         socket servers of a fleet; pipelined on one\n"
+    "                         connection, each reply must count a subscriber\n"
+    "  --redis-channel NAME   the pub/sub channel (socketio)\n"
     "  --pid PID[,PID...]     server process(es): CPU time (utime + stime of\n"
     "                         /proc/PID/stat) over the measured phase and VmRSS,\n"
     "                         summed over the PIDs\n"
@@ -254,6 +261,8 @@ enum {
     OPT_TYPING_RATE,
     OPT_BATCH,
     OPT_BURST,
+    OPT_REDIS,
+    OPT_REDIS_CHANNEL,
     OPT_CONCURRENCY,
     OPT_JSON,
 };
@@ -295,12 +304,31 @@ static const struct option longopts[] = {
     {"typing-rate", required_argument, NULL, OPT_TYPING_RATE},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"burst", required_argument, NULL, OPT_BURST},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"redis-channel", required_argument, NULL, OPT_REDIS_CHANNEL},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"json", required_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* ADDR:PORT, the address in 127.0.0.0/8 like every target. */
+static void parse_redis(sb_opts_t *o, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char addr[INET_ADDRSTRLEN];
+    size_t n = colon ? (size_t)(colon - s) : 0;
+    if (!colon || n == 0 || n >= sizeof(addr))
+        sb_cli_bad("bad --redis '%s' (ADDR:PORT)", s);
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    if (inet_pton(AF_INET, addr, &o->redis_addr) != 1)
+        sb_cli_bad("bad --redis address '%s' (an IPv4 address)", addr);
+    if ((ntohl(o->redis_addr.s_addr) >> 24) != 127)
+        sb_cli_bad("--redis %s is not in 127.0.0.0/8: siohub-bench loads this host only", addr);
+    o->redis_port = (uint16_t)parse_ulong(colon + 1, "--redis port", 1, 65535);
+}
 
 static void parse_tabs(sb_opts_t *o, const char *s)
 {
@@ -352,6 +380,7 @@ static void set_defaults(sb_opts_t *o)
     o->typing_rate = 1;
     o->batch = 100;
     o->burst = 5;
+    o->redis_channel = "socketio";
     o->concurrency = 64;
 }
 
@@ -399,6 +428,10 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
                        "--procs",
                        need, (unsigned long)rl.rlim_max);
     }
+    if (o->redis_port && (o->protocol == SB_PROTO_RAW_WS || !sc->redis))
+        sb_cli_bad("--redis publishes Socket.IO emits: the fanout and chat scenarios only");
+    if (o->redis_port)
+        o->publishers = 1; /* one connection, pipelined: Redis keeps the order */
     if (o->max_rate && o->max_rate < o->rate)
         sb_cli_bad("--max-rate %g is below --rate %g", o->max_rate, o->rate);
     if (!o->room) {
@@ -557,6 +590,12 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_BURST:
             o->burst = (unsigned)parse_ulong(optarg, "--burst", 1, 10000);
+            break;
+        case OPT_REDIS:
+            parse_redis(o, optarg);
+            break;
+        case OPT_REDIS_CHANNEL:
+            o->redis_channel = parse_word(optarg, "--redis-channel");
             break;
         case OPT_CONCURRENCY:
             o->concurrency = (unsigned)parse_ulong(optarg, "--concurrency", 0, 1000000);

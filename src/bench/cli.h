@@ -39,6 +39,11 @@ typedef struct sb_opts {
     const char *room;                /* fanout: the room emitted to (default user:<user>) */
     const char *api_key;
     const char *emit_api; /* fanout: "emit" or "chat-events" */
+    /* --redis: publish on Redis in python-socketio's pub/sub format
+     * instead of POSTing (redis_port 0: POST) */
+    struct in_addr redis_addr;
+    uint16_t redis_port;
+    const char *redis_channel;
     pid_t pids[SB_MAX_PIDS];
     unsigned npids;
     /* load */

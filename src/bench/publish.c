@@ -16,11 +16,12 @@ typedef struct pub_conn {
     sb_conn_t conn;
     sb_pub_t *pub;
     unsigned index;
-    bool busy;     /* a request waits for its answer */
-    bool failed;   /* could not connect */
-    bool drained;  /* pull mode: nothing more in this window */
-    uint32_t seq;  /* the next message's sequence number */
-    uint32_t base; /* the window's first */
+    bool busy;         /* a request waits for its answer (HTTP) */
+    uint64_t inflight; /* commands waiting for their reply (Redis) */
+    bool failed;       /* could not connect */
+    bool drained;      /* pull mode: nothing more in this window */
+    uint32_t seq;      /* the next message's sequence number */
+    uint32_t base;     /* the window's first */
 } pub_conn_t;
 
 struct sb_pub {
@@ -30,6 +31,7 @@ struct sb_pub {
     char host[32];
     const char *target;
     char room_json[300]; /* "to" for emit, precomputed */
+    bool redis;
     sb_pub_body_fn body_fn;
     void *body_arg;
     pub_conn_t *conns;
@@ -82,9 +84,41 @@ static bool pc_answer(void *arg, const sb_http_head_t *h, const char *body, size
     return true;
 }
 
+/* Redis replies to PUBLISH: ":<receivers>\r\n", or "-<error>\r\n". */
+static size_t pc_redis_replies(pub_conn_t *pc, const char *d, size_t n)
+{
+    sb_pub_t *p = pc->pub;
+    size_t used = 0;
+    while (used < n) {
+        const char *line = d + used;
+        const char *nl = memchr(line, '\n', n - used);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - line) + 1;
+        used += len;
+        if (!pc->inflight) {
+            pub_error(p, "redis: a reply to no command: %.*s", (int)(len < 160 ? len : 160), line);
+            continue;
+        }
+        pc->inflight--;
+        if (line[0] == ':' && len > 3 && line[1] != '0')
+            p->st.answered++;
+        else if (line[0] == ':')
+            pub_error(p, "redis: PUBLISH reached no subscriber of '%s'", p->o->redis_channel);
+        else
+            pub_error(p, "redis: %.*s", (int)(len < 160 ? len - 2 : 160), line);
+    }
+    return used;
+}
+
 static size_t pc_data(sb_conn_t *c, const char *d, size_t n, uint64_t now)
 {
     pub_conn_t *pc = c->owner;
+    if (pc->pub->redis) {
+        size_t used = pc_redis_replies(pc, d, n);
+        pub_pump(pc->pub);
+        return used;
+    }
     long used = sb_http_responses(d, n, pc_answer, pc, now);
     if (used < 0) {
         pub_error(pc->pub, "publisher %u: not an HTTP response with a length", pc->index);
@@ -103,10 +137,12 @@ static void pc_closed(sb_conn_t *c, int err)
 {
     pub_conn_t *pc = c->owner;
     sb_pub_t *p = pc->pub;
-    if (pc->busy) {
+    if (pc->busy || pc->inflight) {
         pub_error(p, "publisher %u: connection lost with a request in flight: %s", pc->index,
                   err ? strerror(err) : "EOF");
+        p->st.errors += pc->inflight ? pc->inflight - 1 : 0;
         pc->busy = false;
+        pc->inflight = 0;
     } else if (err) {
         pub_error(p, "publisher %u: connect: %s", pc->index, strerror(err));
         pc->failed = true;
@@ -140,6 +176,11 @@ sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o)
     p->addr.sin_family = AF_INET;
     p->addr.sin_addr = o->host_addr;
     p->addr.sin_port = htons(o->emit_port);
+    if (o->redis_port) {
+        p->redis = true;
+        p->addr.sin_addr = o->redis_addr;
+        p->addr.sin_port = htons(o->redis_port);
+    }
     snprintf(p->host, sizeof(p->host), "%s:%u", o->host, o->emit_port);
     if (o->protocol == SB_PROTO_RAW_WS)
         p->target = o->pub_path;
@@ -159,6 +200,28 @@ sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o)
     p->timer.cb = pub_timer;
     p->timer.arg = p;
     return p;
+}
+
+bool sb_pub_via_redis(const sb_pub_t *p)
+{
+    return p->redis;
+}
+
+void sb_pub_emit_head(sb_buf_t *out, const char *event)
+{
+    sb_buf_printf(out, "{\"method\":\"emit\",\"event\":\"%s\",\"data\":", event);
+}
+
+void sb_pub_emit_tail(sb_buf_t *out, const char *room_fmt, ...)
+{
+    sb_buf_puts(out, ",\"namespace\":\"/\",\"room\":\"");
+    va_list ap;
+    va_start(ap, room_fmt);
+    char room[300];
+    vsnprintf(room, sizeof(room), room_fmt, ap);
+    va_end(ap);
+    sb_buf_puts(out, room);
+    sb_buf_puts(out, "\",\"skip_sid\":null,\"callback\":null,\"host_id\":\"siohub-bench\"}");
 }
 
 void sb_pub_set_body(sb_pub_t *p, const char *target, sb_pub_body_fn fn, void *arg)
@@ -195,12 +258,41 @@ bool sb_pub_is_open(void *arg)
     return true;
 }
 
+/* Appends PUBLISH <channel> <p->body> to pc's output (not written yet). */
+static void pub_queue_redis(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
+{
+    const char *ch = p->o->redis_channel;
+    sb_buf_t *b = &p->body;
+    sb_buf_printf(&pc->conn.out, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(ch), ch,
+                  sb_buf_avail(b));
+    sb_buf_append(&pc->conn.out, sb_buf_head(b), sb_buf_avail(b));
+    sb_buf_puts(&pc->conn.out, "\r\n");
+    pc->inflight++;
+    pc->seq++;
+    p->st.sent++;
+    p->st.t_last = t;
+}
+
+/* Writes what pc has queued (opening it again if it was lost). */
+static void pub_write(sb_pub_t *p, pub_conn_t *pc)
+{
+    if (pc->conn.state == SB_CONN_CLOSED)
+        sb_conn_open(&pc->conn, &p->addr, 0);
+    else
+        sb_conn_flush(&pc->conn);
+}
+
 /* Writes the request carrying p->body on pc, made at time t. */
 static void pub_post(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
 {
     const sb_opts_t *o = p->o;
     sb_buf_t *b = &p->body;
     sb_buf_t *out = &pc->conn.out;
+    if (p->redis) {
+        pub_queue_redis(p, pc, t);
+        pub_write(p, pc);
+        return;
+    }
     sb_buf_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", p->target, p->host,
                   o->protocol == SB_PROTO_RAW_WS ? "text/plain" : "application/json");
     if (o->api_key)
@@ -211,10 +303,7 @@ static void pub_post(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
     pc->seq++;
     p->st.sent++;
     p->st.t_last = t;
-    if (pc->conn.state == SB_CONN_CLOSED)
-        sb_conn_open(&pc->conn, &p->addr, 0);
-    else
-        sb_conn_flush(&pc->conn);
+    pub_write(p, pc);
 }
 
 /* Writes message pc->seq on pc. */
@@ -228,6 +317,18 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
         p->body_fn(p->body_arg, b, pc->index, pc->seq, t);
     } else if (o->protocol == SB_PROTO_RAW_WS) {
         sb_payload_format(b, pc->seq, pc->index, t, o->size);
+    } else if (p->redis) {
+        bool chat = !strcmp(o->emit_api, "chat-events");
+        sb_pub_emit_head(b, chat ? "chat-events" : "bench");
+        if (chat)
+            sb_buf_puts(b, "{\"chat_id\":\"bench\",\"message_id\":\"bench\",\"data\":");
+        sb_payload_format(b, pc->seq, pc->index, t, o->size);
+        if (chat) {
+            sb_buf_puts(b, "}");
+            sb_pub_emit_tail(b, "user:%s", o->user);
+        } else {
+            sb_pub_emit_tail(b, "%s", p->room_json);
+        }
     } else if (!strcmp(o->emit_api, "chat-events")) {
         sb_buf_printf(
             b, "{\"user_id\":\"%s\",\"chat_id\":\"bench\",\"message_id\":\"bench\",\"data\":",
@@ -251,13 +352,29 @@ static void pub_pump_pull(sb_pub_t *p)
         if (pc->busy || pc->failed || pc->drained)
             continue;
         uint64_t now = sb_now_ns(), at = UINT64_MAX;
-        sb_buf_reset(&p->body);
-        int rc = p->pull(p->pull_arg, pc->index, &p->body, now, &at);
-        if (rc > 0)
-            pub_post(p, pc, now);
-        else if (rc < 0)
+        int rc;
+        if (p->redis) {
+            /* Everything due, in one write. */
+            unsigned queued = 0;
+            for (;;) {
+                sb_buf_reset(&p->body);
+                rc = p->pull(p->pull_arg, pc->index, &p->body, now, &at);
+                if (rc <= 0)
+                    break;
+                pub_queue_redis(p, pc, now);
+                queued++;
+            }
+            if (queued)
+                pub_write(p, pc);
+        } else {
+            sb_buf_reset(&p->body);
+            rc = p->pull(p->pull_arg, pc->index, &p->body, now, &at);
+            if (rc > 0)
+                pub_post(p, pc, now);
+        }
+        if (rc < 0)
             pc->drained = true;
-        else if (at < wake)
+        else if (rc == 0 && at < wake)
             wake = at;
     }
     if (wake != UINT64_MAX)
@@ -339,7 +456,7 @@ bool sb_pub_is_done(void *arg)
     if (p->issued < p->count)
         return false;
     for (unsigned i = 0; i < p->nconns; i++)
-        if (p->conns[i].busy)
+        if (p->conns[i].busy || p->conns[i].inflight)
             return false;
     return true;
 }

@@ -12,6 +12,13 @@
  *   --protocol raw-ws       POST --pub-path, MSG itself as the body
  * with "Authorization: Bearer --api-key" when a key is given.
  *
+ * With --redis each message is instead one PUBLISH to --redis-channel of
+ * python-socketio's pub/sub emit, {"method":"emit","event":E,"data":D,
+ * "namespace":"/","room":R,"skip_sid":null,"callback":null,"host_id":..}
+ * in JSON (what Open WebUI's backend publishes when it runs a fleet), on
+ * one connection to Redis with any number of commands in flight: Redis
+ * keeps their order, and each reply must count at least one subscriber.
+ *
  * Message i of a window is due at start + i / rate. When every connection
  * waits for an answer the message waits too (the lag is measured): the
  * offered rate is then not met, which the scenario sees in the delivery
@@ -43,6 +50,14 @@ typedef struct sb_pub_stats {
 typedef void (*sb_pub_body_fn)(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, uint64_t t_ns);
 
 sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o);
+/* True when messages go to Redis (--redis): bodies are then pub/sub
+ * emits, made with the two calls below. */
+bool sb_pub_via_redis(const sb_pub_t *p);
+/* A pub/sub emit of event: sb_pub_emit_head, then the data (JSON), then
+ * sb_pub_emit_tail with the room. */
+void sb_pub_emit_head(sb_buf_t *out, const char *event);
+void sb_pub_emit_tail(sb_buf_t *out, const char *room_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Posts to target with bodies from fn instead of the ones above (a
  * scenario's own API calls: chat-events to many users...). Before
  * sb_pub_start; target and arg are borrowed for the publisher's life. */
@@ -63,7 +78,9 @@ void sb_pub_start(sb_pub_t *p, double rate, uint64_t count);
  * out (stamping it with now) and returns 1, or returns 0 when nothing is
  * due for conn yet (*wake: when to ask again; UINT64_MAX: after the next
  * answer), or -1 when conn has nothing more to send in this window. So
- * what one connection carries stays in order. Posts to target. */
+ * what one connection carries stays in order. Posts to target. On Redis
+ * the connection is never busy: fn is called again at once after each
+ * body, and what it gave in one go leaves in one write. */
 typedef int (*sb_pub_pull_fn)(void *arg, unsigned conn, sb_buf_t *out, uint64_t now,
                               uint64_t *wake);
 /* Starts a pull window from now (replaces the rate window's pacing); fn

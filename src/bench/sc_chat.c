@@ -30,6 +30,11 @@
  *   ts being CLOCK_MONOTONIC ns when the request is written. A user's
  *   tokens always use the same connection (u mod --publishers), one
  *   request at a time, so the server sees them in order.
+ *   With --redis each token is instead one PUBLISH of python-socketio's
+ *   pub/sub emit of "chat-events" {chat_id, message_id, data} to room
+ *   user:<id> (what Open WebUI's event emitter publishes in a fleet),
+ *   everything due in a tick pipelined in one write; the probes go the
+ *   same way.
  * - typing: the first tab of each user emits channel-events
  *   {channel_id, message_id: null,
  *    data: {type: "typing", data: {typing: true, seq: n, pub: u, ts}}}
@@ -487,6 +492,7 @@ typedef struct chat_run {
     uint64_t *next; /* [publisher connection]: its next burst ... */
     unsigned *pos;  /* ... and the next token in it */
     uint64_t tokens_sent, requests, max_lag_ns;
+    bool redis; /* the publisher is on Redis: one pub/sub emit per call */
 } chat_run_t;
 
 static void chat_coord_message(sb_coord_t *co, unsigned index, uint32_t type, const void *p,
@@ -514,7 +520,14 @@ static void probe_body(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, uin
     unsigned nch = channels_of(&cr->g);
     bool channel = i < nch;
     unsigned n = (unsigned)(channel ? i : i - nch);
-    if (channel)
+    if (cr->redis) {
+        sb_pub_emit_head(out, "bench-probe");
+        sb_buf_printf(out, "{\"kind\":\"%s\",\"n\":%u}", channel ? "channel" : "user", n);
+        if (channel)
+            sb_pub_emit_tail(out, "channel:%s-c%u", cr->o->user, n);
+        else
+            sb_pub_emit_tail(out, "user:%s-%u", cr->o->user, n);
+    } else if (channel)
         sb_buf_printf(out,
                       "{\"event\":\"bench-probe\",\"data\":{\"kind\":\"channel\",\"n\":%u},"
                       "\"to\":{\"room\":\"channel:%s-c%u\"}}",
@@ -558,6 +571,27 @@ static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
     }
     if (now - due > cr->max_lag_ns)
         cr->max_lag_ns = now - due;
+    if (cr->redis) {
+        /* One token, one emit, as a backend's emitter publishes it. */
+        unsigned u = (unsigned)(j % cr->g.users);
+        uint64_t seq = j / cr->g.users * cr->burst + pos;
+        sb_pub_emit_head(out, "chat-events");
+        sb_buf_printf(out,
+                      "{\"chat_id\":\"chat-%u\",\"message_id\":\"msg-%u\",\"data\":{\"type\":"
+                      "\"chat:completion\",\"data\":{\"content\":\" tok\",\"seq\":%llu,\"pub\":%u,"
+                      "\"ts\":%llu}}}",
+                      u, u, (unsigned long long)seq, u, (unsigned long long)now);
+        sb_pub_emit_tail(out, "user:%s-%u", o->user, u);
+        if (++pos == cr->burst) {
+            pos = 0;
+            j = burst_after(cr, j);
+        }
+        cr->next[conn] = j;
+        cr->pos[conn] = pos;
+        cr->tokens_sent++;
+        cr->requests++;
+        return 1;
+    }
     bool array = o->batch > 1;
     unsigned items = 0;
     if (array)
@@ -654,6 +688,7 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
         goto out;
     }
     pub = sb_pub_new(co->loop, o);
+    cr.redis = sb_pub_via_redis(pub);
     sb_pub_open(pub);
     rc = sb_coord_run_until(co, sb_now_ns() + (uint64_t)(o->connect_timeout_s * 1e9),
                             sb_pub_is_open, pub);
@@ -725,11 +760,16 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     sb_report_num(r, "tokens_per_s", "tokens per user per s", o->tokens_per_s, 2, "/s");
     sb_report_num(r, "typing_rate", "typing per user per s", o->typing_rate, 2, "/s");
     sb_report_int(r, "burst", "tokens per burst", o->burst, NULL);
-    sb_report_int(r, "batch", "tokens per request, at most", o->batch, NULL);
-    sb_report_int(r, "publishers", NULL, o->publishers, NULL);
+    sb_report_str(r, "publish_via", "tokens published via",
+                  cr.redis ? "redis (one pub/sub emit each)" : "HTTP (chat-events arrays)");
+    if (!cr.redis) {
+        sb_report_int(r, "batch", "tokens per request, at most", o->batch, NULL);
+        sb_report_int(r, "publishers", NULL, o->publishers, NULL);
+    }
     sb_report_num(r, "duration_s", "window", o->duration_s, 2, "s");
     sb_report_int(r, "probe_rounds", "probe rounds before the window", probe_rounds, NULL);
-    sb_report_int(r, "requests", "chat-events requests", (long long)cr.requests, NULL);
+    sb_report_int(r, "requests", cr.redis ? "PUBLISH commands" : "chat-events requests",
+                  (long long)cr.requests, NULL);
     sb_report_int(r, "chat_sent", "tokens sent", (long long)cr.tokens_sent, NULL);
     sb_report_int(r, "typing_sent", "typing events sent", (long long)st.sent, NULL);
     sb_report_int(r, "sent", "messages sent", (long long)(cr.tokens_sent + st.sent), NULL);
@@ -775,6 +815,7 @@ const sb_scenario_t sb_scenario_chat = {
     .summary =
         "users x tabs, tokens POSTed per tick as arrays, channel typing: deliveries, latency",
     .clients_emit = true,
+    .redis = true,
     .default_clients = 0,
     .complete = chat_complete,
     .worker_init = chat_worker_init,

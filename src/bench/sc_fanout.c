@@ -308,6 +308,7 @@ const sb_scenario_t sb_scenario_fanout = {
     .summary = "one room, messages POSTed at --rate: delivery rate, latency, CPU per delivery",
     .raw_ws = true,
     .default_clients = 1000,
+    .redis = true,
     .worker_init = fanout_worker_init,
     .worker_release = fanout_worker_release,
     .client_message = fanout_message,

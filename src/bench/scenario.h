@@ -46,6 +46,7 @@ typedef struct sb_scenario {
     bool raw_ws;         /* also runs with --protocol raw-ws */
     bool manual_connect; /* workers do not connect their clients at start */
     bool clients_emit;   /* clients send: polling and SSE ones hold two sockets */
+    bool redis;          /* publishes on Redis with --redis */
     unsigned default_clients;
 
     /* Parent, once, before anything starts: check and complete o. 0, or

@@ -119,6 +119,9 @@ run({ timeoutMs: 240000 }, async (h) => {
       ["chat", "--port", "1", "--secret", "s", "-n", "5"], // the clients are users x tabs
       ["chat", "--port", "1", "--secret", "s", "--channel-size", "5000"],
       ["chat", "--port", "1", "--secret", "s", "--batch", "0"],
+      ["chat", "--port", "1", "--secret", "s", "--redis", "10.0.0.1:6379"], // loopback only
+      ["chat", "--port", "1", "--secret", "s", "--redis", "127.0.0.1"], // ADDR:PORT
+      ["idle", "--port", "1", "--redis", "127.0.0.1:6379"], // publishes nothing
       ["polling", "--port", "1", "--transport", "sse"],
       ["polling", "--port", "1", "--concurrency", "0", "-n", "0"],
       ["sse", "--port", "1", "--transport", "polling"],
@@ -348,6 +351,30 @@ run({ timeoutMs: 240000 }, async (h) => {
       checkFanout(r.result, 20, 20, 1);
       // Each node served half of the clients.
       assert.deepEqual([(await opened(a)) - before[0], (await opened(b)) - before[1]], [10, 10]);
+    });
+  }
+
+  if (process.env.REDIS_SERVER) {
+    await h.case("--redis: chat and fanout published as python-socketio pub/sub emits to a siohubd fleet member", async () => {
+      const redis = await h.redis();
+      const fleetArgs = ["--no-presence", "--websocket-manager", "redis", "--redis-url", redis.url()];
+      const node = await owuiServer(h, { directory: "claims", args: fleetArgs });
+      const via = ["--redis", `127.0.0.1:${redis.port}`];
+      const mine = ["--port", String(node.port), "--pid", String(node.proc.pid), ...auth];
+      let r = await bench(["chat", ...mine, ...via, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
+        "--burst", "5", "--typing-rate", "2", "--duration", "1"]);
+      expectExit(r, 0, "chat --redis");
+      checkChat(r.result, chatExpected(12, 5, 10, 2, 1));
+      assert.match(r.result.publish_via, /^redis/);
+      assert.equal(r.result.requests, 12 * 10); // one PUBLISH per token
+      r = await bench(["fanout", ...mine, ...via, "-n", "10", "--rate", "20", "--duration", "1"]);
+      expectExit(r, 0, "fanout --redis");
+      checkFanout(r.result, 10, 20, 1);
+      // A channel no server listens on: every PUBLISH reaches no one.
+      r = await bench(["fanout", ...mine, ...via, "--redis-channel", "nobody-here", "-n", "3", "--rate", "10",
+        "--duration", "0.5", "--drain-timeout", "0.5"]);
+      expectExit(r, 1, "fanout --redis to an empty channel");
+      assert.match(r.stdout, /PUBLISH reached no subscriber of 'nobody-here'/);
     });
   }
 
