@@ -528,6 +528,12 @@ static void conn_connect(conn_t *c, const char *ip)
     }
     /* hiredis 0.14 does not set close-on-exec. */
     fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+    /* hiredis frees its read buffer whenever it is empty and over 16 KiB,
+     * and grows it again on the next burst: a subscriber that takes a tick
+     * of tokens (tens of KiB) in one go paid a large malloc and free per
+     * read, and each large malloc consolidates the heap's fast bins. Two
+     * connections keep theirs (maxbuf 0: never freed). */
+    ac->c.reader->maxbuf = 0;
     /* A subscriber may be silent for hours: keepalive finds a dead peer. */
     if (ip && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
         snprintf(reason, sizeof(reason), "%s", ac->c.errstr);

@@ -408,6 +408,37 @@ static void release_drained_input(sh_ws_conn_t *ws)
         sh_buf_release(&ws->rbuf);
 }
 
+/* Where a connection that holds no input reads: the loop is one thread
+ * and handles one socket at a time, so one buffer serves them all, and a
+ * read that leaves nothing behind (the common case: whole frames) costs
+ * no allocation. A 16 KiB malloc per read was no small cost either: a
+ * request that large makes glibc consolidate its fast bins each time. */
+static char shared_input[READ_CHUNK + 1];
+
+/* Lends shared_input to ws when it holds no input of its own. */
+static void borrow_shared_input(sh_ws_conn_t *ws)
+{
+    if (ws->rbuf.cap)
+        return;
+    ws->rbuf.data = shared_input;
+    ws->rbuf.cap = sizeof(shared_input);
+    ws->rbuf.off = ws->rbuf.len = 0;
+}
+
+/* Gives shared_input back, copying what is left of it (a partial frame,
+ * or input left for later when reading stopped) into a buffer of ws's
+ * own. */
+static void return_shared_input(sh_ws_conn_t *ws)
+{
+    if (ws->rbuf.data != shared_input)
+        return;
+    const char *rest = sh_buf_peek(&ws->rbuf);
+    size_t n = sh_buf_avail(&ws->rbuf);
+    memset(&ws->rbuf, 0, sizeof(ws->rbuf));
+    if (n)
+        sh_buf_append(&ws->rbuf, rest, n);
+}
+
 static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
 {
     sh_ws_conn_t *ws = io->data;
@@ -422,6 +453,7 @@ static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
         return;
     }
     for (int i = 0; i < READS_PER_WAKE; i++) {
+        borrow_shared_input(ws);
         char *w = sh_buf_reserve(&ws->rbuf, READ_CHUNK);
         ssize_t n = read(ws->fd, w, READ_CHUNK);
         if (n > 0) {
@@ -429,12 +461,14 @@ static void on_io(sh_loop_t *loop, sh_io_t *io, unsigned events)
             if (ws->stats)
                 ws->stats->bytes_in += (uint64_t)n;
             process_input(ws);
+            return_shared_input(ws);
             if (ws->state == WS_DEAD || ws->reading_stopped)
                 return;
             if ((size_t)n < READ_CHUNK)
                 break;
             continue;
         }
+        return_shared_input(ws);
         if (n == 0) {
             finish(ws, 1006, "connection closed by peer");
             return;
