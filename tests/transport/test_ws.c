@@ -206,6 +206,78 @@ START_TEST(test_text_and_binary_reach_on_message)
 }
 END_TEST
 
+/* A second connection on the same loop, for the input buffer the loop's
+ * connections share. */
+static int other_messages;
+static sh_buf_t other_got;
+
+static void other_on_message(sh_ws_conn_t *ws, const char *data, size_t len, bool binary,
+                             void *owner)
+{
+    sh_buf_append(&other_got, data, len);
+    other_messages++;
+}
+
+static const sh_ws_handler_t other_handler = {.on_message = other_on_message};
+
+static bool other_got_one(void *arg)
+{
+    return other_messages > 0;
+}
+
+static bool never(void *arg)
+{
+    return false;
+}
+
+/* Reads land in one buffer shared by the loop's connections; what a read
+ * leaves (the start of a frame) must be kept by its own connection, not
+ * overwritten by the next connection that reads. */
+START_TEST(test_partial_frame_survives_other_connections_reads)
+{
+    sh_ws_options_t o = default_opts();
+    start(&o, NULL, 0);
+    int fds[2];
+    th_tcp_pair(fds);
+    sh_ws_conn_t *other = sh_ws_conn_new(F.loop, fds[0], NULL, 0, &o, &other_handler, NULL);
+    ck_assert_ptr_nonnull(other);
+    th_conn_t other_peer;
+    th_conn_adopt(&other_peer, F.loop, fds[1]);
+    other_messages = 0;
+
+    char text[300];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + i % 26);
+    sh_buf_t frame = SH_BUF_INIT;
+    th_ws_encode(&frame, SH_WS_OP_TEXT, true, text, sizeof(text), true);
+    /* The header and part of the payload, read on its own. */
+    th_conn_write(&F.peer, sh_buf_peek(&frame), 40);
+    th_run_until(F.loop, never, NULL, 50);
+    ck_assert_int_eq(F.messages, 0);
+    /* Another connection reads a whole frame meanwhile. */
+    char other_text[500];
+    memset(other_text, 'X', sizeof(other_text));
+    sh_buf_t b = SH_BUF_INIT;
+    th_ws_encode(&b, SH_WS_OP_TEXT, true, other_text, sizeof(other_text), true);
+    th_conn_write(&other_peer, sh_buf_peek(&b), sh_buf_avail(&b));
+    ck_assert(th_run_until(F.loop, other_got_one, NULL, TH_WAIT_MS));
+    ck_assert_uint_eq(sh_buf_avail(&other_got), sizeof(other_text));
+    ck_assert(!memcmp(sh_buf_peek(&other_got), other_text, sizeof(other_text)));
+    /* The rest of the first frame completes it intact. */
+    th_conn_write(&F.peer, sh_buf_peek(&frame) + 40, sh_buf_avail(&frame) - 40);
+    wait_messages(1);
+    ck_assert_uint_eq(sh_buf_avail(&F.got[0]), sizeof(text));
+    ck_assert(!memcmp(sh_buf_peek(&F.got[0]), text, sizeof(text)));
+
+    sh_buf_release(&frame);
+    sh_buf_release(&b);
+    sh_buf_release(&other_got);
+    sh_ws_conn_destroy(other);
+    th_conn_close(&other_peer);
+    finish();
+}
+END_TEST
+
 START_TEST(test_extra_bytes_come_first)
 {
     /* `extra` holds a whole frame and the head of a second one, whose rest
@@ -609,6 +681,7 @@ int main(void)
     TCase *tc = tcase_create("ws");
     tcase_set_timeout(tc, 8);
     tcase_add_test(tc, test_text_and_binary_reach_on_message);
+    tcase_add_test(tc, test_partial_frame_survives_other_connections_reads);
     tcase_add_test(tc, test_extra_bytes_come_first);
     tcase_add_test(tc, test_extra_alone_without_socket_bytes);
     tcase_add_test(tc, test_sends_in_one_iteration_leave_in_one_write);
