@@ -39,13 +39,17 @@ const http = require('http');
 const crypto = require('crypto');
 const net = require('net');
 
-let Server;
-try {
-  ({ Server } = require('socket.io'));
-} catch (e) {
-  process.stderr.write('node_socketio: socket.io is not installed: run `npm ci --prefix bench/peers`\n');
-  process.exit(77);
+// A package of bench/peers' lockfile, or exit 77 (skipped) without it.
+function requireInstalled(name, what) {
+  try {
+    return require(name);
+  } catch (e) {
+    process.stderr.write(`node_socketio: ${what} is not installed: run \`npm ci --prefix bench/peers\`\n`);
+    process.exit(77);
+  }
 }
+
+const { Server } = requireInstalled('socket.io', 'socket.io');
 
 function usage(msg) {
   process.stderr.write(`node_socketio: ${msg}\n` +
@@ -257,13 +261,7 @@ function pubsubMessage(text) {
 
 async function subscribe() {
   if (!redisUrl) return null;
-  let createClient;
-  try {
-    ({ createClient } = require('redis'));
-  } catch (e) {
-    process.stderr.write('node_socketio: the redis client is not installed: run `npm ci --prefix bench/peers`\n');
-    process.exit(77);
-  }
+  const { createClient } = requireInstalled('redis', 'the redis client');
   const sub = createClient({ url: redisUrl });
   sub.on('error', (e) => process.stderr.write(`node_socketio: redis: ${e.message}\n`));
   await sub.connect();

@@ -62,6 +62,7 @@ import os
 import signal
 import socket
 import sys
+from urllib.parse import urlparse
 
 import jwt
 import socketio
@@ -87,7 +88,6 @@ def parse_args():
     if not ipaddress.ip_address(args.host).is_loopback:
         ap.error("--host must be a loopback address")
     if args.redis is not None:
-        from urllib.parse import urlparse
         u = urlparse(args.redis)
         try:
             loopback = u.scheme == "redis" and ipaddress.ip_address(u.hostname or "").is_loopback
