@@ -454,22 +454,17 @@ static bool route_is_for_us(sh_adapter_t *a, const sh_pubsub_route_t *r)
 
 /* Delivers an emit to its rooms from its own text, as the decoder and
  * sh_hub_emit would have delivered it, when it is a plain one (see
- * text_emit in pubsub_route.h): the whole message valid JSON with nothing
- * a stricter reading could refuse (what jansson would have been asked to
- * decode), the event a name without escapes. The Socket.IO arguments are
+ * text_emit in pubsub_route.h: the route read validated the whole
+ * message), the event a name without escapes. The Socket.IO arguments are
  * the data's text as the sender wrote it: null none, a list its elements,
  * anything else the one argument. False, nothing sent, when the message
  * needs the decoder. */
-static bool receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r, const char *payload,
-                              size_t len)
+static bool receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r)
 {
     sh_json_span_t event_text;
     char event[256];
     if (r->method != SH_PUBSUB_EMIT || !r->text_emit || r->nrooms == 0 ||
         !sh_json_plain_string(r->event_json, &event_text) || event_text.len >= sizeof(event))
-        return false;
-    sh_json_info_t info;
-    if (sh_json_validate(payload, len, &info) < 0 || !sh_json_info_plain(&info))
         return false;
     sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, r->nsp);
     if (!nsp)
@@ -520,7 +515,7 @@ void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
             a->stats.skipped_not_here++;
             return;
         }
-        if (receive_emit_text(a, &route, payload, len))
+        if (receive_emit_text(a, &route))
             return;
     }
     a->stats.decoded++;

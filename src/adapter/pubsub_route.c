@@ -86,6 +86,9 @@ typedef struct field {
 typedef struct reader {
     sh_pubsub_route_t *r;
     const char *json; /* the message, when it is JSON */
+    /* The whole message validated as plain JSON (read_validated): its
+     * strings are then known to be UTF-8 without NUL or control bytes. */
+    bool validated;
     field_t f[NKEYS];
     const char *err;
 } reader_t;
@@ -114,7 +117,8 @@ static bool routing(enum key k)
 static const char *keep_name(reader_t *rd, const char *s, size_t n)
 {
     sh_pubsub_route_t *r = rd->r;
-    if (n >= sizeof(r->names) - r->names_used || memchr(s, '\0', n) || !sh_utf8_valid(s, n))
+    if (n >= sizeof(r->names) - r->names_used ||
+        (!rd->validated && (memchr(s, '\0', n) || !sh_utf8_valid(s, n))))
         return NULL;
     char *d = r->names + r->names_used;
     memcpy(d, s, n);
@@ -280,7 +284,7 @@ static int read_string(reader_t *rd, jr_t *j, bool keep, item_t *it)
     if (string_span(j, &s, &e) < 0)
         return reject(rd, "unterminated JSON string");
     if (!keep || !memchr(j->p + s, '\\', e - s)) {
-        for (size_t i = s; keep && i < e; i++)
+        for (size_t i = s; keep && !rd->validated && i < e; i++)
             if ((unsigned char)j->p[i] < 0x20)
                 return reject(rd, "control character in a JSON string");
         set_name(rd, it, j->p + s, e - s, keep);
@@ -450,6 +454,66 @@ static int read_json(reader_t *rd, const char *p, size_t n)
     return j.pos == n ? 0 : reject(rd, "bytes after the JSON object");
 }
 
+/* ---- JSON that validates: one pass for the route and the validation */
+
+/* Top-level members the validator hands out; a message with more goes
+ * the skimming way (Python's have 8). */
+#define MAX_MEMBERS 32
+
+/* A value of a field whose value is not read, from its validated text:
+ * the kinds json_scalar gives when it does not keep. */
+static void validated_kind(field_t *f, const char *value)
+{
+    f->v.s = NULL;
+    f->n = 0;
+    f->listed = false;
+    f->v.kind = value[0] == '"'   ? F_NAME
+                : value[0] == 'n' ? F_NULL
+                : value[0] == '[' ? F_LIST
+                                  : F_OTHER;
+}
+
+/* Validates the message as sh_json_validate does and, in the same pass,
+ * has the validator list the top-level object's members, from which the
+ * fields are read: a node that delivers the message from its text
+ * (text_emit) then has read it once, not once for the route and once more
+ * to validate it. Returns 1 when read so, 0 when the message is not plain
+ * JSON with at most MAX_MEMBERS members (anything a stricter decoder
+ * could refuse or read otherwise: repeated or escaped keys above all),
+ * which read_json then skims as before, -EINVAL when a routing value is
+ * refused. */
+static int read_validated(reader_t *rd, const char *p, size_t n)
+{
+    sh_json_member_t m[MAX_MEMBERS];
+    size_t nm = 0;
+    sh_json_info_t info;
+    const char *first = p;
+    while (first < p + n && (*first == ' ' || *first == '\n' || *first == '\r' || *first == '\t'))
+        first++;
+    if (first == p + n || *first != '{' ||
+        sh_json_validate_batch(p, n, &info, NULL, 0, NULL, m, MAX_MEMBERS, &nm) < 0 ||
+        !sh_json_info_plain(&info) || nm > MAX_MEMBERS)
+        return 0;
+    rd->validated = true;
+    for (size_t i = 0; i < nm; i++) {
+        enum key k = key_of(m[i].key.p, m[i].key.len);
+        if (k == K_OTHER)
+            continue;
+        field_t *f = &rd->f[k];
+        size_t start = (size_t)(m[i].value.p - p), end = start + m[i].value.len;
+        if (!routing(k)) {
+            validated_kind(f, m[i].value.p);
+            f->start = start;
+            f->end = end;
+            continue;
+        }
+        jr_t j = {.p = p, .n = end, .pos = start};
+        if (json_field(rd, &j, k) < 0)
+            return -EINVAL;
+    }
+    return 1;
+}
+
 /* ---- the route, with sh_pubsub_msg_parse's rules */
 
 /* A name field: absent and null are the same (python-socketio's .get()). */
@@ -525,7 +589,7 @@ static void emit_text(reader_t *rd)
     sh_pubsub_route_t *r = rd->r;
     const field_t *event = &rd->f[K_EVENT], *data = &rd->f[K_DATA];
     const field_t *binary = &rd->f[K_BINARY];
-    if (!rd->json || r->cb_room || present(rd, K_SKIP_SID))
+    if (!rd->validated || r->cb_room || present(rd, K_SKIP_SID))
         return;
     if (binary->v.kind != F_ABSENT && binary->end - binary->start == 4 &&
         memcmp(rd->json + binary->start, "true", 4) == 0)
@@ -596,6 +660,7 @@ int sh_pubsub_route_read(const void *p, size_t n, sh_pubsub_route_t *r, const ch
     reader_t rd;
     rd.r = r;
     rd.json = NULL;
+    rd.validated = false;
     rd.err = NULL;
     for (int k = 0; k < NKEYS; k++)
         rd.f[k].v.kind = F_ABSENT;
@@ -613,7 +678,11 @@ int sh_pubsub_route_read(const void *p, size_t n, sh_pubsub_route_t *r, const ch
         rc = sh_pickle_skim(p, n, on_pickle_field, &rd, &why) < 0 ? reject(&rd, why) : 0;
     } else {
         rd.json = p;
-        rc = read_json(&rd, p, n);
+        rc = read_validated(&rd, p, n);
+        if (rc == 0)
+            rc = read_json(&rd, p, n);
+        else if (rc > 0)
+            rc = 0;
     }
     if (rc == 0)
         rc = build(&rd);

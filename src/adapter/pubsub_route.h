@@ -5,10 +5,14 @@
  * and most are for rooms with no member on it. sh_pubsub_route_read reads
  * a message once and picks out only the fields that say where it goes —
  * method, host_id, namespace, room, sid, callback, id — stepping over the
- * rest (data, args, event, skip_sid, unknown fields) without building it:
- * in JSON it finds where each skipped value ends (strings by memchr), in a
- * pickle it walks the opcodes (sh_pickle_skim) and steps over str and bytes
- * by their length. Names are copied into the route itself; nothing is
+ * rest (data, args, event, skip_sid, unknown fields) without building it.
+ * JSON that validates as plain JSON is read by the validator, which lists
+ * the top-level members in the same pass: a node that delivers the message
+ * from its text (text_emit) has then read it once. Other JSON is skimmed
+ * (strings stepped over by memchr, containers by counting brackets), so
+ * that what is malformed or unusual reaches the decoder to say why. A
+ * pickle is walked by its opcodes (sh_pickle_skim), str and bytes stepped
+ * over by their length. Names are copied into the route itself; nothing is
  * allocated, save a pickle with many values (sh_pickle_skim) or a JSON name
  * with escapes (decoded by jansson, as sh_pubsub_msg_parse decodes it).
  *
@@ -25,8 +29,9 @@
  * a method the parser does not act on, more than SH_PUBSUB_ROUTE_MAX_ROOMS
  * rooms, names longer than the route holds. The caller then decodes the
  * message in full, and the parser says what is wrong, as before. A read
- * that succeeds is no validation: what it stepped over (the data above
- * all) may still be refused when the message is decoded.
+ * that succeeds validated the message only when it says text_emit: what a
+ * skim stepped over (the data above all) may still be refused when the
+ * message is decoded.
  */
 #ifndef SH_ADAPTER_PUBSUB_ROUTE_H
 #define SH_ADAPTER_PUBSUB_ROUTE_H
@@ -57,11 +62,12 @@ typedef struct sh_pubsub_route {
     const char *sid; /* callback, disconnect, enter_room, leave_room */
     int64_t id;      /* callback: the ack id */
     /* A JSON emit without a callback, a skip_sid (other than null) or
-     * "binary": true: the raw text of its "event" and "data" values (the
-     * event with its quotes), pointing into the message. A node with a
-     * member may deliver it from that text instead of decoding it, once
-     * it has validated the whole message as the decoder would have
-     * (sh_adapter_receive): the read itself checked neither. */
+     * "binary": true, whose whole text validated as plain JSON
+     * (sh_json_validate and sh_json_info_plain: nothing a stricter decoder
+     * could refuse or read otherwise): the raw text of its "event" and
+     * "data" values (the event with its quotes), pointing into the
+     * message. A node with a member may deliver it from that text instead
+     * of decoding it (sh_adapter_receive). */
     bool text_emit;
     sh_json_span_t event_json, data_json;
     /* Where the names above live. */

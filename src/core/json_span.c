@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/utf8.h"
 
@@ -37,6 +40,26 @@ static const unsigned char string_stops[256] = {
     ['\\'] = STOP_SCAN | STOP_CURSOR,
     [0x80 ... 0xff] = STOP_SCAN,
 };
+
+#ifdef __SSE2__
+/* Of the 16 bytes at p, as bit masks: in *high those above 0x7f (UTF-8,
+ * checked once the string's end is known), returned those a string stops
+ * at: '"', '\\' and the controls below 0x20. SSE2 is part of every
+ * x86-64; other machines use the table alone. */
+static inline unsigned sse2_string_stops(const char *p, unsigned *high)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Signed compares: bytes from 0x80 are negative, so "below 0x20 and
+     * not negative" is a control. */
+    __m128i control =
+        _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
+    __m128i stop = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        control);
+    *high = (unsigned)_mm_movemask_epi8(v);
+    return (unsigned)_mm_movemask_epi8(stop);
+}
+#endif
 
 static bool is_ws(char c)
 {
@@ -94,15 +117,34 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
     bool high = false;
     *escaped = false;
     for (;;) {
-        /* Four bytes per test while they last: half the work per byte of
-         * the loop below, on the plain runs that make most of a string. */
-        while (s->end - p >= 4 &&
-               !((string_stops[(unsigned char)p[0]] | string_stops[(unsigned char)p[1]] |
-                  string_stops[(unsigned char)p[2]] | string_stops[(unsigned char)p[3]]) &
-                 STOP_SCAN))
-            p += 4;
-        while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
-            p++;
+#ifdef __SSE2__
+        /* Sixteen bytes per test while they last: most strings of a
+         * message (keys, ids, short text) end within the first load, so
+         * a string costs a few instructions rather than a few per byte,
+         * and text in other scripts than Latin costs no more. */
+        if (s->end - p >= 16) {
+            unsigned high_bytes, stops = sse2_string_stops(p, &high_bytes);
+            if (!stops) {
+                high |= high_bytes != 0;
+                p += 16;
+                continue;
+            }
+            unsigned at = (unsigned)__builtin_ctz(stops);
+            high |= (high_bytes & ((1u << at) - 1)) != 0;
+            p += at;
+        } else
+#endif
+        {
+            /* Four bytes per test while they last: half the work per byte
+             * of the loop below, on the plain runs of a string. */
+            while (s->end - p >= 4 &&
+                   !((string_stops[(unsigned char)p[0]] | string_stops[(unsigned char)p[1]] |
+                      string_stops[(unsigned char)p[2]] | string_stops[(unsigned char)p[3]]) &
+                     STOP_SCAN))
+                p += 4;
+            while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
+                p++;
+        }
         if (p >= s->end)
             return -EINVAL;
         unsigned char c = (unsigned char)*p;

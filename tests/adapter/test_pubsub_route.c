@@ -348,11 +348,32 @@ START_TEST(test_json_text_emit)
     ck_assert(r.text_emit);
     ck_assert(r.event_json.len == 13 && memcmp(r.event_json.p, "\"chat-events\"", 13) == 0);
     ck_assert(r.data_json.len == 13 && memcmp(r.data_json.p, "{\"a\": [1, 2]}", 13) == 0);
-    /* A repeated key: the last one, as every decoder reads it. */
+    /* A repeated key: routed with the last one, as every decoder reads
+     * it, but left to the decoder (a stricter one may refuse it). */
     expect_route("{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","
-                 "\"room\":\"r\",\"data\":[null]}",
+                 "\"room\":\"r\",\"room\":\"q\"}",
                  &r);
-    ck_assert(r.text_emit && r.data_json.len == 6);
+    ck_assert(!r.text_emit && r.nrooms == 1 && strcmp(r.rooms[0], "q") == 0);
+    /* Valid JSON, but nothing jansson is sure to read the same way: a
+     * "\u0000", a number past int64, an escaped key. */
+    static const char *const not_plain[] = {
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":\"a\\u0000\",\"namespace\":\"/\","
+        "\"room\":\"r\"}",
+        "{\"method\":\"emit\",\"event\":\"e\",\"data\":12345678901234567890,"
+        "\"namespace\":\"/\",\"room\":\"r\"}",
+        "{\"method\":\"emit\",\"event\":\"e\",\"d\\u0061ta\":1,\"namespace\":\"/\","
+        "\"room\":\"r\"}",
+    };
+    for (size_t i = 0; i < sizeof(not_plain) / sizeof(not_plain[0]); i++) {
+        ck_assert(sh_pubsub_route_read(not_plain[i], strlen(not_plain[i]), &r, NULL) == 0);
+        ck_assert_msg(!r.text_emit && r.nrooms == 1, "%s", not_plain[i]);
+    }
+    /* Invalid where the skim steps over it: routed, never delivered from
+     * its text. */
+    const char *invalid = "{\"method\":\"emit\",\"event\":\"e\",\"data\":[01],"
+                          "\"namespace\":\"/\",\"room\":\"r\"}";
+    ck_assert(sh_pubsub_route_read(invalid, strlen(invalid), &r, NULL) == 0);
+    ck_assert(!r.text_emit && r.nrooms == 1);
     /* What only the decoder handles: attachments, exceptions, an ack. */
     static const char *const not_text[] = {
         "{\"method\":\"emit\",\"event\":\"e\",\"data\":[1,\"AA==\"],\"binary\":true,"

@@ -240,6 +240,48 @@ START_TEST(test_many_keys)
 }
 END_TEST
 
+/* Each byte a string must stop at, at every position of strings long
+ * enough for the wide scan (16 bytes at a time) and for its tail: the
+ * verdict is jansson's, and an accepted string's span is all of it. */
+START_TEST(test_string_stops_everywhere)
+{
+    static const char *const inserts[] = {
+        "\"",           /* ends the string early: bytes after it are not JSON */
+        "\\n",          /* an escape */
+        "\\u00e9",      /* an escape of a non-ASCII character */
+        "\x01",         /* a control character: refused */
+        "\x1f",         /* the last one */
+        "\x7f",         /* DEL is not a control in JSON */
+        "\xc3\xa9",     /* é, UTF-8 */
+        "\xe2\x82\xac", /* €, across a 16-byte boundary at some positions */
+        "\xc3",         /* a lone lead byte: refused */
+        "\x80",         /* a lone continuation byte: refused */
+        "\xed\xa0\x80", /* a UTF-16 surrogate in UTF-8: refused */
+    };
+    for (size_t k = 0; k < sizeof(inserts) / sizeof(inserts[0]); k++) {
+        for (size_t len = 0; len <= 48; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                char raw[128], text[160];
+                size_t n = 0;
+                text[n++] = '"';
+                memset(text + n, 'a', at);
+                n += at;
+                size_t m = unescape(inserts[k], raw);
+                memcpy(text + n, raw, m);
+                n += m;
+                memset(text + n, 'b', len - at);
+                n += len - at;
+                text[n++] = '"';
+                sh_json_info_t info;
+                bool ours = sh_json_validate(text, n, &info) == 0;
+                ck_assert_msg(ours == jansson_accepts(text, n), "insert %zu at %zu of %zu: %s", k,
+                              at, len, ours ? "accepted" : "refused");
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("json_span");
@@ -252,6 +294,7 @@ int main(void)
     tcase_add_test(tc, test_validate_batch_members);
     tcase_add_test(tc, test_validate_array_spans);
     tcase_add_test(tc, test_many_keys);
+    tcase_add_test(tc, test_string_stops_everywhere);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -75,12 +75,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int prc = sh_pubsub_msg_parse(data, size, &m, &perr);
     if (prc == -ENOTSUP)
         check(rrc < 0, "a route for a message the parser ignores");
-    /* What a node delivers from the text (sh_adapter_receive: a text emit
-     * whose whole message validates as plain JSON) the parser reads, and
-     * the same way: the event, and the data as the argument list. */
+    /* What a node delivers from the text (sh_adapter_receive: a text
+     * emit, which the route read validated as plain JSON) is valid, and
+     * the parser reads it the same way: the event, and the data as the
+     * argument list. */
     sh_json_info_t info;
-    if (rrc == 0 && r.text_emit && sh_json_validate((const char *)data, size, &info) == 0 &&
-        sh_json_info_plain(&info)) {
+    if (rrc == 0 && r.text_emit) {
+        check(sh_json_validate((const char *)data, size, &info) == 0 && sh_json_info_plain(&info),
+              "a text emit that does not validate as plain JSON");
         check(prc == 0, "a text emit the parser refuses");
         check(!m.skip_sids && !m.has_callback && m.nbins == 0, "a text emit that is not plain");
         json_t *ev = json_loadb(r.event_json.p, r.event_json.len, JSON_DECODE_ANY, NULL);
