@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "redis/adapter.h"
+#include "redis/reply.h"
 #include "redis/resolve.h"
 #include "redis/url.h"
 
@@ -534,6 +535,8 @@ static void conn_connect(conn_t *c, const char *ip)
      * read, and each large malloc consolidates the heap's fast bins. Two
      * connections keep theirs (maxbuf 0: never freed). */
     ac->c.reader->maxbuf = 0;
+    /* Replies in a block or two, not a malloc per object (reply.h). */
+    sh_redis_reply_use(ac->c.reader);
     /* A subscriber may be silent for hours: keepalive finds a dead peer. */
     if (ip && redisEnableKeepAlive(&ac->c) != REDIS_OK) {
         snprintf(reason, sizeof(reason), "%s", ac->c.errstr);

@@ -1,0 +1,162 @@
+#include "redis/reply.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/alloc.h"
+
+/* The first block of a reply. Under 1 KiB with its header, so glibc's
+ * per-thread cache serves it: a message of a few hundred bytes then costs
+ * one cached malloc and free. */
+#define FIRST_BLOCK 960
+/* A block after the first: at least this, or what one object needs. */
+#define MORE_BLOCK 4096
+
+typedef struct block {
+    struct block *next;
+    size_t size, used;
+    alignas(max_align_t) unsigned char data[];
+} block_t;
+
+/* A reply's blocks; at the start of its first block. */
+typedef struct tree {
+    block_t *first, *last;
+    void *root;
+} tree_t;
+
+/* Before every object: its tree, so that an object's children (hiredis
+ * hands over the parent) and the root's free find the blocks. */
+typedef struct node {
+    tree_t *tree;
+    redisReply reply;
+} node_t;
+
+static size_t aligned(size_t n)
+{
+    return (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+}
+
+static block_t *block_new(size_t size)
+{
+    block_t *b = sh_malloc(sizeof(block_t) + size);
+    b->next = NULL;
+    b->size = size;
+    b->used = 0;
+    return b;
+}
+
+static void *tree_alloc(tree_t *t, size_t n)
+{
+    n = aligned(n);
+    block_t *b = t->last;
+    if (b->size - b->used < n) {
+        b = block_new(n > MORE_BLOCK ? n : MORE_BLOCK);
+        t->last->next = b;
+        t->last = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+static tree_t *tree_new(void)
+{
+    block_t *b = block_new(FIRST_BLOCK - sizeof(block_t));
+    tree_t *t = (tree_t *)(void *)b->data;
+    b->used = aligned(sizeof(*t));
+    t->first = t->last = b;
+    t->root = NULL;
+    return t;
+}
+
+static tree_t *tree_of(void *obj)
+{
+    return ((node_t *)((char *)obj - offsetof(node_t, reply)))->tree;
+}
+
+/* A new object of the type in its parent's tree (a new tree for a root),
+ * put in its parent's element vector as hiredis' own do. The type is the
+ * object's, not always the task's: a null array ("*-1") is a task of type
+ * array whose object is nil. */
+static redisReply *object_new(const redisReadTask *task, int type)
+{
+    tree_t *t = task->parent ? tree_of(task->parent->obj) : tree_new();
+    node_t *n = tree_alloc(t, sizeof(*n));
+    n->tree = t;
+    memset(&n->reply, 0, sizeof(n->reply));
+    n->reply.type = type;
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = &n->reply;
+    } else {
+        t->root = &n->reply;
+    }
+    return &n->reply;
+}
+
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+    /* string, status or error */
+    redisReply *r = object_new(task, task->type);
+    /* The reader's buffer moves on: the string is copied, once. */
+    r->str = tree_alloc(tree_of(r), len + 1);
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    redisReply *r = object_new(task, REDIS_REPLY_ARRAY);
+    r->elements = elements > 0 ? (size_t)elements : 0;
+    if (r->elements) {
+        r->element = tree_alloc(tree_of(r), r->elements * sizeof(*r->element));
+        memset(r->element, 0, r->elements * sizeof(*r->element));
+    }
+    return r;
+}
+
+static void *create_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = object_new(task, REDIS_REPLY_INTEGER);
+    r->integer = value;
+    return r;
+}
+
+static void *create_nil(const redisReadTask *task)
+{
+    return object_new(task, REDIS_REPLY_NIL);
+}
+
+/* hiredis frees roots only; a child goes with its root. */
+static void free_object(void *obj)
+{
+    tree_t *t = tree_of(obj);
+    if (t->root != obj)
+        return;
+    block_t *b = t->first;
+    while (b) {
+        block_t *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+redisReplyObjectFunctions sh_redis_reply_functions = {
+    .createString = create_string,
+    .createArray = create_array,
+    .createInteger = create_integer,
+    .createNil = create_nil,
+    .freeObject = free_object,
+};
+
+void sh_redis_reply_use(redisReader *reader)
+{
+    reader->fn = &sh_redis_reply_functions;
+}
