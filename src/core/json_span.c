@@ -130,7 +130,8 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
                 continue;
             }
             unsigned at = (unsigned)__builtin_ctz(stops);
-            high |= (high_bytes & ((1u << at) - 1)) != 0;
+            if (high_bytes)
+                high |= (high_bytes & ((1u << at) - 1)) != 0;
             p += at;
         } else
 #endif
@@ -266,7 +267,11 @@ static void note_key(scan_t *s, size_t base, sh_json_span_t key, bool escaped)
         return;
     }
     for (size_t i = base; i < s->nkeys; i++) {
-        if (s->keys[i].len == key.len && memcmp(s->keys[i].p, key.p, key.len) == 0)
+        /* The first byte first: keys of one length rarely share it, and
+         * it saves a call per pair ("data" and "room", "skip_sid" and
+         * "callback"). A key of length 0 compares its closing quotes. */
+        if (s->keys[i].len == key.len && s->keys[i].p[0] == key.p[0] &&
+            memcmp(s->keys[i].p, key.p, key.len) == 0)
             s->info->duplicate_keys = true;
     }
     if (s->nkeys < KEY_STACK)
@@ -412,13 +417,20 @@ int sh_json_validate_batch(const char *p, size_t len, sh_json_info_t *info, sh_j
     if (!info)
         info = &ignored;
     memset(info, 0, sizeof(*info));
-    scan_t s = {.p = p,
-                .end = p + len,
-                .info = info,
-                .items = items,
-                .max_items = max_items,
-                .members = members,
-                .max_members = max_members};
+    /* Set field by field: an initializer would zero the key stack too,
+     * a kilobyte per call, and only the keys below nkeys are ever read. */
+    scan_t s;
+    s.p = p;
+    s.end = p + len;
+    s.info = info;
+    s.nkeys = 0;
+    s.items = items;
+    s.max_items = max_items;
+    s.nitems = 0;
+    s.member_depth = 0;
+    s.members = members;
+    s.max_members = max_members;
+    s.nmembers = 0;
     if (nmembers) {
         const char *first = p;
         while (first < s.end && is_ws(*first))
