@@ -103,10 +103,39 @@ static json_t *string_list(const char *const *v, size_t n)
     return arr;
 }
 
+/* A fleet emit of one argument (not a list, not null) to rooms, with no
+ * exceptions or attachments — a channel's typing, a presence change — has
+ * its argument written once, and the browsers' message and the fleet's
+ * made from that text (sh_adapter_emit_text): the same bytes as encoding
+ * the tree for each, at half the cost (jansson's dump is most of what such
+ * an emit costs). False, nothing sent, when it is not such an emit or a
+ * name needs the encoder. */
+static bool emit_once_as_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
+                              const char *event, json_t *args, size_t nbins, size_t *recipients)
+{
+    if (nbins || !to || to->nrooms == 0 || to->nexcept || json_array_size(args) != 1)
+        return false;
+    const json_t *arg = json_array_get(args, 0);
+    if (json_is_array(arg) || json_is_null(arg))
+        return false;
+    sh_buf_t text = SH_BUF_INIT;
+    bool sent = false;
+    if (sh_json_append(&text, arg) == 0) {
+        sh_json_span_t part = {sh_buf_peek(&text), sh_buf_avail(&text)};
+        sent =
+            sh_adapter_emit_text(a, nsp, to->rooms, to->nrooms, event, &part, 1, recipients) == 0;
+    }
+    sh_buf_release(&text);
+    return sent;
+}
+
 size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
                        const char *event, json_t *args, sh_msg_t *const *bins, size_t nbins)
 {
-    size_t n = sh_hub_emit(nsp, to, event, args, bins, nbins);
+    size_t n;
+    if (a->opts.redis && emit_once_as_text(a, nsp, to, event, args, nbins, &n))
+        return n;
+    n = sh_hub_emit(nsp, to, event, args, bins, nbins);
     if (!a->opts.redis)
         return n;
     json_t *empty = NULL;

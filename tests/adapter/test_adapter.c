@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "adapter/adapter.h"
+#include "adapter/pubsub_msg.h"
 #include "core/msg.h"
 #include "eio_client.h"
 #include "engineio/server.h"
@@ -24,6 +25,7 @@
 #include "hub/hub.h"
 #include "redis/redis.h"
 #include "redis_server.h"
+#include "socketio/packet.h"
 #include "socketio/server.h"
 
 #define PATH     "/socket.io/"
@@ -451,6 +453,53 @@ START_TEST(test_emit_across_nodes)
     ck_assert_uint_eq(st(0)->published, 3);
     ck_assert_uint_eq(st(1)->published, 1);
     ck_assert_uint_eq(st(0)->dropped + st(1)->dropped, 0);
+    stop();
+}
+END_TEST
+
+/* An emit of one argument to a room is written once: the local members
+ * get the frame the tree encoder makes, the fleet gets the bytes
+ * sh_pubsub_msg_encode makes, and the other node delivers it from its
+ * text. */
+START_TEST(test_one_argument_written_once)
+{
+    start(false);
+    connect_client(0, 0, "{\"rooms\":[\"r\"]}");
+    connect_client(2, 1, "{\"rooms\":[\"r\"]}");
+    static const char *const r[] = {"r"};
+    json_t *args = json_pack("[{s:[i,f,s],s:n,s:b}]", "a", 1, 2.5, "\xc3\xa9 \"q\"", "b", "c", 1);
+    sh_hub_target_t to = {.rooms = r, .nrooms = 1};
+    int before = W.on_main.n;
+    ck_assert_uint_eq(sh_adapter_emit(W.n[0].ad, W.n[0].nsp, &to, "ev", args, NULL, 0), 1);
+    wait_stat(&st(1)->received, 1);
+    ck_assert_uint_eq(st(1)->from_text, 1);
+    ck_assert_uint_eq(st(1)->decoded, 0);
+    /* What the tree encoder makes of the same emit. */
+    json_t *packet = json_pack("[sO]", "ev", json_array_get(args, 0));
+    sh_msg_t *msgs[1];
+    ck_assert_int_eq(sh_sio_packet_encode(SH_SIO_EVENT, "/", -1, packet, NULL, 0, msgs, 1), 1);
+    char want[256];
+    /* the message holds the Engine.IO type ('4') already */
+    snprintf(want, sizeof(want), "%.*s", (int)msgs[0]->len, msgs[0]->data);
+    sh_msg_unref(msgs[0]);
+    json_decref(packet);
+    expect_poll(0, want);
+    expect_poll(2, want);
+    ck_assert(th_wait_count(W.loop, &W.on_main.n, before + 1, TH_WAIT_MS));
+    sh_pubsub_msg_t m = {
+        .method = SH_PUBSUB_EMIT,
+        .host_id = (char *)sh_adapter_host_id(W.n[0].ad),
+        .nsp = "/",
+        .event = "ev",
+        .rooms = json_pack("[s]", "r"),
+        .args = args,
+    };
+    sh_buf_t b = SH_BUF_INIT;
+    ck_assert_int_eq(sh_pubsub_msg_encode(&m, &b), 0);
+    ck_assert_str_eq(W.on_main.payload, sh_buf_peek(&b));
+    sh_buf_release(&b);
+    json_decref(m.rooms);
+    json_decref(args);
     stop();
 }
 END_TEST
@@ -1078,6 +1127,7 @@ int main(void)
     TCase *tc = tcase_create("adapter");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_emit_across_nodes);
+    tcase_add_test(tc, test_one_argument_written_once);
     tcase_add_test(tc, test_binary_across_nodes);
     tcase_add_test(tc, test_call_across_nodes);
     tcase_add_test(tc, test_call_to_nowhere);
