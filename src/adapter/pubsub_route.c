@@ -516,10 +516,11 @@ static int read_validated(reader_t *rd, const char *p, size_t n)
     sh_json_member_t m[MAX_MEMBERS];
     size_t nm = 0;
     sh_json_info_t info;
-    const char *first = p;
-    while (first < p + n && (*first == ' ' || *first == '\n' || *first == '\r' || *first == '\t'))
-        first++;
-    if (first == p + n || *first != '{' ||
+    /* An object only: the validator would list an array's elements'
+     * members instead. */
+    jr_t lead = {.p = p, .n = n};
+    ws(&lead);
+    if (peek(&lead) != '{' ||
         sh_json_validate_batch(p, n, &info, NULL, 0, NULL, m, MAX_MEMBERS, &nm) < 0 ||
         !sh_json_info_plain(&info) || nm > MAX_MEMBERS)
         return 0;
