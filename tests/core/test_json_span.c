@@ -242,7 +242,7 @@ END_TEST
 
 /* Each byte a string must stop at, at every position of strings long
  * enough for the wide scan (16 bytes at a time) and for its tail: the
- * verdict is jansson's, and an accepted string's span is all of it. */
+ * verdict is jansson's. */
 START_TEST(test_string_stops_everywhere)
 {
     static const char *const inserts[] = {
