@@ -14,8 +14,14 @@
  * quadratic in an object's key count). */
 #define KEY_STACK 64
 
+/* The scanner's state apart from its position. The position is passed
+ * and returned by value (NULL: the text is refused, the reason in err):
+ * held in a register, it costs no load and store at each of the many tests
+ * a token takes, which a position kept here would (every store through a
+ * pointer may alias it). */
 typedef struct scan {
-    const char *p, *end;
+    const char *end;
+    int err; /* -EINVAL or -E2BIG once a scan returned NULL */
     sh_json_info_t *info;
     size_t nkeys;
     sh_json_span_t keys[KEY_STACK];
@@ -68,10 +74,17 @@ static bool is_ws(char c)
 
 /* Called between every two tokens: the usual case (compact text, the
  * next byte above ' ') returns at the first test. */
-static inline void skip_ws(scan_t *s)
+static inline const char *skip_ws(const char *p, const char *end)
 {
-    while (s->p < s->end && (unsigned char)*s->p <= ' ' && is_ws(*s->p))
-        s->p++;
+    while (p < end && (unsigned char)*p <= ' ' && is_ws(*p))
+        p++;
+    return p;
+}
+
+static inline const char *fail(scan_t *s, int err)
+{
+    s->err = err;
+    return NULL;
 }
 
 static int hex4(const char *p)
@@ -109,11 +122,11 @@ static int unicode_escape(scan_t *s, const char *p)
     return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : -1;
 }
 
-/* A string at s->p (its opening quote); *escaped tells whether it had a
- * backslash. Leaves s->p after the closing quote. */
-static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
+/* A string at p (its opening quote); *escaped tells whether it had a
+ * backslash. Returns where it ends, after the closing quote. */
+static const char *scan_string(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped)
 {
-    const char *start = ++s->p, *p = start;
+    const char *start = ++p, *end = s->end;
     bool high = false;
     *escaped = false;
     for (;;) {
@@ -122,7 +135,7 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
          * message (keys, ids, short text) end within the first load, so
          * a string costs a few instructions rather than a few per byte,
          * and text in other scripts than Latin costs no more. */
-        if (s->end - p >= 16) {
+        if (end - p >= 16) {
             unsigned high_bytes, stops = sse2_string_stops(p, &high_bytes);
             if (!stops) {
                 high |= high_bytes != 0;
@@ -138,28 +151,28 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
         {
             /* Four bytes per test while they last: half the work per byte
              * of the loop below, on the plain runs of a string. */
-            while (s->end - p >= 4 &&
+            while (end - p >= 4 &&
                    !((string_stops[(unsigned char)p[0]] | string_stops[(unsigned char)p[1]] |
                       string_stops[(unsigned char)p[2]] | string_stops[(unsigned char)p[3]]) &
                      STOP_SCAN))
                 p += 4;
-            while (p < s->end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
+            while (p < end && !(string_stops[(unsigned char)*p] & STOP_SCAN))
                 p++;
         }
-        if (p >= s->end)
-            return -EINVAL;
+        if (p >= end)
+            return fail(s, -EINVAL);
         unsigned char c = (unsigned char)*p;
         if (c == '"')
             break;
         if (c < 0x20)
-            return -EINVAL; /* control characters must be escaped */
+            return fail(s, -EINVAL); /* control characters must be escaped */
         if (c >= 0x80) {
             high = true;
             p++;
         } else if (c == '\\') {
             *escaped = true;
-            if (p + 1 >= s->end)
-                return -EINVAL;
+            if (p + 1 >= end)
+                return fail(s, -EINVAL);
             switch (p[1]) {
             case '"':
             case '\\':
@@ -174,12 +187,12 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
             case 'u': {
                 int n = unicode_escape(s, p);
                 if (n < 0)
-                    return -EINVAL;
+                    return fail(s, -EINVAL);
                 p += n;
                 break;
             }
             default:
-                return -EINVAL;
+                return fail(s, -EINVAL);
             }
         } else {
             p++;
@@ -187,11 +200,10 @@ static int scan_string(scan_t *s, sh_json_span_t *text, bool *escaped)
     }
     /* Escapes are ASCII, so the raw span's UTF-8 is the string's. */
     if (high && !sh_utf8_valid(start, (size_t)(p - start)))
-        return -EINVAL;
+        return fail(s, -EINVAL);
     text->p = start;
     text->len = (size_t)(p - start);
-    s->p = p + 1;
-    return 0;
+    return p + 1;
 }
 
 static bool is_digit(char c)
@@ -202,29 +214,29 @@ static bool is_digit(char c)
 /* The number grammar of RFC 8259 section 6. Flags integers past int64
  * (19 digits and up) and reals whose magnitude may pass a double's (more
  * than 10^300, counted from the integer digits and the exponent). */
-static int scan_number(scan_t *s)
+static const char *scan_number(scan_t *s, const char *p)
 {
-    const char *p = s->p, *end = s->end;
+    const char *end = s->end;
     if (p < end && *p == '-')
         p++;
     if (p >= end || !is_digit(*p))
-        return -EINVAL;
+        return fail(s, -EINVAL);
     long int_digits = 0;
     if (*p == '0') {
         p++;
         int_digits = 1;
     } else {
-        while (p < end && is_digit(*p)) {
+        const char *first = p;
+        while (p < end && is_digit(*p))
             p++;
-            int_digits++;
-        }
+        int_digits = p - first;
     }
     bool real = false;
     if (p < end && *p == '.') {
         real = true;
         p++;
         if (p >= end || !is_digit(*p))
-            return -EINVAL;
+            return fail(s, -EINVAL);
         while (p < end && is_digit(*p))
             p++;
     }
@@ -236,7 +248,7 @@ static int scan_number(scan_t *s)
         if (p < end && (*p == '+' || *p == '-'))
             neg = *p++ == '-';
         if (p >= end || !is_digit(*p))
-            return -EINVAL;
+            return fail(s, -EINVAL);
         while (p < end && is_digit(*p)) {
             if (exp < 100000)
                 exp = exp * 10 + (*p - '0');
@@ -247,16 +259,14 @@ static int scan_number(scan_t *s)
     }
     if (real ? int_digits + exp > 300 : int_digits >= 19)
         s->info->big_numbers = true;
-    s->p = p;
-    return 0;
+    return p;
 }
 
-static int scan_literal(scan_t *s, const char *word, size_t n)
+static const char *scan_literal(scan_t *s, const char *p, const char *word, size_t n)
 {
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
-        return -EINVAL;
-    s->p += n;
-    return 0;
+    if ((size_t)(s->end - p) < n || memcmp(p, word, n) != 0)
+        return fail(s, -EINVAL);
+    return p + n;
 }
 
 /* Notes the key of the innermost object (whose keys start at base). */
@@ -280,122 +290,101 @@ static void note_key(scan_t *s, size_t base, sh_json_span_t key, bool escaped)
         s->info->unchecked_keys = true;
 }
 
-static int scan_value(scan_t *s, int depth);
+static const char *scan_value(scan_t *s, const char *p, int depth);
 
-static int scan_object(scan_t *s, int depth)
+static const char *scan_object(scan_t *s, const char *p, int depth)
 {
+    const char *end = s->end;
     size_t base = s->nkeys;
-    s->p++; /* '{' */
-    skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return 0;
-    }
+    p = skip_ws(p + 1, end); /* after '{' */
+    if (p < end && *p == '}')
+        return p + 1;
     for (;;) {
-        if (s->p >= s->end || *s->p != '"')
-            return -EINVAL;
+        if (p >= end || *p != '"')
+            return fail(s, -EINVAL);
         sh_json_span_t key;
         bool escaped;
-        int rc = scan_string(s, &key, &escaped);
-        if (rc < 0)
-            return rc;
+        if (!(p = scan_string(s, p, &key, &escaped)))
+            return NULL;
         note_key(s, base, key, escaped);
-        skip_ws(s);
-        if (s->p >= s->end || *s->p != ':')
-            return -EINVAL;
-        s->p++;
-        skip_ws(s);
-        const char *value = s->p;
-        if ((rc = scan_value(s, depth)) < 0)
-            return rc;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':')
+            return fail(s, -EINVAL);
+        const char *value = skip_ws(p + 1, end);
+        if (!(p = scan_value(s, value, depth)))
+            return NULL;
         if (depth == s->member_depth) {
             if (s->nmembers < s->max_members)
-                s->members[s->nmembers] = (sh_json_member_t){key, {value, (size_t)(s->p - value)}};
+                s->members[s->nmembers] = (sh_json_member_t){key, {value, (size_t)(p - value)}};
             s->nmembers++;
         }
-        skip_ws(s);
-        if (s->p >= s->end)
-            return -EINVAL;
-        if (*s->p == '}') {
-            s->p++;
+        p = skip_ws(p, end);
+        if (p >= end)
+            return fail(s, -EINVAL);
+        if (*p == '}') {
             s->nkeys = base;
-            return 0;
+            return p + 1;
         }
-        if (*s->p != ',')
-            return -EINVAL;
-        s->p++;
-        skip_ws(s);
+        if (*p != ',')
+            return fail(s, -EINVAL);
+        p = skip_ws(p + 1, end);
     }
 }
 
-static int scan_array(scan_t *s, int depth)
+static const char *scan_array(scan_t *s, const char *p, int depth)
 {
-    s->p++; /* '[' */
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return 0;
-    }
+    const char *end = s->end;
+    p = skip_ws(p + 1, end); /* after '[' */
+    if (p < end && *p == ']')
+        return p + 1;
     for (;;) {
-        skip_ws(s);
-        const char *start = s->p;
-        int rc = scan_value(s, depth);
-        if (rc < 0)
-            return rc;
+        const char *start = skip_ws(p, end);
+        if (!(p = scan_value(s, start, depth)))
+            return NULL;
         if (depth == 1) { /* the top array */
             if (s->nitems < s->max_items)
-                s->items[s->nitems] = (sh_json_span_t){start, (size_t)(s->p - start)};
+                s->items[s->nitems] = (sh_json_span_t){start, (size_t)(p - start)};
             s->nitems++;
         }
-        skip_ws(s);
-        if (s->p >= s->end)
-            return -EINVAL;
-        if (*s->p == ']') {
-            s->p++;
-            return 0;
-        }
-        if (*s->p != ',')
-            return -EINVAL;
-        s->p++;
+        p = skip_ws(p, end);
+        if (p >= end)
+            return fail(s, -EINVAL);
+        if (*p == ']')
+            return p + 1;
+        if (*p != ',')
+            return fail(s, -EINVAL);
+        p++;
     }
 }
 
-/* One value with the whitespace before it; depth counts the containers
- * around it. */
-static int scan_value(scan_t *s, int depth)
+/* One value at p, whitespace before it skipped by the caller; depth
+ * counts the containers around it. */
+static const char *scan_value(scan_t *s, const char *p, int depth)
 {
-    skip_ws(s);
-    if (s->p >= s->end)
-        return -EINVAL;
-    switch (*s->p) {
+    if (p >= s->end)
+        return fail(s, -EINVAL);
+    sh_json_span_t text;
+    bool escaped;
+    switch (*p) {
+    case '"':
+        return scan_string(s, p, &text, &escaped);
     case '{':
+        if (depth >= SH_JSON_MAX_DEPTH)
+            return fail(s, -E2BIG);
+        return scan_object(s, p, depth + 1);
     case '[':
         if (depth >= SH_JSON_MAX_DEPTH)
-            return -E2BIG;
-        return *s->p == '{' ? scan_object(s, depth + 1) : scan_array(s, depth + 1);
-    case '"': {
-        sh_json_span_t text;
-        bool escaped;
-        return scan_string(s, &text, &escaped);
-    }
+            return fail(s, -E2BIG);
+        return scan_array(s, p, depth + 1);
     case 't':
-        return scan_literal(s, "true", 4);
+        return scan_literal(s, p, "true", 4);
     case 'f':
-        return scan_literal(s, "false", 5);
+        return scan_literal(s, p, "false", 5);
     case 'n':
-        return scan_literal(s, "null", 4);
+        return scan_literal(s, p, "null", 4);
     default:
-        return scan_number(s);
+        return scan_number(s, p);
     }
-}
-
-static int validate(scan_t *s)
-{
-    int rc = scan_value(s, 0);
-    if (rc < 0)
-        return rc;
-    skip_ws(s);
-    return s->p == s->end ? 0 : -EINVAL;
 }
 
 int sh_json_validate(const char *p, size_t len, sh_json_info_t *info)
@@ -420,8 +409,8 @@ int sh_json_validate_batch(const char *p, size_t len, sh_json_info_t *info, sh_j
     /* Set field by field: an initializer would zero the key stack too,
      * a kilobyte per call, and only the keys below nkeys are ever read. */
     scan_t s;
-    s.p = p;
     s.end = p + len;
+    s.err = 0;
     s.info = info;
     s.nkeys = 0;
     s.items = items;
@@ -431,15 +420,13 @@ int sh_json_validate_batch(const char *p, size_t len, sh_json_info_t *info, sh_j
     s.members = members;
     s.max_members = max_members;
     s.nmembers = 0;
-    if (nmembers) {
-        const char *first = p;
-        while (first < s.end && is_ws(*first))
-            first++;
+    const char *first = skip_ws(p, s.end);
+    if (nmembers)
         s.member_depth = first < s.end && *first == '{'   ? 1
                          : first < s.end && *first == '[' ? 2
                                                           : 0;
-    }
-    int rc = validate(&s);
+    const char *after = scan_value(&s, first, 0);
+    int rc = !after ? s.err : skip_ws(after, s.end) == s.end ? 0 : -EINVAL;
     if (nitems)
         *nitems = s.nitems;
     if (nmembers)
