@@ -18,6 +18,7 @@
 #include "core/random.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "transport/ws.h"
 
 /* How long a graceful shutdown may take before what is left is dropped:
  * close frames need a round trip and the WebSocket close linger is 1 s. */
@@ -171,6 +172,7 @@ out:
     sh_loop_run_deferred(d.ctx.loop);
     sh_loop_free(d.ctx.loop);
     sh_msg_pool_drain();
+    sh_ws_ring_pool_drain();
     sh_buf_release(&err);
     return status;
 }

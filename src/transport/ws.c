@@ -94,6 +94,40 @@ static inline out_frame_t *out_at(sh_ws_conn_t *ws, size_t i)
     return &ws->out[(ws->out_head + i) & (ws->out_cap - 1)];
 }
 
+/* Rings of RING_FIRST frames a connection drained, kept for the next one
+ * to send: a user's burst of tokens fills a ring at each of its tabs and
+ * the flush at the end of the iteration drains it, so without them every
+ * burst paid a malloc per doubling (8, 16, 32) and the frees, per tab.
+ * Bounded like msg.c's pool: at most RING_POOL_DEPTH (64 KiB); one loop
+ * per process, so no lock. A ring that grew past RING_FIRST is freed. */
+#define RING_FIRST      32
+#define RING_POOL_DEPTH 128
+static struct {
+    out_frame_t *rings[RING_POOL_DEPTH];
+    unsigned n;
+} ring_pool;
+
+static out_frame_t *ring_take(void)
+{
+    if (ring_pool.n)
+        return ring_pool.rings[--ring_pool.n];
+    return sh_malloc(RING_FIRST * sizeof(out_frame_t));
+}
+
+static void ring_give(out_frame_t *ring, uint32_t cap)
+{
+    if (cap == RING_FIRST && ring_pool.n < RING_POOL_DEPTH)
+        ring_pool.rings[ring_pool.n++] = ring;
+    else
+        free(ring);
+}
+
+void sh_ws_ring_pool_drain(void)
+{
+    while (ring_pool.n)
+        free(ring_pool.rings[--ring_pool.n]);
+}
+
 /* ---- ending ---- */
 
 static void on_reap(sh_loop_t *loop, sh_defer_t *d)
@@ -108,7 +142,8 @@ static void on_reap(sh_loop_t *loop, sh_defer_t *d)
         ws->out_head = (ws->out_head + 1) & (ws->out_cap - 1);
         ws->out_count--;
     }
-    free(ws->out);
+    if (ws->out)
+        ring_give(ws->out, ws->out_cap);
     sh_ws_reader_release(&ws->reader);
     sh_buf_release(&ws->rbuf);
     free(ws->close_reason);
@@ -179,11 +214,12 @@ static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
         }
     }
     if (ws->out_count == ws->out_cap) {
-        uint32_t cap = ws->out_cap ? ws->out_cap * 2 : 8;
-        out_frame_t *ring = sh_malloc(cap * sizeof(*ring));
+        uint32_t cap = ws->out_cap ? ws->out_cap * 2 : RING_FIRST;
+        out_frame_t *ring = ws->out_cap ? sh_malloc(cap * sizeof(*ring)) : ring_take();
         for (uint32_t i = 0; i < ws->out_count; i++)
             ring[i] = *out_at(ws, i);
-        free(ws->out);
+        if (ws->out)
+            ring_give(ws->out, ws->out_cap);
         ws->out = ring;
         ws->out_cap = cap;
         ws->out_head = 0;
@@ -265,8 +301,8 @@ static void flush_now(sh_ws_conn_t *ws)
         }
     }
     if (!ws->out_count && ws->out) {
-        /* Drained: an idle connection keeps no ring (8 frames, 256 bytes). */
-        free(ws->out);
+        /* Drained: an idle connection keeps no ring; the pool does. */
+        ring_give(ws->out, ws->out_cap);
         ws->out = NULL;
         ws->out_cap = ws->out_head = 0;
     }

@@ -76,6 +76,9 @@ void sh_ws_conn_destroy(sh_ws_conn_t *ws);
 void sh_ws_conn_set_owner(sh_ws_conn_t *ws, const sh_ws_handler_t *handler, void *owner);
 /* Bytes queued and not yet written. */
 size_t sh_ws_conn_queued(const sh_ws_conn_t *ws);
+/* Frees the output rings kept for reuse (at exit, once no connection is
+ * left, so a leak checker sees none). */
+void sh_ws_ring_pool_drain(void);
 bool sh_ws_conn_closing(const sh_ws_conn_t *ws);
 
 #endif
