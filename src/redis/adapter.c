@@ -64,11 +64,31 @@ static void del_read(void *privdata)
     update(rio);
 }
 
+static void on_write_defer(sh_loop_t *loop, sh_defer_t *d)
+{
+    (void)loop;
+    sh_redis_io_t *rio = d->data;
+    if (!rio->ac)
+        return;
+    if (rio->on_dispatch)
+        rio->on_dispatch(rio, true);
+    /* A write that cannot finish asks again from in here: then the fd. */
+    rio->in_write = true;
+    redisAsyncHandleWrite(rio->ac);
+    rio->in_write = false;
+    if (rio->on_dispatch)
+        rio->on_dispatch(rio, false);
+}
+
 static void add_write(void *privdata)
 {
     sh_redis_io_t *rio = privdata;
     if (rio->want & SH_IO_WRITE)
         return;
+    if ((rio->ac->c.flags & REDIS_CONNECTED) && !rio->in_write) {
+        sh_defer_schedule(rio->loop, &rio->write_defer, on_write_defer, rio);
+        return;
+    }
     rio->want |= SH_IO_WRITE;
     update(rio);
 }
@@ -76,6 +96,7 @@ static void add_write(void *privdata)
 static void del_write(void *privdata)
 {
     sh_redis_io_t *rio = privdata;
+    sh_defer_cancel(rio->loop, &rio->write_defer);
     if (!(rio->want & SH_IO_WRITE))
         return;
     rio->want &= ~(unsigned)SH_IO_WRITE;
@@ -88,6 +109,8 @@ static void cleanup(void *privdata)
     const redisAsyncContext *ac = rio->ac;
     /* Before redisFree() closes the fd: the watch goes first. */
     sh_io_stop(rio->loop, &rio->io);
+    sh_defer_cancel(rio->loop, &rio->write_defer);
+    rio->in_write = false;
     rio->want = 0;
     rio->ac = NULL;
     if (ac && rio->on_cleanup)
@@ -101,6 +124,7 @@ int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *a
     rio->loop = loop;
     rio->ac = ac;
     rio->want = 0;
+    rio->in_write = false;
     ac->data = rio;
     ac->ev.data = rio;
     ac->ev.addRead = add_read;

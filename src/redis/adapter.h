@@ -7,6 +7,13 @@
  * hiredis reads at most 16 KiB per call and relies on being called again
  * while bytes remain.
  *
+ * Writes on a connected context do not wait for the fd: hiredis asks for
+ * write interest after each command it buffers, and the socket almost
+ * always has room, so the commands of an iteration go out in one deferred
+ * call at its end, with no EPOLLOUT watch set and cleared (two epoll_ctl
+ * calls and one more wake-up per publish). Only a write that could not
+ * finish, or a connect in progress, watches the fd.
+ *
  * Lifetime rules (hiredis 0.14 async.c):
  *  - hiredis frees the context itself when the connection fails, inside
  *    redisAsyncHandleRead/Write, and inside redisAsyncFree unless a reply
@@ -38,7 +45,9 @@ struct sh_redis_io {
     sh_loop_t *loop;
     redisAsyncContext *ac; /* NULL when detached or freed by hiredis */
     sh_io_t io;
-    unsigned want; /* SH_IO_READ | SH_IO_WRITE as hiredis last asked */
+    unsigned want;          /* SH_IO_READ | SH_IO_WRITE as hiredis last asked */
+    sh_defer_t write_defer; /* the end-of-iteration write */
+    bool in_write;          /* inside that write: more to write needs the fd */
     /* hiredis is freeing rio->ac (still readable: ac->c.err, errstr). */
     void (*on_cleanup)(sh_redis_io_t *rio, const redisAsyncContext *ac);
     /* Called with true before and false after each event delivery. */

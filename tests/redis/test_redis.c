@@ -338,6 +338,49 @@ START_TEST(test_order)
 }
 END_TEST
 
+/* A command larger than the socket takes at once: the end-of-iteration
+ * write (redis/adapter.h) cannot finish it and must fall back to waiting
+ * for the fd, and the commands after it must follow in order. */
+START_TEST(test_write_larger_than_socket)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    wait_up(&x);
+    enum { BIG = 48 << 20 };
+    char *big = malloc(BIG);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (char)('a' + i % 26);
+    result_t set, len, tail, incr;
+    const char *setv[] = {"SET", "big", big};
+    size_t setl[] = {3, 3, BIG};
+    res_init(&set, &x);
+    ck_assert_int_eq(sh_redis_command_argv(x.r, on_result, &set, 3, setv, setl), 0);
+    free(big); /* hiredis holds its own copy of the command */
+    const char *lenv[] = {"STRLEN", "big"};
+    ck_assert_int_eq(cmd(&x, &len, 2, lenv), 0);
+    const char *tailv[] = {"GETRANGE", "big", "-3", "-1"};
+    ck_assert_int_eq(cmd(&x, &tail, 4, tailv), 0);
+    const char *incrv[] = {"INCR", "after"};
+    ck_assert_int_eq(cmd(&x, &incr, 2, incrv), 0);
+    wait_res(&x, &incr);
+    ck_assert_int_eq(set.calls, 1);
+    ck_assert_str_eq(set.str, "OK");
+    ck_assert_int_eq(len.integer, BIG);
+    char want[4];
+    for (int i = 0; i < 3; i++)
+        want[i] = (char)('a' + (BIG - 3 + i) % 26);
+    want[3] = '\0';
+    ck_assert_str_eq(tail.str, want);
+    ck_assert_int_eq(incr.integer, 1);
+    ck_assert_uint_lt(set.seq, len.seq);
+    ck_assert_uint_lt(len.seq, tail.seq);
+    ck_assert_uint_lt(tail.seq, incr.seq);
+    ctx_stop(&x);
+}
+END_TEST
+
 START_TEST(test_not_connected_then_up)
 {
     ctx_t x;
@@ -975,6 +1018,7 @@ int main(void)
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_reply_types);
     tcase_add_test(tc, test_order);
+    tcase_add_test(tc, test_write_larger_than_socket);
     tcase_add_test(tc, test_not_connected_then_up);
     tcase_add_test(tc, test_timeout_then_reconnect);
     tcase_add_test(tc, test_host_names);
