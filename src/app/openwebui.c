@@ -13,6 +13,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "socketio/packet.h"
 
 static const char *const user_list_event = "user-list";
 static const char *const usage_event = "usage";
@@ -394,6 +395,7 @@ static void user_release(owui_app_t *app, owui_user_t *u)
     if (sh_map_get(&app->users, u->id) == u)
         sh_map_del(&app->users, u->id);
     json_decref(u->dict);
+    free(u->brief_json);
     free(u);
 }
 
@@ -524,6 +526,26 @@ static void handle_join_channels(owui_app_t *app, sh_sio_socket_t *sock, const s
 /* channel-events (seed) and events:channel (current): typing from an
  * authenticated member goes to the channel's room, sender included, under
  * the same event name; anything from a non-member is dropped. */
+/* The "user" of a channel event: what Open WebUI's UserNameResponse
+ * keeps of the sender. New reference; NULL when the dict lacks id or
+ * name. */
+static json_t *user_brief(const owui_user_t *u)
+{
+    json_t *role = json_object_get(u->dict, "role");
+    return json_pack("{s:O,s:O,s:O}", "id", json_object_get(u->dict, "id"), "name",
+                     json_object_get(u->dict, "name"), "role", role ? role : json_null());
+}
+
+/* The room of a channel, or false when the id does not fit. */
+static bool channel_room(char *room, size_t size, const char *id, size_t len)
+{
+    return len < size - sizeof("channel:") && memchr(id, '\0', len) == NULL &&
+           snprintf(room, size, "channel:%.*s", (int)len, id) > 0;
+}
+
+/* Open WebUI's channel_events: a member's typing goes to the channel's
+ * room, with who typed; other types (last_read_at) touch its database,
+ * not us. */
 static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const char *event,
                                  const sh_sio_args_t *args)
 {
@@ -535,24 +557,113 @@ static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const c
     if (!s->user || !json_is_string(cid) || !json_is_object(ev) || !type)
         return;
     char room[300];
-    snprintf(room, sizeof(room), "channel:%s", json_string_value(cid));
+    if (!channel_room(room, sizeof(room), json_string_value(cid), json_string_length(cid)))
+        return;
     if (!sh_hub_in_room(sock, room)) {
         sh_debug("openwebui: %s from non-member %s of %s dropped", event, s->user->id, room);
         return;
     }
     if (strcmp(type, "typing"))
-        return; /* last_read_at etc. touch Open WebUI's database, not us */
+        return;
     json_t *message_id = json_object_get(d, "message_id");
-    const json_t *user = s->user->dict;
-    json_t *role = json_object_get(user, "role");
-    json_t *payload = json_pack("[{s:O,s:O,s:O,s:{s:O,s:O,s:O}}]", "channel_id", cid, "message_id",
-                                message_id ? message_id : json_null(), "data", ev, "user", "id",
-                                json_object_get(user, "id"), "name", json_object_get(user, "name"),
-                                "role", role ? role : json_null());
+    json_t *payload =
+        json_pack("[{s:O,s:O,s:O,s:o}]", "channel_id", cid, "message_id",
+                  message_id ? message_id : json_null(), "data", ev, "user", user_brief(s->user));
+    if (!payload)
+        return;
     const char *rooms[] = {room};
     sh_hub_target_t to = {.rooms = rooms, .nrooms = 1};
     sh_adapter_emit(app->adapter, app->nsp, &to, event, payload, NULL, 0);
     json_decref(payload);
+}
+
+/* The tree way for a text event the text way below does not take: its
+ * arguments decoded (valid JSON: the server checked). */
+static void channel_event_from_tree(owui_app_t *app, sh_sio_socket_t *sock, const char *event,
+                                    const sh_json_span_t *args, size_t nargs)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < nargs; i++)
+        json_array_append_new(
+            list, json_loadb(args[i].p, args[i].len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL));
+    sh_sio_args_t a = {.args = list, .bins = NULL, .nbins = 0};
+    handle_channel_event(app, sock, event, &a);
+    json_decref(list);
+}
+
+/* handle_channel_event from the event's text (the server's text_events):
+ * a typing event goes out with the sender's channel_id, message_id and
+ * data as they wrote them, so it is never decoded or dumped, only read
+ * once here (the server validated it as plain JSON: no escaped or repeated
+ * keys). What it cannot read as plain text (a channel id or type with
+ * escapes) goes the tree way. */
+static void on_event_text(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
+                          size_t nargs, int64_t ack_id, void *data)
+{
+    owui_app_t *app = data;
+    owui_session_t *s = session_of(sock);
+    (void)ack_id; /* Open WebUI answers channel events with nothing */
+    sh_json_cursor_t c;
+    if (!s->user || nargs == 0 || !sh_json_object_begin(&c, args[0]))
+        return;
+    sh_json_span_t key, value, cid = {NULL, 0}, ev = {NULL, 0}, message_id = {"null", 4};
+    while (sh_json_object_next(&c, &key, &value)) {
+        if (sh_json_span_eq(key, "channel_id"))
+            cid = value;
+        else if (sh_json_span_eq(key, "data"))
+            ev = value;
+        else if (sh_json_span_eq(key, "message_id"))
+            message_id = value;
+    }
+    sh_json_cursor_t ec;
+    if (!cid.p || !ev.p || !sh_json_object_begin(&ec, ev))
+        return; /* not a string id or an object: the tree way drops it too */
+    sh_json_span_t type = {NULL, 0}, id;
+    while (sh_json_object_next(&ec, &key, &value))
+        if (sh_json_span_eq(key, "type"))
+            type = value;
+    if (!type.p || type.p[0] != '"' || cid.p[0] != '"')
+        return;
+    if (!sh_json_plain_string(cid, &id) || !sh_json_plain_string(type, &type)) {
+        channel_event_from_tree(app, sock, event, args, nargs);
+        return;
+    }
+    char room[300];
+    if (!channel_room(room, sizeof(room), id.p, id.len))
+        return;
+    if (!sh_hub_in_room(sock, room)) {
+        sh_debug("openwebui: %s from non-member %s of %s dropped", event, s->user->id, room);
+        return;
+    }
+    if (!sh_json_span_eq(type, "typing"))
+        return;
+    owui_user_t *u = s->user;
+    if (!u->brief_json) {
+        json_t *brief = user_brief(u);
+        sh_buf_t b = SH_BUF_INIT;
+        if (brief && sh_json_append(&b, brief) == 0)
+            u->brief_json = sh_strndup(sh_buf_peek(&b), sh_buf_avail(&b));
+        sh_buf_release(&b);
+        json_decref(brief);
+        if (!u->brief_json)
+            return; /* no id or name: the tree way has no payload either */
+    }
+    sh_buf_t b = SH_BUF_INIT;
+    sh_buf_append_str(&b, "{\"channel_id\":");
+    sh_buf_append(&b, cid.p, cid.len);
+    sh_buf_append_str(&b, ",\"message_id\":");
+    sh_buf_append(&b, message_id.p, message_id.len);
+    sh_buf_append_str(&b, ",\"data\":");
+    sh_buf_append(&b, ev.p, ev.len);
+    sh_buf_append_str(&b, ",\"user\":");
+    sh_buf_append_str(&b, u->brief_json);
+    sh_buf_append_str(&b, "}");
+    sh_json_span_t part = {sh_buf_peek(&b), sh_buf_avail(&b)};
+    const char *rooms[] = {room};
+    size_t n;
+    if (sh_adapter_emit_text(app->adapter, app->nsp, rooms, 1, event, &part, 1, &n) < 0)
+        channel_event_from_tree(app, sock, event, args, nargs);
+    sh_buf_release(&b);
 }
 
 static void handle_usage(owui_app_t *app, sh_sio_socket_t *sock, const sh_sio_args_t *args)
@@ -611,10 +722,14 @@ static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
     free(s);
 }
 
+static const char *const text_events[] = {"channel-events", "events:channel", NULL};
+
 static const sh_sio_nsp_handler_t nsp_handler = {
     .on_connect = on_connect,
     .on_connected = on_connected,
     .on_event = on_event,
+    .text_events = text_events,
+    .on_event_text = on_event_text,
     .on_disconnect = on_disconnect,
 };
 

@@ -40,6 +40,9 @@ typedef struct owui_user {
     unsigned refs;
     json_t *dict;   /* the user dict, as in SESSION_POOL */
     const char *id; /* dict["id"] */
+    /* {"id","name","role"} of dict as JSON text, the "user" of the
+     * channel events this user sends; written at the first one */
+    char *brief_json;
 } owui_user_t;
 
 /* What the app knows of one of its sockets (in the socket's app slot). */

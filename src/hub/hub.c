@@ -349,6 +349,13 @@ static void hub_on_event(sh_sio_socket_t *sock, const char *event, const sh_sio_
         nsp->app.on_event(sock, event, args, ack_id, nsp->app_data);
 }
 
+static void hub_on_event_text(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
+                              size_t nargs, int64_t ack_id, void *data)
+{
+    sh_hub_nsp_t *nsp = data;
+    nsp->app.on_event_text(sock, event, args, nargs, ack_id, nsp->app_data);
+}
+
 static void member_free(member_t *m)
 {
     set_in_own_room(m, false);
@@ -397,7 +404,13 @@ sh_hub_nsp_t *sh_hub_add_nsp(sh_hub_t *hub, const char *name, const sh_sio_nsp_h
     sh_list_init(&nsp->members);
     sh_map_borrow_keys(&nsp->rooms); /* keyed by the rooms' own names */
     sh_list_insert_tail(&hub->nsps, &nsp->link);
-    sh_sio_server_add_nsp(hub->sio, name, &hub_handler, nsp);
+    /* The server copies the handler: the app's text events pass through. */
+    sh_sio_nsp_handler_t handler = hub_handler;
+    if (app->on_event_text) {
+        handler.text_events = app->text_events;
+        handler.on_event_text = hub_on_event_text;
+    }
+    sh_sio_server_add_nsp(hub->sio, name, &handler, nsp);
     return nsp;
 }
 

@@ -162,20 +162,16 @@ static void packet_reset(sh_sio_packet_t *pkt)
     pkt->nbins = 0;
 }
 
-int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const char **err)
+/* The header: type digit, attachment count, namespace, ack id. Leaves
+ * *at on the payload's first byte (n when there is none); NULL, or the
+ * reason. */
+static const char *read_header(const char *p, size_t n, sh_sio_packet_t *out, size_t *at)
 {
-    const char *why;
     size_t i = 0;
-
-    packet_reset(out);
-    if (n == 0) {
-        why = "empty packet";
-        goto fail;
-    }
-    if (p[0] < '0' || p[0] > '6') {
-        why = "unknown packet type";
-        goto fail;
-    }
+    if (n == 0)
+        return "empty packet";
+    if (p[0] < '0' || p[0] > '6')
+        return "unknown packet type";
     out->type = (sh_sio_type_t)(p[0] - '0');
     i = 1;
 
@@ -184,14 +180,10 @@ int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const ch
         for (; i < n && is_digit(p[i]); i++)
             if (count <= SH_SIO_MAX_ATTACHMENTS) /* saturate: no overflow */
                 count = count * 10 + (size_t)(p[i] - '0');
-        if (i == start || i == n || p[i] != '-' || count == 0) {
-            why = "invalid attachment count";
-            goto fail;
-        }
-        if (count > SH_SIO_MAX_ATTACHMENTS) {
-            why = "too many attachments";
-            goto fail;
-        }
+        if (i == start || i == n || p[i] != '-' || count == 0)
+            return "invalid attachment count";
+        if (count > SH_SIO_MAX_ATTACHMENTS)
+            return "too many attachments";
         out->attachments = count;
         i++; /* the '-' */
     }
@@ -202,14 +194,10 @@ int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const ch
         const char *comma =
             memchr(p + i, ',', room < SH_SIO_MAX_NSP + 1 ? room : SH_SIO_MAX_NSP + 1);
         size_t len = comma ? (size_t)(comma - (p + i)) : room;
-        if (len > SH_SIO_MAX_NSP) {
-            why = "namespace too long";
-            goto fail;
-        }
-        if (!nsp_text_valid(p + i, len)) {
-            why = "invalid namespace";
-            goto fail;
-        }
+        if (len > SH_SIO_MAX_NSP)
+            return "namespace too long";
+        if (!nsp_text_valid(p + i, len))
+            return "invalid namespace";
         memcpy(out->nsp, p + i, len);
         out->nsp[len] = '\0';
         i += comma ? len + 1 : len;
@@ -219,20 +207,28 @@ int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const ch
         size_t start = i;
         int64_t id = 0;
         for (; i < n && is_digit(p[i]); i++) {
-            if (i - start == ACK_ID_MAX_DIGITS) {
-                why = "ack id too long";
-                goto fail;
-            }
+            if (i - start == ACK_ID_MAX_DIGITS)
+                return "ack id too long";
             id = id * 10 + (p[i] - '0');
         }
         out->id = id;
     }
 
+    if (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        return "whitespace before payload";
+    *at = i;
+    return NULL;
+}
+
+int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const char **err)
+{
+    const char *why;
+    size_t i = 0;
+
+    packet_reset(out);
+    if ((why = read_header(p, n, out, &i)))
+        goto fail;
     if (i < n) {
-        if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-            why = "whitespace before payload";
-            goto fail;
-        }
         json_error_t jerr;
         /* The payload is the whole rest: jansson rejects anything but
          * whitespace after the value. */
@@ -256,6 +252,54 @@ fail:
     if (err)
         *err = why;
     return -EINVAL;
+}
+
+int sh_sio_event_peek(const char *p, size_t n, sh_sio_event_text_t *ev)
+{
+    sh_sio_packet_t head;
+    size_t i = 0;
+    packet_reset(&head);
+    if (n == 0 || p[0] != '0' + SH_SIO_EVENT || read_header(p, n, &head, &i))
+        return -EINVAL;
+    /* ["name" with no escape in the name: anything else is the tree's. */
+    if (n - i < 3 || p[i] != '[' || p[i + 1] != '"')
+        return -EINVAL;
+    const char *name = p + i + 2, *end = p + n;
+    const char *q = name;
+    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+        q++;
+    size_t len = (size_t)(q - name);
+    if (q == end || *q != '"' || len >= sizeof(ev->event))
+        return -EINVAL;
+    memcpy(ev->nsp, head.nsp, sizeof(ev->nsp));
+    ev->id = head.id;
+    memcpy(ev->event, name, len);
+    ev->event[len] = '\0';
+    ev->payload = (sh_json_span_t){p + i, n - i};
+    return 0;
+}
+
+int sh_sio_event_read_args(const sh_sio_event_text_t *ev, sh_json_span_t *args, size_t max,
+                           size_t *nargs)
+{
+    /* One more slot for the name; more arguments than max are the tree's. */
+    sh_json_span_t items[SH_SIO_TEXT_MAX_ARGS + 1];
+    size_t nitems = 0;
+    sh_json_info_t info;
+    if (max > SH_SIO_TEXT_MAX_ARGS)
+        max = SH_SIO_TEXT_MAX_ARGS;
+    if (sh_json_validate_array(ev->payload.p, ev->payload.len, &info, items, max + 1, &nitems) <
+            0 ||
+        !sh_json_info_plain(&info) || nitems == 0 || nitems > max + 1)
+        return -EINVAL;
+    /* The name, checked as the decoder would (UTF-8 above: the validator). */
+    for (size_t i = 0; i < sizeof(reserved_events) / sizeof(reserved_events[0]); i++)
+        if (!strcmp(reserved_events[i], ev->event))
+            return -EINVAL;
+    for (size_t i = 1; i < nitems; i++)
+        args[i - 1] = items[i];
+    *nargs = nitems - 1;
+    return 0;
 }
 
 int sh_sio_packet_add_attachment(sh_sio_packet_t *pkt, sh_msg_t *m)

@@ -65,6 +65,31 @@ typedef struct sh_sio_packet {
  * release and, when err is not NULL, points *err at a static reason. */
 int sh_sio_packet_decode(const char *p, size_t n, sh_sio_packet_t *out, const char **err);
 
+/* An EVENT packet read without decoding its JSON, for a handler that
+ * takes some events as text (sh_sio_nsp_handler_t's on_event_text). */
+#define SH_SIO_TEXT_MAX_ARGS 16
+typedef struct sh_sio_event_text {
+    char nsp[SH_SIO_MAX_NSP + 1];
+    int64_t id;             /* ack id, -1 when absent */
+    char event[256];        /* the name, NUL-terminated */
+    sh_json_span_t payload; /* the JSON array, name first; not validated yet */
+} sh_sio_event_text_t;
+
+/* Reads the header and the event name of a text EVENT packet, p[0..n) as
+ * for sh_sio_packet_decode, with the same rules for the header. -EINVAL
+ * when it is not one whose name is a string without escapes or control
+ * characters right after '[' (shorter than 256 bytes): such a packet is
+ * left to sh_sio_packet_decode, which also says what is wrong with a bad
+ * one. Nothing is validated past the name yet. */
+int sh_sio_event_peek(const char *p, size_t n, sh_sio_event_text_t *ev);
+/* Validates the payload of a peeked event and gives the spans of its
+ * arguments (after the name), at most max (≤ SH_SIO_TEXT_MAX_ARGS).
+ * -EINVAL when it is not valid JSON, holds anything a tree decoder reads
+ * differently (sh_json_info_plain), has more arguments, or the name is a
+ * reserved one: then sh_sio_packet_decode decides. */
+int sh_sio_event_read_args(const sh_sio_event_text_t *ev, sh_json_span_t *args, size_t max,
+                           size_t *nargs);
+
 /* Adds one received binary attachment (takes a new reference to m).
  * Returns 1 when the packet is now complete, 0 when more are expected, or
  * -EINVAL when the packet expects no more attachments. */

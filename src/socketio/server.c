@@ -563,6 +563,37 @@ static void dispatch_event(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
     json_decref(args);
 }
 
+static bool is_text_event(const char *const *names, const char *event)
+{
+    for (; names && *names; names++)
+        if (!strcmp(*names, event))
+            return true;
+    return false;
+}
+
+/* A text EVENT whose handler takes it as text (text_events): delivered
+ * from its spans, with the checks handle_packet makes. False when it is
+ * not one, for sh_sio_packet_decode and handle_packet to take. */
+static bool dispatch_event_text(sio_client_t *client, const char *msg, size_t len)
+{
+    sh_sio_event_text_t ev;
+    if (sh_sio_event_peek(msg, len, &ev) < 0)
+        return false;
+    sh_sio_socket_t *sock = client_socket(client, ev.nsp);
+    if (!sock || !sock->connected)
+        return false;
+    const sh_sio_nsp_handler_t *h = &sock->nsp->handler;
+    if (!h->on_event_text || !is_text_event(h->text_events, ev.event))
+        return false;
+    sh_json_span_t args[SH_SIO_TEXT_MAX_ARGS];
+    size_t nargs;
+    if (sh_sio_event_read_args(&ev, args, SH_SIO_TEXT_MAX_ARGS, &nargs) < 0)
+        return false;
+    client->srv->stats.events_in++;
+    h->on_event_text(sock, ev.event, args, nargs, ev.id, sock->nsp->data);
+    return true;
+}
+
 static void dispatch_ack(sh_sio_socket_t *sock, sh_sio_packet_t *pkt)
 {
     char key[24];
@@ -702,6 +733,8 @@ static void on_eio_message(sh_eio_session_t *s, const char *msg, size_t len, boo
         parse_error(client, "text packet while attachments were due");
         return;
     }
+    if (len && msg[0] == '0' + SH_SIO_EVENT && dispatch_event_text(client, msg, len))
+        return;
     sh_sio_packet_t pkt;
     const char *why = NULL;
     if (sh_sio_packet_decode(msg, len, &pkt, &why) < 0) {

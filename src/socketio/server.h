@@ -47,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "core/json_span.h"
 #include "core/msg.h"
 #include "engineio/server.h"
 #include "loop/loop.h"
@@ -81,6 +82,14 @@ typedef struct sh_sio_nsp_handler {
      * (sh_sio_socket_ack). */
     void (*on_event)(sh_sio_socket_t *sock, const char *event, const sh_sio_args_t *args,
                      int64_t ack_id, void *data);
+    /* Events named in text_events (a NULL-terminated list) come here
+     * instead, as the text of their arguments after the name, when their
+     * JSON is plain (sh_sio_event_read_args): a handler that forwards what
+     * a client wrote (a channel's typing) then never builds a tree. A
+     * packet of those names that is not plain still goes to on_event. */
+    const char *const *text_events;
+    void (*on_event_text)(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
+                          size_t nargs, int64_t ack_id, void *data);
     /* The socket is over. reason as Node's: "client namespace disconnect",
      * "server namespace disconnect", "transport close", "ping timeout",
      * "parse error", "transport error", "forced close", "server shutting

@@ -1,7 +1,9 @@
 /* fuzz_sio_packet — Socket.IO packet decoder on arbitrary bytes. Whatever
  * decodes must encode and decode again to the same packet (type, namespace,
  * ack id, attachment count, payload): the encoder writes only what the
- * decoder reads back. */
+ * decoder reads back. What the text reader (sh_sio_event_peek and
+ * sh_sio_event_read_args) takes, the decoder must take as the same EVENT:
+ * namespace, ack id, name and argument values. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +23,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    sh_sio_event_text_t ev;
+    sh_json_span_t args[SH_SIO_TEXT_MAX_ARGS];
+    size_t nargs = 0;
+    int text = sh_sio_event_peek((const char *)data, size, &ev) == 0 &&
+               sh_sio_event_read_args(&ev, args, SH_SIO_TEXT_MAX_ARGS, &nargs) == 0;
     sh_sio_packet_t pkt;
     const char *err = NULL;
     if (sh_sio_packet_decode((const char *)data, size, &pkt, &err) != 0) {
         check(err != NULL, "rejection without a reason");
+        check(!text, "read as text, refused by the decoder");
         return 0;
+    }
+    if (text) {
+        check(pkt.type == SH_SIO_EVENT, "text: type");
+        check(strcmp(ev.nsp, pkt.nsp) == 0, "text: nsp");
+        check(ev.id == pkt.id, "text: id");
+        const json_t *name = json_array_get(pkt.data, 0);
+        check(json_is_string(name) && strlen(ev.event) == json_string_length(name) &&
+                  strcmp(ev.event, json_string_value(name)) == 0,
+              "text: name");
+        check(nargs + 1 == json_array_size(pkt.data), "text: argument count");
+        for (size_t i = 0; i < nargs; i++) {
+            json_t *arg =
+                json_loadb(args[i].p, args[i].len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            check(arg && json_equal(arg, json_array_get(pkt.data, i + 1)), "text: argument");
+            json_decref(arg);
+        }
     }
 
     /* Stand-in attachments: the codec never looks at their bytes. */

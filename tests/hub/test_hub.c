@@ -34,6 +34,10 @@ typedef struct fix {
     th_eio_t clients[NCLIENTS];
     char sids[NCLIENTS][64];
     sh_sio_socket_t *socks[NCLIENTS];
+    /* events heard: through on_event (tree) and on_event_text */
+    int tree_events, text_events;
+    sh_sio_socket_t *event_sock;
+    char event_args[128];
 } fix_t;
 
 static fix_t F;
@@ -61,8 +65,32 @@ static void app_disconnect(sh_sio_socket_t *sock, const char *reason, void *data
     F.rooms_seen_on_disconnect = sh_hub_in_room(sock, sh_sio_socket_id(sock));
 }
 
+static void app_event(sh_sio_socket_t *sock, const char *event, const sh_sio_args_t *args,
+                      int64_t ack_id, void *data)
+{
+    ck_assert_ptr_eq(data, &F);
+    F.tree_events++;
+    F.event_sock = sock;
+}
+
+static void app_event_text(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
+                           size_t nargs, int64_t ack_id, void *data)
+{
+    ck_assert_ptr_eq(data, &F);
+    ck_assert_str_eq(event, "said");
+    F.text_events++;
+    F.event_sock = sock;
+    snprintf(F.event_args, sizeof(F.event_args), "%.*s", nargs ? (int)args[0].len : 0,
+             nargs ? args[0].p : "");
+}
+
+static const char *const app_text_events[] = {"said", NULL};
+
 static const sh_sio_nsp_handler_t app = {
     .on_connected = app_connected,
+    .on_event = app_event,
+    .text_events = app_text_events,
+    .on_event_text = app_event_text,
     .on_disconnect = app_disconnect,
 };
 
@@ -172,6 +200,25 @@ static void collect_sock(sh_sio_socket_t *sock, void *data)
 }
 
 /* ---- membership ---- */
+
+/* The application's text events pass through the hub as text, with the
+ * application's own data; other events as trees. */
+START_TEST(test_text_events_pass_through)
+{
+    start();
+    connect_client(0, NULL);
+    sh_sio_socket_t *s1 = connect_client(1, NULL);
+    ck_assert_int_eq(th_eio_post_str(&F.clients[1], "42[\"said\",{\"x\": 1}]"), 200);
+    ck_assert_int_eq(F.text_events, 1);
+    ck_assert_ptr_eq(F.event_sock, s1);
+    ck_assert_str_eq(F.event_args, "{\"x\": 1}");
+    ck_assert_int_eq(th_eio_post_str(&F.clients[0], "42[\"other\",1]"), 200);
+    ck_assert_int_eq(F.tree_events, 1);
+    ck_assert_ptr_eq(F.event_sock, F.socks[0]);
+    ck_assert_int_eq(F.text_events, 1);
+    stop();
+}
+END_TEST
 
 START_TEST(test_join_leave_and_sid_room)
 {
@@ -425,6 +472,7 @@ int main(void)
     TCase *tc = tcase_create("hub");
     tcase_set_timeout(tc, 8);
     tcase_add_test(tc, test_join_leave_and_sid_room);
+    tcase_add_test(tc, test_text_events_pass_through);
     tcase_add_test(tc, test_own_room_by_name);
     tcase_add_test(tc, test_rooms_go_with_the_socket);
     tcase_add_test(tc, test_broadcast_targets);

@@ -145,6 +145,108 @@ START_TEST(test_decode_vector)
 }
 END_TEST
 
+/* The text reader over every decode vector: what it takes, the decoder
+ * takes too, as an EVENT with the same namespace, ack id, name and
+ * argument values; it never takes what the decoder refuses. */
+START_TEST(test_event_text_agrees_with_decoder)
+{
+    const vector_t *v = &decode_vectors.v[_i];
+    char *in = sh_malloc(strlen(v->field[1]) + 1);
+    size_t n = pct_decode(v->field[1], in);
+    sh_sio_event_text_t ev;
+    sh_json_span_t args[SH_SIO_TEXT_MAX_ARGS];
+    size_t nargs = 0;
+    bool text = sh_sio_event_peek(in, n, &ev) == 0 &&
+                sh_sio_event_read_args(&ev, args, SH_SIO_TEXT_MAX_ARGS, &nargs) == 0;
+    sh_sio_packet_t pkt;
+    int rc = sh_sio_packet_decode(in, n, &pkt, NULL);
+    if (text) {
+        ck_assert_msg(rc == 0, "line %d: read as text, refused by the decoder", v->line);
+        ck_assert_int_eq(pkt.type, SH_SIO_EVENT);
+        ck_assert_str_eq(ev.nsp, pkt.nsp);
+        ck_assert_int_eq(ev.id, pkt.id);
+        ck_assert_str_eq(ev.event, json_string_value(json_array_get(pkt.data, 0)));
+        ck_assert_uint_eq(nargs + 1, json_array_size(pkt.data));
+        for (size_t i = 0; i < nargs; i++) {
+            json_t *arg = json_loadb(args[i].p, args[i].len, JSON_DECODE_ANY, NULL);
+            ck_assert_msg(json_equal(arg, json_array_get(pkt.data, i + 1)),
+                          "line %d: argument %zu differs", v->line, i);
+            json_decref(arg);
+        }
+    }
+    if (rc == 0)
+        sh_sio_packet_release(&pkt);
+    free(in);
+}
+END_TEST
+
+START_TEST(test_event_text)
+{
+    static const struct {
+        const char *in;
+        bool text;
+        const char *nsp, *event;
+        int64_t id;
+        size_t nargs;
+    } cases[] = {
+        {"2[\"typing\",{\"a\":1}]", true, "/", "typing", -1, 1},
+        {"2/chat,17[\"x\"]", true, "/chat", "x", 17, 0},
+        {"2[\"x\",1,[2],\"3\"]", true, "/", "x", -1, 3},
+        {"2[\"x\", 1 ]", true, "/", "x", -1, 1},
+        {"2[\"\xc3\xa9\",1]", true, "/", "\xc3\xa9", -1, 1},
+        {"2[\"x\\u0041\",1]", false, NULL, NULL, 0, 0}, /* escaped name */
+        {"2[ \"x\",1]", false, NULL, NULL, 0, 0},       /* space before the name */
+        {"2[42,1]", false, NULL, NULL, 0, 0},           /* numeric name */
+        {"2 [\"x\"]", false, NULL, NULL, 0, 0},         /* space before payload */
+        {"3[\"x\"]", false, NULL, NULL, 0, 0},          /* an ACK */
+        {"51-[\"x\",{\"_placeholder\":true,\"num\":0}]", false, NULL, NULL, 0, 0},
+        {"2[\"x\",{\"a\":1,\"a\":1}]", false, NULL, NULL, 0, 0}, /* repeated key */
+        {"2[\"x\",\"\\u0000\"]", false, NULL, NULL, 0, 0},
+        {"2[\"x\",1e400]", false, NULL, NULL, 0, 0},
+        {"2[\"x\",]", false, NULL, NULL, 0, 0},
+        {"2[\"x\"]x", false, NULL, NULL, 0, 0},
+        {"2[\"x\xff\"]", false, NULL, NULL, 0, 0},     /* not UTF-8 */
+        {"2[\"connect\",1]", false, NULL, NULL, 0, 0}, /* reserved */
+        {"2[\"x", false, NULL, NULL, 0, 0},
+        {"2", false, NULL, NULL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sh_sio_event_text_t ev;
+        sh_json_span_t args[SH_SIO_TEXT_MAX_ARGS];
+        size_t nargs = 99;
+        const char *in = cases[i].in;
+        bool text = sh_sio_event_peek(in, strlen(in), &ev) == 0 &&
+                    sh_sio_event_read_args(&ev, args, SH_SIO_TEXT_MAX_ARGS, &nargs) == 0;
+        ck_assert_msg(text == cases[i].text, "%s: %s", in, text ? "read" : "not read");
+        if (!text)
+            continue;
+        ck_assert_str_eq(ev.nsp, cases[i].nsp);
+        ck_assert_str_eq(ev.event, cases[i].event);
+        ck_assert_int_eq(ev.id, cases[i].id);
+        ck_assert_uint_eq(nargs, cases[i].nargs);
+    }
+    /* A name of 255 bytes is read, 256 is the tree's; more arguments
+     * than asked for too. */
+    char in[300];
+    int n = snprintf(in, sizeof(in), "2[\"%0255d\"]", 0);
+    sh_sio_event_text_t ev;
+    sh_json_span_t args[2];
+    size_t nargs;
+    ck_assert_int_eq(sh_sio_event_peek(in, (size_t)n, &ev), 0);
+    ck_assert_uint_eq(strlen(ev.event), 255);
+    n = snprintf(in, sizeof(in), "2[\"%0256d\"]", 0);
+    ck_assert_int_eq(sh_sio_event_peek(in, (size_t)n, &ev), -EINVAL);
+    const char *three = "2[\"x\",1,2,3]", *two = "2[\"x\",1,2]";
+    ck_assert_int_eq(sh_sio_event_peek(three, strlen(three), &ev), 0);
+    ck_assert_int_eq(sh_sio_event_read_args(&ev, args, 2, &nargs), -EINVAL);
+    ck_assert_int_eq(sh_sio_event_peek(two, strlen(two), &ev), 0);
+    ck_assert_int_eq(sh_sio_event_read_args(&ev, args, 2, &nargs), 0);
+    ck_assert_uint_eq(nargs, 2);
+    ck_assert_int_eq(args[1].len, 1);
+    ck_assert_int_eq(args[1].p[0], '2');
+}
+END_TEST
+
 START_TEST(test_encode_vector)
 {
     const vector_t *v = &encode_vectors.v[_i];
@@ -750,6 +852,7 @@ int main(void)
     TCase *tc = tcase_create("vectors");
     tcase_add_loop_test(tc, test_decode_vector, 0, decode_vectors.n);
     tcase_add_loop_test(tc, test_encode_vector, 0, encode_vectors.n);
+    tcase_add_loop_test(tc, test_event_text_agrees_with_decoder, 0, decode_vectors.n);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("decode");
@@ -758,6 +861,7 @@ int main(void)
     tcase_add_test(tc, test_namespace_length);
     tcase_add_test(tc, test_err_may_be_null);
     tcase_add_test(tc, test_decode_does_not_read_past_n);
+    tcase_add_test(tc, test_event_text);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("attachments");

@@ -26,7 +26,7 @@ typedef struct fix {
     sh_eio_server_t *eio;
     sh_sio_server_t *sio;
     bool in_call;
-    int connect_calls, connected, events, disconnects;
+    int connect_calls, connected, events, text_events, disconnects;
     sh_sio_socket_t *sock; /* the last connected socket */
     /* The socket whose CONNECT on_connect deferred ({"defer":true}) until
      * it connects or ends; pending_ends counts those that ended first. */
@@ -137,10 +137,37 @@ static void on_disconnect(sh_sio_socket_t *sock, const char *reason, void *data)
         F.sock = NULL;
 }
 
+/* Events named "as-text" come as text (the handler's text_events). */
+static void on_event_text(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
+                          size_t nargs, int64_t ack_id, void *data)
+{
+    ck_assert_msg(!F.in_call, "on_event_text ran inside a call made by the test");
+    ck_assert_ptr_eq(data, &F);
+    ck_assert(sh_sio_socket_connected(sock));
+    F.text_events++;
+    snprintf(F.event, sizeof(F.event), "%s", event);
+    sh_buf_t b = SH_BUF_INIT;
+    sh_buf_append_byte(&b, '[');
+    for (size_t i = 0; i < nargs; i++) {
+        if (i)
+            sh_buf_append_byte(&b, ',');
+        sh_buf_append(&b, args[i].p, args[i].len);
+    }
+    sh_buf_append_byte(&b, ']');
+    snprintf(F.args, sizeof(F.args), "%.*s", (int)sh_buf_avail(&b), sh_buf_peek(&b));
+    sh_buf_release(&b);
+    F.ack_id = ack_id;
+    F.nbins = 0;
+}
+
+static const char *const text_events[] = {"as-text", "also-text", NULL};
+
 static const sh_sio_nsp_handler_t nsp_handler = {
     .on_connect = on_connect,
     .on_connected = on_connected,
     .on_event = on_event,
+    .text_events = text_events,
+    .on_event_text = on_event_text,
     .on_disconnect = on_disconnect,
 };
 
@@ -376,6 +403,66 @@ START_TEST(test_events_and_client_acks)
     expect_poll(c, "42[\"echo-back\",1]\x1e"
                    "42[\"echo-back\",2]");
     ck_assert_uint_eq(sh_sio_server_stats(F.sio)->events_in, 7);
+    stop();
+}
+END_TEST
+
+/* A handler's text_events come to on_event_text as the text of their
+ * arguments when their JSON is plain; the same names with JSON a tree
+ * decoder reads otherwise (or an escaped name) come to on_event, and a
+ * malformed one closes the session as any other. */
+START_TEST(test_text_events)
+{
+    start();
+    char sid[64], sid2[64];
+    th_eio_t *c = connected_client(0, sid, sizeof(sid));
+    ck_assert(th_sio_connect(c, "/admin", NULL, sid2, sizeof(sid2)));
+    post(c, "42[\"as-text\", {\"a\" : [1, \"\xc3\xa9\"]},\"x\\n\",null]");
+    ck_assert_int_eq(F.text_events, 1);
+    ck_assert_int_eq(F.events, 0);
+    ck_assert_str_eq(F.event, "as-text");
+    /* As the client wrote them, whitespace inside an argument included. */
+    ck_assert_str_eq(F.args, "[{\"a\" : [1, \"\xc3\xa9\"]},\"x\\n\",null]");
+    ck_assert_int_eq(F.ack_id, -1);
+    post(c, "42/admin,5[\"also-text\"]");
+    ck_assert_int_eq(F.text_events, 2);
+    ck_assert_str_eq(F.event, "also-text");
+    ck_assert_str_eq(F.args, "[]");
+    ck_assert_int_eq(F.ack_id, 5);
+    /* The tree's: a repeated key, "\u0000", a huge number, an escaped
+     * name, more than SH_SIO_TEXT_MAX_ARGS arguments, another name. */
+    post(c, "42[\"as-text\",{\"a\":1,\"a\":2}]");
+    ck_assert_str_eq(F.args, "[{\"a\":2}]");
+    post(c, "42[\"as-text\",\"\\u0000\"]");
+    ck_assert_int_eq(F.events, 2);
+    post(c, "42[\"as-te\\u0078t\",1]");
+    ck_assert_str_eq(F.event, "as-text");
+    ck_assert_str_eq(F.args, "[1]");
+    post(c, "42[\"as-text\",1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]");
+    ck_assert_str_eq(F.args, "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]");
+    post(c, "42[\"hello\",1]");
+    ck_assert_str_eq(F.event, "hello");
+    ck_assert_int_eq(F.events, 5);
+    ck_assert_int_eq(F.text_events, 2);
+    /* Sixteen arguments still come as text. */
+    post(c, "42[\"as-text\",1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]");
+    ck_assert_int_eq(F.text_events, 3);
+    ck_assert_str_eq(F.args, "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]");
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->events_in, 8);
+    /* Malformed, or a number jansson cannot hold: the session closes,
+     * with nothing delivered. */
+    post(c, "42[\"as-text\",]");
+    wait_disconnects(2);
+    c = connected_client(1, sid, sizeof(sid));
+    post(c, "42[\"as-text\",123456789012345678901234567890]");
+    wait_disconnects(3);
+    ck_assert_uint_eq(sh_sio_server_stats(F.sio)->parse_errors, 2);
+    ck_assert_int_eq(F.events + F.text_events, 8);
+    /* A namespace the client has not connected: closed, as before. */
+    c = connected_client(2, sid, sizeof(sid));
+    post(c, "42/admin,[\"as-text\",1]");
+    wait_disconnects(4);
+    ck_assert_int_eq(F.events + F.text_events, 8);
     stop();
 }
 END_TEST
@@ -885,6 +972,7 @@ int main(void)
     tcase_add_test(tc, test_connect_ack_has_its_own_sid);
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_events_and_client_acks);
+    tcase_add_test(tc, test_text_events);
     tcase_add_test(tc, test_server_acks_run_once);
     tcase_add_test(tc, test_acks_fail_when_session_closes);
     tcase_add_test(tc, test_binary_event_reassembled);

@@ -169,6 +169,22 @@ function runOwuiScenarios(mode) {
       });
     }
 
+    await h.case("typing in a channel whose id JSON escapes, and with data as written", async () => {
+      // The id needs an escape in JSON: the server reads this event the
+      // tree way rather than from its text; the result is the same.
+      const id = 'ch"q\\u';
+      const room = `channel:${id}`;
+      const j = await server.api("POST", `/api/v1/rooms/${encodeURIComponent(room)}/join`, { sids: [ann.t3.id, bob.t.id] });
+      assert.deepEqual(j.json, { joined: 2 });
+      const typing = { type: "typing", data: { typing: true, note: "é \u2028 \"" } };
+      const n = bob.t.of("channel-events").length;
+      ann.t3.sock.emit("channel-events", { channel_id: id, message_id: 7, data: typing });
+      await waitFor(() => bob.t.of("channel-events").length > n, 5000, "bob gets typing in the escaped channel");
+      assert.deepEqual(bob.t.last("channel-events"), { channel_id: id, message_id: 7, data: typing, user: { id: "u-ann", name: "Ann", role: "user" } });
+      const l = await server.api("POST", `/api/v1/rooms/${encodeURIComponent(room)}/leave`, { sids: [ann.t3.id, bob.t.id] });
+      assert.deepEqual(l.json, { left: 2 });
+    });
+
     await h.case("a non-member's typing is dropped, as is an anonymous tab's and a member's non-typing event", async () => {
       const typing = { type: "typing", data: { typing: true } };
       const all = [ann.t3, bob.t, cat.t, observer];
