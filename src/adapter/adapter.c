@@ -45,6 +45,10 @@ struct sh_adapter {
     char *channel;
     char *pattern; /* CHANNEL#* when room_channels */
     char host_id[33];
+    /* How every message this node publishes ends, but callbacks (see
+     * is_own_message) */
+    char own_suffix[sizeof(",\"host_id\":\"\"}") + 32];
+    size_t own_suffix_len;
     sh_map_t calls;        /* handle (decimal) -> call_t */
     sh_list_t remote_acks; /* remote_ack_t */
     uint64_t next_handle;
@@ -527,8 +531,30 @@ static bool receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r)
     return true;
 }
 
+/* Redis hands every node its own messages back; skipping them used to
+ * cost a full read (validation included: a typing event's ~500 bytes).
+ * Our encoders write host_id last and compact in every message but a
+ * callback (which names its addressee first), so a message that starts as
+ * one of ours other than a callback and ends with our host_id is ours: in
+ * JSON text the last '}' closes the top object, and the unescaped quote
+ * after a comma opens a key, so the last member's key is host_id and its
+ * value our id. Anything else is read as before. */
+static bool is_own_message(const sh_adapter_t *a, const char *p, size_t len)
+{
+    static const char prefix[] = "{\"method\":\"";
+    static const char callback[] = "{\"method\":\"callback\"";
+    return len > a->own_suffix_len + sizeof(callback) &&
+           memcmp(p + len - a->own_suffix_len, a->own_suffix, a->own_suffix_len) == 0 &&
+           memcmp(p, prefix, sizeof(prefix) - 1) == 0 &&
+           memcmp(p, callback, sizeof(callback) - 1) != 0;
+}
+
 void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
 {
+    if (is_own_message(a, payload, len)) {
+        a->stats.skipped_own++;
+        return;
+    }
     /* Every node gets every emit of the fleet: read where the message goes
      * first, and decode only what this node acts on. A route that cannot
      * be read (malformed, refused, unusual) leaves it to the decoder to
@@ -635,6 +661,8 @@ sh_adapter_t *sh_adapter_new(const sh_adapter_options_t *opts)
     sh_random_bytes(raw, sizeof(raw));
     for (int i = 0; i < 16; i++)
         snprintf(a->host_id + 2 * i, 3, "%02x", raw[i]);
+    a->own_suffix_len =
+        (size_t)snprintf(a->own_suffix, sizeof(a->own_suffix), ",\"host_id\":\"%s\"}", a->host_id);
     if (opts->redis) {
         sh_redis_subscribe(opts->redis, a->channel, on_channel_message, a);
         if (opts->room_channels) {

@@ -939,6 +939,45 @@ static void receive_buf(int node, sh_buf_t *b)
  * while the same emit to a room with a member here is decoded, once, and
  * delivered. A pickle that holds GLOBAL/REDUCE is refused wherever it
  * goes, members or not. */
+/* Our own messages, as our encoders write them, are known by their ends
+ * and skipped unread: even one whose data would not parse. A callback
+ * addressed to us that ends with our host_id is read, as is any other
+ * message. */
+START_TEST(test_own_messages_skipped_unread)
+{
+    start(false);
+    connect_client(0, 0, "{\"rooms\":[\"user:member\"]}");
+    const char *self = sh_adapter_host_id(W.n[0].ad);
+    const sh_adapter_stats_t *a = st(0);
+    sh_buf_t b = SH_BUF_INIT;
+    const char *rooms[] = {"user:member"};
+    sh_json_span_t good = {"{\"n\":1}", 7}, broken = {"{\"n\":}}}", 8};
+    ck_assert_int_eq(sh_pubsub_emit_encode_text(self, "/", "x", rooms, 1, &good, 1, &b), 0);
+    receive_buf(0, &b);
+    ck_assert_int_eq(sh_pubsub_emit_encode_text(self, "/", "x", rooms, 1, &broken, 1, &b), 0);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_own, 2);
+    ck_assert_uint_eq(a->decoded + a->dropped + a->received + a->skipped_not_here, 0);
+    /* The same broken one from another node is read, and refused. */
+    ck_assert_int_eq(sh_pubsub_emit_encode_text(sh_adapter_host_id(W.n[1].ad), "/", "x", rooms, 1,
+                                                &broken, 1, &b),
+                     0);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_own, 2);
+    ck_assert_uint_eq(a->dropped, 1);
+    /* A callback to us, host_id last: read (no call waits: not here). */
+    buf_printf(&b,
+               "{\"method\":\"callback\",\"sid\":\"s\",\"namespace\":\"/\",\"id\":5,"
+               "\"args\":[],\"host_id\":\"%s\"}",
+               self);
+    receive_buf(0, &b);
+    ck_assert_uint_eq(a->skipped_own, 2);
+    ck_assert_uint_eq(a->skipped_not_here, 1);
+    sh_buf_release(&b);
+    stop();
+}
+END_TEST
+
 START_TEST(test_no_member_no_decode)
 {
     start(false);
@@ -1135,6 +1174,7 @@ int main(void)
     tcase_add_test(tc, test_python_pickles);
     tcase_add_test(tc, test_room_channels);
     tcase_add_test(tc, test_no_member_no_decode);
+    tcase_add_test(tc, test_own_messages_skipped_unread);
     tcase_add_test(tc, test_callback_for_local_call_ignored);
     tcase_add_test(tc, test_answer_after_adapter_free);
     suite_add_tcase(s, tc);
