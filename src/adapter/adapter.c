@@ -485,50 +485,71 @@ static bool route_is_for_us(sh_adapter_t *a, const sh_pubsub_route_t *r)
     }
 }
 
+/* What receive_emit_text did with a message. */
+typedef enum {
+    TEXT_NOT,       /* not one it takes: the decoder's */
+    TEXT_DELIVERED, /* delivered from its text */
+    TEXT_NOT_HERE,  /* one it takes, for rooms with no member here */
+} text_emit_t;
+
+typedef struct text_frame {
+    const char *nsp, *event;
+    sh_json_span_t args;
+    size_t nargs;
+} text_frame_t;
+
+static sh_msg_t *build_text_frame(void *arg)
+{
+    const text_frame_t *f = arg;
+    return sh_sio_event_msg_from_text(f->nsp, f->event, &f->args, f->nargs);
+}
+
 /* Delivers an emit to its rooms from its own text, as the decoder and
  * sh_hub_emit would have delivered it, when it is a plain one (see
  * text_emit in pubsub_route.h: the route read validated the whole
  * message), the event a name without escapes. The Socket.IO arguments are
  * the data's text as the sender wrote it: null none, a list its elements,
- * anything else the one argument. False, nothing sent, when the message
- * needs the decoder. */
-static bool receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r)
+ * anything else the one argument. The frame is written at the first
+ * member found, so the rooms are looked up once, and not at all written
+ * on a node with none. TEXT_NOT, nothing sent, when the message needs the
+ * decoder. */
+static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r)
 {
     sh_json_span_t event_text;
     char event[256];
     if (r->method != SH_PUBSUB_EMIT || !r->text_emit || r->nrooms == 0 ||
         !sh_json_plain_string(r->event_json, &event_text) || event_text.len >= sizeof(event))
-        return false;
+        return TEXT_NOT;
     sh_hub_nsp_t *nsp = sh_hub_nsp(a->opts.hub, r->nsp);
     if (!nsp)
-        return false;
+        return TEXT_NOT_HERE; /* route_is_for_us says the same */
     memcpy(event, event_text.p, event_text.len);
     event[event_text.len] = '\0';
-    sh_json_span_t args = r->data_json;
-    size_t nargs = 1;
-    if (sh_json_span_eq(args, "null")) {
-        nargs = 0;
-    } else if (args.p[0] == '[') {
+    text_frame_t f = {.nsp = r->nsp, .event = event, .args = r->data_json, .nargs = 1};
+    if (sh_json_span_eq(f.args, "null")) {
+        f.nargs = 0;
+    } else if (f.args.p[0] == '[') {
         /* The list's elements, as written between its brackets. */
         sh_json_cursor_t c;
         sh_json_span_t first;
-        sh_json_array_begin(&c, args);
+        sh_json_array_begin(&c, f.args);
         if (!sh_json_array_next(&c, &first)) {
-            nargs = 0;
+            f.nargs = 0;
         } else {
-            args.p++;
-            args.len -= 2;
+            f.args.p++;
+            f.args.len -= 2;
         }
     }
-    sh_msg_t *msg = sh_sio_event_msg_from_text(r->nsp, event, &args, nargs);
-    if (!msg)
-        return false;
     sh_hub_target_t to = {.rooms = r->rooms, .nrooms = r->nrooms};
-    sh_hub_send(nsp, &to, &msg, 1);
-    sh_msg_unref(msg);
+    bool failed;
+    size_t sent = sh_hub_send_built(nsp, &to, build_text_frame, &f, &failed);
+    if (failed)
+        return TEXT_NOT;
+    if (!sent)
+        return TEXT_NOT_HERE;
     a->stats.received++;
     a->stats.from_text++;
-    return true;
+    return TEXT_DELIVERED;
 }
 
 /* Redis hands every node its own messages back; skipping them used to
@@ -566,12 +587,13 @@ void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
             a->stats.skipped_own++;
             return;
         }
-        if (!route_is_for_us(a, &route)) {
+        text_emit_t t = receive_emit_text(a, &route);
+        if (t == TEXT_DELIVERED)
+            return;
+        if (t == TEXT_NOT_HERE || !route_is_for_us(a, &route)) {
             a->stats.skipped_not_here++;
             return;
         }
-        if (receive_emit_text(a, &route))
-            return;
     }
     a->stats.decoded++;
     sh_pubsub_msg_t m;

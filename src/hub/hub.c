@@ -276,6 +276,31 @@ size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const
     return broadcast(nsp, to, deliver_msgs, &m);
 }
 
+typedef struct built {
+    sh_msg_t *(*build)(void *arg);
+    void *arg;
+    sh_msg_t *msg;
+    bool failed;
+} built_t;
+
+static int deliver_built(sh_sio_socket_t *sock, void *ctx)
+{
+    built_t *b = ctx;
+    if (!b->msg && !b->failed && !(b->msg = b->build(b->arg)))
+        b->failed = true;
+    return b->failed ? -EINVAL : sh_sio_socket_send_msgs(sock, &b->msg, 1);
+}
+
+size_t sh_hub_send_built(sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
+                         sh_msg_t *(*build)(void *arg), void *arg, bool *failed)
+{
+    built_t b = {.build = build, .arg = arg};
+    size_t sent = broadcast(nsp, to, deliver_built, &b);
+    sh_msg_unref(b.msg);
+    *failed = b.failed;
+    return sent;
+}
+
 /* An emit whose packet is built at its first recipient, so that one that
  * reaches nobody here (a room with no member on this node, everyone
  * excepted) costs no encoding. */

@@ -78,5 +78,11 @@ size_t sh_hub_emit(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, const char *eve
                    sh_msg_t *const *bins, size_t nbins);
 /* Sends pre-encoded Engine.IO messages to the target (references taken). */
 size_t sh_hub_send(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, sh_msg_t *const *msgs, size_t n);
+/* Sends one Engine.IO message that build(arg) makes (a new reference) at
+ * the first recipient, so that a target with no member here costs no
+ * message. Returns the number of sockets it was queued for; when build
+ * fails (NULL) nothing was sent, and *failed is set. */
+size_t sh_hub_send_built(sh_hub_nsp_t *nsp, const sh_hub_target_t *to,
+                         sh_msg_t *(*build)(void *arg), void *arg, bool *failed);
 
 #endif
