@@ -1,6 +1,7 @@
 #include "core/json_span.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -123,8 +124,11 @@ static int unicode_escape(scan_t *s, const char *p)
 }
 
 /* A string at p (its opening quote); *escaped tells whether it had a
- * backslash. Returns where it ends, after the closing quote. */
-static const char *scan_string(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped)
+ * backslash. Returns where it ends, after the closing quote. Inlined into
+ * the object loop, which reads two strings (a key, most often a value) per
+ * member: a call's saves and restores cost as much as a short string. */
+static inline __attribute__((always_inline)) const char *
+scan_string_inline(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped)
 {
     const char *start = ++p, *end = s->end;
     bool high = false;
@@ -206,6 +210,11 @@ static const char *scan_string(scan_t *s, const char *p, sh_json_span_t *text, b
     return p + 1;
 }
 
+static const char *scan_string(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped)
+{
+    return scan_string_inline(s, p, text, escaped);
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -269,21 +278,25 @@ static const char *scan_literal(scan_t *s, const char *p, const char *word, size
     return p + n;
 }
 
-/* Notes the key of the innermost object (whose keys start at base). */
-static void note_key(scan_t *s, size_t base, sh_json_span_t key, bool escaped)
+/* Notes the key of the innermost object (whose keys start at base).
+ * *seen is that object's mask of key shapes (a bit per length and first
+ * byte): the keys are compared only when one of the same shape came
+ * before, which in an object without repeats is almost never, so the
+ * check costs a few instructions per key rather than one comparison per
+ * pair. A key of length 0 has its closing quote for first byte. */
+static void note_key(scan_t *s, size_t base, sh_json_span_t key, bool escaped, uint64_t *seen)
 {
     if (escaped) {
         s->info->unchecked_keys = true; /* "\u0061" is "a": raw bytes do not tell */
         return;
     }
-    for (size_t i = base; i < s->nkeys; i++) {
-        /* The first byte first: keys of one length rarely share it, and
-         * it saves a call per pair ("data" and "room", "skip_sid" and
-         * "callback"). A key of length 0 compares its closing quotes. */
-        if (s->keys[i].len == key.len && s->keys[i].p[0] == key.p[0] &&
-            memcmp(s->keys[i].p, key.p, key.len) == 0)
-            s->info->duplicate_keys = true;
+    uint64_t bit = 1ull << ((key.len * 7 + (unsigned char)key.p[0]) & 63);
+    if (*seen & bit) {
+        for (size_t i = base; i < s->nkeys; i++)
+            if (s->keys[i].len == key.len && memcmp(s->keys[i].p, key.p, key.len) == 0)
+                s->info->duplicate_keys = true;
     }
+    *seen |= bit;
     if (s->nkeys < KEY_STACK)
         s->keys[s->nkeys++] = key;
     else
@@ -296,22 +309,32 @@ static const char *scan_object(scan_t *s, const char *p, int depth)
 {
     const char *end = s->end;
     size_t base = s->nkeys;
+    uint64_t seen = 0;
     p = skip_ws(p + 1, end); /* after '{' */
     if (p < end && *p == '}')
         return p + 1;
     for (;;) {
         if (p >= end || *p != '"')
             return fail(s, -EINVAL);
-        sh_json_span_t key;
+        sh_json_span_t key, text;
         bool escaped;
-        if (!(p = scan_string(s, p, &key, &escaped)))
+        if (!(p = scan_string_inline(s, p, &key, &escaped)))
             return NULL;
-        note_key(s, base, key, escaped);
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':')
-            return fail(s, -EINVAL);
+        note_key(s, base, key, escaped, &seen);
+        /* Compact text first: ':' right after the key, the value right
+         * after it, and a string value read here rather than through
+         * scan_value's call and switch. */
+        if (p >= end || *p != ':') {
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':')
+                return fail(s, -EINVAL);
+        }
         const char *value = skip_ws(p + 1, end);
-        if (!(p = scan_value(s, value, depth)))
+        if (value < end && *value == '"')
+            p = scan_string_inline(s, value, &text, &escaped);
+        else
+            p = scan_value(s, value, depth);
+        if (!p)
             return NULL;
         if (depth == s->member_depth) {
             if (s->nmembers < s->max_members)

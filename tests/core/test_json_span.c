@@ -166,8 +166,6 @@ START_TEST(test_cursor_spans)
 }
 END_TEST
 
-/* The duplicate check remembers a bounded number of keys: past it, the
- * text says unchecked instead of missing a duplicate. */
 /* The top array's elements as the cursor would hand them out, the first
  * max of them, and the count of all; nothing for other texts. */
 START_TEST(test_validate_array_spans)
@@ -224,6 +222,43 @@ START_TEST(test_validate_batch_members)
 }
 END_TEST
 
+/* Keys are compared only when one of the same shape (length and first
+ * byte) came before in the same object: every key of one shape, a repeat
+ * far from its first, a parent's keys around a child object, empty keys. */
+START_TEST(test_duplicates_by_shape)
+{
+    char s[2048];
+    size_t n = 0;
+    s[n++] = '{';
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(s + n, sizeof(s) - n, "%s\"k%02d\":%d", i ? "," : "", i, i);
+    sh_json_info_t info;
+    s[n] = '}';
+    ck_assert_int_eq(sh_json_validate(s, n + 1, &info), 0);
+    ck_assert(!info.duplicate_keys && !info.unchecked_keys);
+    n += (size_t)snprintf(s + n, sizeof(s) - n, ",\"k07\":0}");
+    ck_assert_int_eq(sh_json_validate(s, n, &info), 0);
+    ck_assert(info.duplicate_keys);
+    static const struct {
+        const char *text;
+        bool dup;
+    } cases[] = {
+        {"{\"a\":1,\"b\":{\"a\":1,\"b\":2},\"c\":3}", false},
+        {"{\"a\":1,\"b\":{\"x\":1},\"a\":2}", true},
+        {"{\"a\":{\"b\":1,\"c\":{\"b\":2}},\"b\":[{\"b\":1},{\"b\":2}]}", false},
+        {"{\"\":1,\"\":2}", true},
+        {"{\"\":1,\"a\":2}", false},
+        {"{\"ab\":1,\"ac\":2,\"ba\":3}", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(sh_json_validate(cases[i].text, strlen(cases[i].text), &info), 0);
+        ck_assert_msg(info.duplicate_keys == cases[i].dup, "%s", cases[i].text);
+    }
+}
+END_TEST
+
+/* The duplicate check remembers a bounded number of keys: past it, the
+ * text says unchecked instead of missing a duplicate. */
 START_TEST(test_many_keys)
 {
     char s[8192];
@@ -294,6 +329,7 @@ int main(void)
     tcase_add_test(tc, test_validate_batch_members);
     tcase_add_test(tc, test_validate_array_spans);
     tcase_add_test(tc, test_many_keys);
+    tcase_add_test(tc, test_duplicates_by_shape);
     tcase_add_test(tc, test_string_stops_everywhere);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
