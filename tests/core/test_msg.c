@@ -147,6 +147,37 @@ START_TEST(test_small_blocks_reused)
 }
 END_TEST
 
+/* Kept blocks come back last freed first (the warmest), each once, for as
+ * many as were kept; a batch larger than the pool still gets memory. */
+START_TEST(test_kept_blocks_last_first)
+{
+    enum { N = 300 };
+    static sh_msg_t *m[N], *again[N];
+    for (int i = 0; i < N; i++)
+        m[i] = sh_msg_new("4abc", 4, false);
+    for (int i = 0; i < 3; i++)
+        sh_msg_unref(m[i]);
+    ck_assert_ptr_eq(sh_msg_new("4x", 2, false), m[2]);
+    ck_assert_ptr_eq(sh_msg_new("4y", 2, false), m[1]);
+    sh_msg_t *last = sh_msg_new("4z", 2, false);
+    ck_assert_ptr_eq(last, m[0]);
+    sh_msg_unref(m[2]);
+    sh_msg_unref(m[1]);
+    sh_msg_unref(last);
+    for (int i = 3; i < N; i++)
+        sh_msg_unref(m[i]);
+    for (int i = 0; i < N; i++) {
+        again[i] = sh_msg_new("4def", 4, false);
+        ck_assert_str_eq(again[i]->data, "4def");
+        for (int j = 0; j < i; j++)
+            ck_assert_ptr_ne(again[i], again[j]);
+    }
+    for (int i = 0; i < N; i++)
+        sh_msg_unref(again[i]);
+    sh_msg_pool_drain();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("msg");
@@ -157,6 +188,7 @@ int main(void)
     tcase_add_test(tc, test_head_written_once);
     tcase_add_test(tc, test_form_rendered_once);
     tcase_add_test(tc, test_small_blocks_reused);
+    tcase_add_test(tc, test_kept_blocks_last_first);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
