@@ -86,7 +86,8 @@ typedef struct sh_sio_nsp_handler {
      * instead, as the text of their arguments after the name, when their
      * JSON is plain (sh_sio_event_read_args): a handler that forwards what
      * a client wrote (a channel's typing) then never builds a tree. A
-     * packet of those names that is not plain still goes to on_event. */
+     * packet of those names that is not plain still goes to on_event.
+     * The list is kept by pointer: it must outlive the namespace. */
     const char *const *text_events;
     void (*on_event_text)(sh_sio_socket_t *sock, const char *event, const sh_json_span_t *args,
                           size_t nargs, int64_t ack_id, void *data);
