@@ -523,9 +523,6 @@ static void handle_join_channels(owui_app_t *app, sh_sio_socket_t *sock, const s
         authenticate(app, sock, token, AUTH_JOIN_CHANNELS, -1);
 }
 
-/* channel-events (seed) and events:channel (current): typing from an
- * authenticated member goes to the channel's room, sender included, under
- * the same event name; anything from a non-member is dropped. */
 /* The "user" of a channel event: what Open WebUI's UserNameResponse
  * keeps of the sender. New reference; NULL when the dict lacks id or
  * name. */
@@ -543,9 +540,11 @@ static bool channel_room(char *room, size_t size, const char *id, size_t len)
            snprintf(room, size, "channel:%.*s", (int)len, id) > 0;
 }
 
-/* Open WebUI's channel_events: a member's typing goes to the channel's
- * room, with who typed; other types (last_read_at) touch its database,
- * not us. */
+/* channel-events (seed) and events:channel (current), Open WebUI's
+ * channel_events: typing from an authenticated member goes to the
+ * channel's room, sender included, under the same event name, with who
+ * typed; anything from a non-member is dropped, and other types
+ * (last_read_at) touch Open WebUI's database, not us. */
 static void handle_channel_event(owui_app_t *app, sh_sio_socket_t *sock, const char *event,
                                  const sh_sio_args_t *args)
 {

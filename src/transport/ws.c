@@ -114,6 +114,7 @@ static out_frame_t *ring_take(void)
     return sh_malloc(RING_FIRST * sizeof(out_frame_t));
 }
 
+/* Takes a connection's ring back (none: NULL, cap 0). */
 static void ring_give(out_frame_t *ring, uint32_t cap)
 {
     if (cap == RING_FIRST && ring_pool.n < RING_POOL_DEPTH)
@@ -142,8 +143,7 @@ static void on_reap(sh_loop_t *loop, sh_defer_t *d)
         ws->out_head = (ws->out_head + 1) & (ws->out_cap - 1);
         ws->out_count--;
     }
-    if (ws->out)
-        ring_give(ws->out, ws->out_cap);
+    ring_give(ws->out, ws->out_cap);
     sh_ws_reader_release(&ws->reader);
     sh_buf_release(&ws->rbuf);
     free(ws->close_reason);
@@ -218,8 +218,7 @@ static void push_frame(sh_ws_conn_t *ws, uint8_t opcode, sh_msg_t *m)
         out_frame_t *ring = ws->out_cap ? sh_malloc(cap * sizeof(*ring)) : ring_take();
         for (uint32_t i = 0; i < ws->out_count; i++)
             ring[i] = *out_at(ws, i);
-        if (ws->out)
-            ring_give(ws->out, ws->out_cap);
+        ring_give(ws->out, ws->out_cap);
         ws->out = ring;
         ws->out_cap = cap;
         ws->out_head = 0;
