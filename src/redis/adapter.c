@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "core/log.h"
+#include "redis/reply.h"
 
 /* hiredis reads 16 KiB per call. A publisher's tick (a backend's tokens
  * for many users) is often more, and whatever the loop does not read now
@@ -12,6 +14,76 @@
  * burst of tokens split across two reads left as two writes to each of its
  * tabs. So read on while the kernel holds more, up to this many reads. */
 #define READS_PER_WAKE 16
+
+/* A subscriber's own reads (sh_redis_io_read_replies): 64 KiB per read,
+ * and reads on while a read fills the buffer, up to this many. */
+#define REPLY_READ_BYTES  65536
+#define REPLY_READS_LIMIT 16
+
+/* Closes the context the way hiredis closes it on a failed read: with
+ * c->err set, redisAsyncHandleRead's first step (redisBufferRead) fails at
+ * once and it disconnects, which runs the pending callbacks and the
+ * cleanup hook with the reason in errstr. */
+static void fail_read(redisAsyncContext *ac, int err, const char *reason)
+{
+    ac->c.err = err;
+    size_t n = strlen(reason);
+    if (n >= sizeof(ac->c.errstr))
+        n = sizeof(ac->c.errstr) - 1;
+    memcpy(ac->c.errstr, reason, n);
+    ac->c.errstr[n] = '\0';
+    redisAsyncHandleRead(ac);
+}
+
+/* Hands every complete reply in rio->reader to its callback; false when
+ * the context went away (or is going) inside one. */
+static bool deliver_replies(sh_redis_io_t *rio)
+{
+    redisAsyncContext *ac = rio->ac;
+    redisContext *c = &ac->c;
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(rio->reader, &reply) != REDIS_OK) {
+            char reason[sizeof(rio->reader->errstr) + 20];
+            snprintf(reason, sizeof(reason), "Protocol error: %s", rio->reader->errstr);
+            fail_read(ac, REDIS_ERR_PROTOCOL, reason);
+            return false;
+        }
+        if (!reply)
+            return true;
+        /* As hiredis runs a callback: a redisAsyncFree from inside it
+         * waits until it returns (REDIS_FREEING), and is done here. */
+        c->flags |= REDIS_IN_CALLBACK;
+        rio->on_reply(ac, reply, rio->reply_data);
+        c->flags &= ~REDIS_IN_CALLBACK;
+        rio->reader->fn->freeObject(reply);
+        if (c->flags & REDIS_FREEING) {
+            redisAsyncFree(ac);
+            return false;
+        }
+    }
+}
+
+static void read_replies(sh_redis_io_t *rio)
+{
+    char buf[REPLY_READ_BYTES];
+    for (int i = 0; i < REPLY_READS_LIMIT; i++) {
+        ssize_t n = read(rio->ac->c.fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n <= 0) {
+            fail_read(rio->ac, n == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO,
+                      n == 0 ? "Server closed the connection" : strerror(errno));
+            return;
+        }
+        if (redisReaderFeed(rio->reader, buf, (size_t)n) != REDIS_OK) {
+            fail_read(rio->ac, REDIS_ERR_OOM, "Out of memory");
+            return;
+        }
+        if (!deliver_replies(rio) || (size_t)n < sizeof(buf))
+            return;
+    }
+}
 
 static void on_ready(sh_loop_t *loop, sh_io_t *io, unsigned events)
 {
@@ -21,7 +93,9 @@ static void on_ready(sh_loop_t *loop, sh_io_t *io, unsigned events)
     /* An error (ECONNREFUSED while connecting, a reset) is found by the
      * handler that reads or checks the socket: the read side when hiredis
      * watches it, else the write side (connect in progress). */
-    if (rio->ac && (events & SH_IO_READ)) {
+    if (rio->ac && rio->reader && (events & SH_IO_READ)) {
+        read_replies(rio);
+    } else if (rio->ac && (events & SH_IO_READ)) {
         redisAsyncHandleRead(rio->ac);
         int pending = 0;
         for (int i = 1; i < READS_PER_WAKE && rio->ac && (rio->want & SH_IO_READ) &&
@@ -113,6 +187,10 @@ static void cleanup(void *privdata)
     rio->in_write = false;
     rio->want = 0;
     rio->ac = NULL;
+    if (rio->reader) {
+        redisReaderFree(rio->reader);
+        rio->reader = NULL;
+    }
     if (ac && rio->on_cleanup)
         rio->on_cleanup(rio, ac);
 }
@@ -125,6 +203,7 @@ int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *a
     rio->ac = ac;
     rio->want = 0;
     rio->in_write = false;
+    rio->reader = NULL;
     ac->data = rio;
     ac->ev.data = rio;
     ac->ev.addRead = add_read;
@@ -132,5 +211,19 @@ int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *a
     ac->ev.addWrite = add_write;
     ac->ev.delWrite = del_write;
     ac->ev.cleanup = cleanup;
+    return 0;
+}
+
+int sh_redis_io_read_replies(sh_redis_io_t *rio, redisCallbackFn *fn, void *data)
+{
+    if (!rio->ac || rio->reader)
+        return -EINVAL;
+    rio->reader = redisReaderCreateWithFunctions(&sh_redis_reply_functions);
+    if (!rio->reader)
+        return -ENOMEM;
+    /* Keeps its buffer (see conn_connect in redis.c). */
+    rio->reader->maxbuf = 0;
+    rio->on_reply = fn;
+    rio->reply_data = data;
     return 0;
 }

@@ -495,6 +495,13 @@ static void conn_ready(conn_t *c)
         r->up = true;
         queue_state(r, true, reason);
     } else {
+        /* From here every reply is a message or a confirmation, read
+         * without hiredis' per-message channel lookup (adapter.h). */
+        int rc = sh_redis_io_read_replies(&c->rio, on_sub_reply, c);
+        if (rc < 0) {
+            conn_dropf(c, "cannot read the subscriber's replies: %s", strerror(-rc));
+            return;
+        }
         resubscribe(c);
     }
 }

@@ -1003,6 +1003,99 @@ START_TEST(test_script_keeps_order)
 }
 END_TEST
 
+/* A long run of messages of every size, read 16 KiB at a time, so that
+ * reads end anywhere in a message, its header included; a subscription
+ * made in the middle of the run, whose confirmation comes between
+ * messages; a pattern's messages among the channel's. The subscriber takes
+ * messages from the reader itself and leaves the rest to hiredis
+ * (adapter.c): every message must arrive once, whole, in order. */
+typedef struct stream {
+    unsigned next[3]; /* per channel: s, t, pattern p.* */
+    unsigned bad;
+} stream_t;
+
+#define STREAM_RUN 1500
+
+/* Message seq of channel i: "i:seq:" then filler that depends on both. */
+static size_t stream_payload(char *out, size_t cap, unsigned i, unsigned seq)
+{
+    size_t n = (size_t)snprintf(out, cap, "%u:%u:", i, seq);
+    size_t want = n + (seq * 37u + i * 101u) % 900u;
+    for (; n < want && n < cap; n++)
+        out[n] = (char)('a' + (seq + n) % 26);
+    return n;
+}
+
+static void on_stream(const char *channel, const char *pattern, const char *payload, size_t len,
+                      void *data)
+{
+    stream_t *st = data;
+    unsigned i = pattern ? 2 : channel[0] == 's' ? 0 : 1;
+    char want[1024];
+    size_t n = stream_payload(want, sizeof(want), i, st->next[i]);
+    if (n != len || memcmp(want, payload, len) != 0)
+        st->bad++;
+    st->next[i]++;
+}
+
+static bool stream_done(void *arg)
+{
+    const stream_t *st = arg;
+    return st->next[0] == 2 * STREAM_RUN && st->next[1] == STREAM_RUN / 2 &&
+           st->next[2] == STREAM_RUN / 2;
+}
+
+static void stream_publish(redisContext *pc, unsigned i, unsigned from, unsigned count)
+{
+    const char *channel[] = {"s", "t", "p.x"};
+    char payload[1024];
+    for (unsigned seq = from; seq < from + count; seq++) {
+        size_t n = stream_payload(payload, sizeof(payload), i, seq);
+        redisAppendCommand(pc, "PUBLISH %s %b", channel[i], payload, n);
+    }
+    for (unsigned k = 0; k < count; k++) {
+        redisReply *rep = NULL;
+        ck_assert_int_eq(redisGetReply(pc, (void **)&rep), REDIS_OK);
+        ck_assert_int_eq(rep->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(rep);
+    }
+}
+
+START_TEST(test_message_stream)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    stream_t st = {{0}, 0};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "s", on_stream, &st), 0);
+    ck_assert_int_eq(sh_redis_psubscribe(x.r, "p.*", on_stream, &st), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    redisContext *pc = th_redis_connect(&x.srv);
+    /* Queued in the subscriber's socket before the loop reads any. */
+    stream_publish(pc, 0, 0, STREAM_RUN);
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "t", on_stream, &st), 0);
+    /* The SUBSCRIBE goes out after one iteration's reads: its confirmation
+     * follows the messages Redis had queued by then. */
+    th_run_once(x.loop);
+    stream_publish(pc, 0, STREAM_RUN, STREAM_RUN / 2);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    for (unsigned k = 0; k < STREAM_RUN / 2; k += 50) {
+        stream_publish(pc, 1, k, 50);
+        stream_publish(pc, 2, k, 50);
+        stream_publish(pc, 0, STREAM_RUN + STREAM_RUN / 2 + k, 50);
+        th_run_once(x.loop);
+    }
+    ck_assert_msg(th_run_until(x.loop, stream_done, &st, WAIT_MS), "got %u, %u, %u", st.next[0],
+                  st.next[1], st.next[2]);
+    ck_assert_uint_eq(st.bad, 0);
+    sh_redis_stats_t stats;
+    sh_redis_stats(x.r, &stats);
+    ck_assert_uint_eq(stats.messages, 3 * STREAM_RUN);
+    redisFree(pc);
+    ctx_stop(&x);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_redis_available()) {
@@ -1025,6 +1118,7 @@ int main(void)
     tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_restart_resubscribes);
     tcase_add_test(tc, test_unsubscribe);
+    tcase_add_test(tc, test_message_stream);
     tcase_add_test(tc, test_evalsha_fallback);
     tcase_add_test(tc, test_script_keeps_order);
     tcase_add_test(tc, test_auth_select_and_logs);
