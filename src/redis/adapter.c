@@ -16,9 +16,10 @@
 #define READS_PER_WAKE 16
 
 /* A subscriber's own reads (sh_redis_io_read_replies): 64 KiB per read,
- * and reads on while a read fills the buffer, up to this many. */
+ * on while a read fills the buffer, up to this many (256 KiB a wake, as
+ * hiredis' reads above). A short read is the socket drained: no FIONREAD. */
 #define REPLY_READ_BYTES  65536
-#define REPLY_READS_LIMIT 16
+#define REPLY_READS_LIMIT 4
 
 /* Closes the context the way hiredis closes it on a failed read: with
  * c->err set, redisAsyncHandleRead's first step (redisBufferRead) fails at
