@@ -20,6 +20,7 @@
  * hiredis' reads above). A short read is the socket drained: no FIONREAD. */
 #define REPLY_READ_BYTES  65536
 #define REPLY_READS_LIMIT 4
+#define REPLY_FEED_BYTES  2048
 
 /* Closes the context the way hiredis closes it on a failed read: with
  * c->err set, redisAsyncHandleRead's first step (redisBufferRead) fails at
@@ -77,11 +78,21 @@ static void read_replies(sh_redis_io_t *rio)
                       n == 0 ? "Server closed the connection" : strerror(errno));
             return;
         }
-        if (redisReaderFeed(rio->reader, buf, (size_t)n) != REDIS_OK) {
-            fail_read(rio->ac, REDIS_ERR_OOM, "Out of memory");
-            return;
+        /* Fed a slice at a time, each slice's replies taken before the
+         * next: the reader moves its unread bytes to the front of its
+         * buffer each time it has consumed 1 KiB (sdsrange), so a whole
+         * read fed at once was moved again and again, ~32 times its size
+         * for 64 KiB of small messages (perf: 1.2% of siohubd's CPU). */
+        for (size_t at = 0; at < (size_t)n; at += REPLY_FEED_BYTES) {
+            size_t len = (size_t)n - at < REPLY_FEED_BYTES ? (size_t)n - at : REPLY_FEED_BYTES;
+            if (redisReaderFeed(rio->reader, buf + at, len) != REDIS_OK) {
+                fail_read(rio->ac, REDIS_ERR_OOM, "Out of memory");
+                return;
+            }
+            if (!deliver_replies(rio))
+                return;
         }
-        if (!deliver_replies(rio) || (size_t)n < sizeof(buf))
+        if ((size_t)n < sizeof(buf))
             return;
     }
 }
