@@ -44,21 +44,6 @@ enum key {
     K_OTHER = NKEYS,
 };
 
-#define KEY(s)                                                                                     \
-    {                                                                                              \
-        s, sizeof(s) - 1                                                                           \
-    }
-static const struct {
-    const char *name;
-    size_t len;
-} key_names[NKEYS] = {
-    [K_METHOD] = KEY("method"), [K_HOST_ID] = KEY("host_id"),   [K_NAMESPACE] = KEY("namespace"),
-    [K_ROOM] = KEY("room"),     [K_SID] = KEY("sid"),           [K_CALLBACK] = KEY("callback"),
-    [K_ID] = KEY("id"),         [K_EVENT] = KEY("event"),       [K_DATA] = KEY("data"),
-    [K_ARGS] = KEY("args"),     [K_SKIP_SID] = KEY("skip_sid"), [K_BINARY] = KEY("binary"),
-};
-#undef KEY
-
 typedef enum {
     F_ABSENT,
     F_NULL,
@@ -99,42 +84,43 @@ static int reject(reader_t *rd, const char *reason)
     return -EINVAL;
 }
 
+/* key is the name of k, which is n bytes long: a compare of a constant
+ * length, which the compiler turns into a load or two and a compare
+ * rather than a call (key_of runs for every top-level key). */
+#define IS_KEY(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), lit, sizeof(lit) - 1) == 0)
+
 /* Every top-level key of every message goes through here: the length
  * and the first byte pick the one candidate, so a key costs one compare
  * instead of a walk of the table. */
 static enum key key_of(const char *s, size_t n)
 {
-    enum key k;
     switch (n) {
     case 2:
-        k = K_ID;
-        break;
+        return IS_KEY(s, n, "id") ? K_ID : K_OTHER;
     case 3:
-        k = K_SID;
-        break;
+        return IS_KEY(s, n, "sid") ? K_SID : K_OTHER;
     case 4:
-        k = s[0] == 'r' ? K_ROOM : s[0] == 'd' ? K_DATA : K_ARGS;
-        break;
+        return IS_KEY(s, n, "room")   ? K_ROOM
+               : IS_KEY(s, n, "data") ? K_DATA
+               : IS_KEY(s, n, "args") ? K_ARGS
+                                      : K_OTHER;
     case 5:
-        k = K_EVENT;
-        break;
+        return IS_KEY(s, n, "event") ? K_EVENT : K_OTHER;
     case 6:
-        k = s[0] == 'm' ? K_METHOD : K_BINARY;
-        break;
+        return IS_KEY(s, n, "method") ? K_METHOD : IS_KEY(s, n, "binary") ? K_BINARY : K_OTHER;
     case 7:
-        k = K_HOST_ID;
-        break;
+        return IS_KEY(s, n, "host_id") ? K_HOST_ID : K_OTHER;
     case 8:
-        k = s[0] == 'c' ? K_CALLBACK : K_SKIP_SID;
-        break;
+        return IS_KEY(s, n, "callback")   ? K_CALLBACK
+               : IS_KEY(s, n, "skip_sid") ? K_SKIP_SID
+                                          : K_OTHER;
     case 9:
-        k = K_NAMESPACE;
-        break;
+        return IS_KEY(s, n, "namespace") ? K_NAMESPACE : K_OTHER;
     default:
         return K_OTHER;
     }
-    return memcmp(key_names[k].name, s, n) == 0 ? k : K_OTHER;
 }
+#undef IS_KEY
 
 static bool routing(enum key k)
 {
@@ -502,6 +488,32 @@ static void validated_kind(field_t *f, const char *value)
                                   : F_OTHER;
 }
 
+/* A routing field's value that is null or a string without escapes, read
+ * from its validated text: where it ends is known, and that it holds no
+ * NUL, control byte or bad UTF-8. Anything else (a list, a number, an
+ * escape) is left to json_field: false. */
+static bool validated_name(reader_t *rd, field_t *f, sh_json_span_t value, size_t start, size_t end)
+{
+    f->n = 0;
+    f->listed = false;
+    f->start = start;
+    f->end = end;
+    f->v.s = NULL;
+    if (value.p[0] == 'n') { /* the literal null */
+        f->v.kind = F_NULL;
+        return true;
+    }
+    if (value.p[0] != '"')
+        return false;
+    const char *s = value.p + 1;
+    size_t n = value.len - 2;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\\')
+            return false;
+    set_name(rd, &f->v, s, n, true);
+    return true;
+}
+
 /* Validates the message as sh_json_validate does and, in the same pass,
  * has the validator list the top-level object's members, from which the
  * fields are read: a node that delivers the message from its text
@@ -537,6 +549,8 @@ static int read_validated(reader_t *rd, const char *p, size_t n)
             f->end = end;
             continue;
         }
+        if (validated_name(rd, f, m[i].value, start, end))
+            continue;
         jr_t j = {.p = p, .n = end, .pos = start};
         if (json_field(rd, &j, k) < 0)
             return -EINVAL;
