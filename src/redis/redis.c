@@ -793,6 +793,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     const redisReply *reply = reply_;
     if (!reply || c->state != CONN_READY)
         return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* A refused (un)subscription (an ACL's NOPERM): the connection
+         * goes, with Redis' words for the reason, as hiredis closed a
+         * subscribed context on an error it had no callback for. */
+        conn_dropf(c, "%s", reply->str ? reply->str : "error reply");
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || !is_str(reply->element[0])) {
         sh_warn("redis: unexpected reply on the subscriber connection (type %d)", reply->type);
         return;

@@ -639,6 +639,45 @@ START_TEST(test_unsubscribe)
 }
 END_TEST
 
+static bool subscriber_refused(void *arg)
+{
+    ctx_t *x = arg;
+    return strncmp(sh_redis_last_error(x->r), "subscriber: NOPERM", 18) == 0;
+}
+
+/* Redis refuses a subscription (an ACL user without the channel): the
+ * subscriber connection is dropped with Redis' reason, the command
+ * connection stays up, and the allowed channel still works after the
+ * reconnect. */
+START_TEST(test_subscription_refused)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    redisReply *rep = th_redis_cmd(&x.srv, "ACL SETUSER bob on >bob-pw ~* resetchannels "
+                                           "&allowed* +@all");
+    ck_assert_str_eq(rep->str, "OK");
+    freeReplyObject(rep);
+    sh_redis_options_t o = {.reconnect_min_ms = 20, .reconnect_max_ms = 50};
+    x.r = client(&x, "bob:bob-pw@", 0, &o);
+    msgs_t ok = {.x = &x}, denied = {.x = &x};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "allowed.1", on_message, &ok), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "denied", on_message, &denied), 0);
+    ck_assert_msg(th_run_until(x.loop, subscriber_refused, &x, WAIT_MS), "%s",
+                  sh_redis_last_error(x.r));
+    ck_assert(sh_redis_up(x.r));
+    /* Retried with the refused one dropped by its owner: subscribed again. */
+    ck_assert_int_eq(sh_redis_unsubscribe(x.r, "denied", on_message, &denied), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    rep = th_redis_cmd(&x.srv, "PUBLISH allowed.1 hi");
+    freeReplyObject(rep);
+    ck_assert(th_run_until(x.loop, got_msg, &ok, WAIT_MS));
+    ck_assert_mem_eq(ok.payload, "hi", 2);
+    ck_assert_int_eq(denied.n, 0);
+    ctx_stop(&x);
+}
+END_TEST
+
 START_TEST(test_evalsha_fallback)
 {
     ctx_t x;
@@ -1119,6 +1158,7 @@ int main(void)
     tcase_add_test(tc, test_restart_resubscribes);
     tcase_add_test(tc, test_unsubscribe);
     tcase_add_test(tc, test_message_stream);
+    tcase_add_test(tc, test_subscription_refused);
     tcase_add_test(tc, test_evalsha_fallback);
     tcase_add_test(tc, test_script_keeps_order);
     tcase_add_test(tc, test_auth_select_and_logs);
