@@ -78,8 +78,10 @@ int sh_redis_io_attach(sh_redis_io_t *rio, sh_loop_t *loop, redisAsyncContext *a
  * pending on the context but subscription commands, whose confirmations
  * come to fn too; hiredis' own subscription bookkeeping then stays as the
  * commands left it, which only matters to a context that would leave
- * subscribed mode. A read that fails, a protocol error or end of file
- * closes the context as hiredis does (c->err and errstr set). Returns 0,
+ * subscribed mode. The fd is read directly, so it must carry RESP in the
+ * clear (TCP or a unix socket; url.c refuses rediss://). A read that
+ * fails, a protocol error or end of file closes the context as hiredis
+ * does (c->err and errstr set). Returns 0,
  * -EINVAL (no context, or called twice) or -ENOMEM. */
 int sh_redis_io_read_replies(sh_redis_io_t *rio, redisCallbackFn *fn, void *data);
 
