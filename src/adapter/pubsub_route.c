@@ -84,14 +84,14 @@ static int reject(reader_t *rd, const char *reason)
     return -EINVAL;
 }
 
-/* key is the name of k, which is n bytes long: a compare of a constant
+/* Whether the n bytes at s are the literal: a compare of a constant
  * length, which the compiler turns into a load or two and a compare
- * rather than a call (key_of runs for every top-level key). */
+ * rather than a call. */
 #define IS_KEY(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), lit, sizeof(lit) - 1) == 0)
 
 /* Every top-level key of every message goes through here: the length
- * and the first byte pick the one candidate, so a key costs one compare
- * instead of a walk of the table. */
+ * picks the candidates (one to three), so a key costs a compare or three
+ * of a few bytes instead of a walk of a table. */
 static enum key key_of(const char *s, size_t n)
 {
     switch (n) {
