@@ -21,6 +21,7 @@
 #define REPLY_READ_BYTES  65536
 #define REPLY_READS_LIMIT 4
 #define REPLY_FEED_BYTES  2048
+#define REPLY_KEEP_BYTES  65536 /* the reader's buffer kept when empty */
 
 /* Closes the context the way hiredis closes it on a failed read: with
  * c->err set, redisAsyncHandleRead's first step (redisBufferRead) fails at
@@ -233,8 +234,12 @@ int sh_redis_io_read_replies(sh_redis_io_t *rio, redisCallbackFn *fn, void *data
     rio->reader = redisReaderCreateWithFunctions(&sh_redis_reply_functions);
     if (!rio->reader)
         return -ENOMEM;
-    /* Keeps its buffer (see conn_connect in redis.c). */
-    rio->reader->maxbuf = 0;
+    /* Fed 2 KiB at a time and drained after each slice, the buffer holds
+     * a slice and the start of one message: it grows only for a message
+     * larger than that, and gives such a buffer back once it is read
+     * (hiredis frees an empty buffer whose free space passes maxbuf), so
+     * one huge message does not pin its size for the connection's life. */
+    rio->reader->maxbuf = REPLY_KEEP_BYTES;
     rio->on_reply = fn;
     rio->reply_data = data;
     return 0;

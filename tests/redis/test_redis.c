@@ -1100,6 +1100,65 @@ static void stream_publish(redisContext *pc, unsigned i, unsigned from, unsigned
     }
 }
 
+/* A message far larger than a read, between small ones: whole, in order;
+ * the reader's buffer grows for it and is given back after. */
+#define BIG_MESSAGE (3u << 20)
+
+typedef struct big {
+    int n;
+    unsigned bad;
+} big_t;
+
+/* Message seq: "0:seq:" then filler to its length (BIG_MESSAGE for 1). */
+static size_t big_payload(char *out, unsigned seq)
+{
+    size_t n = (size_t)snprintf(out, 32, "0:%u:", seq);
+    size_t want = seq == 1 ? BIG_MESSAGE : n + 100 * seq;
+    for (; n < want; n++)
+        out[n] = (char)('a' + (seq + n) % 26);
+    return n;
+}
+
+static void on_big(const char *channel, const char *pattern, const char *payload, size_t len,
+                   void *data)
+{
+    (void)channel;
+    (void)pattern;
+    big_t *b = data;
+    char *want = malloc(BIG_MESSAGE);
+    ck_assert_ptr_nonnull(want);
+    size_t n = big_payload(want, (unsigned)b->n);
+    if (n != len || memcmp(want, payload, len) != 0)
+        b->bad++;
+    free(want);
+    b->n++;
+}
+
+START_TEST(test_large_message)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    big_t b = {0, 0};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "big", on_big, &b), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    redisContext *pc = th_redis_connect(&x.srv);
+    char *payload = malloc(BIG_MESSAGE);
+    ck_assert_ptr_nonnull(payload);
+    for (unsigned seq = 0; seq < 3; seq++) {
+        size_t n = big_payload(payload, seq);
+        redisReply *rep = redisCommand(pc, "PUBLISH big %b", payload, n);
+        ck_assert_int_eq(rep->integer, 1);
+        freeReplyObject(rep);
+    }
+    ck_assert_msg(th_wait_count(x.loop, &b.n, 3, WAIT_MS), "got %d", b.n);
+    ck_assert_uint_eq(b.bad, 0);
+    free(payload);
+    redisFree(pc);
+    ctx_stop(&x);
+}
+END_TEST
+
 START_TEST(test_message_stream)
 {
     ctx_t x;
@@ -1158,6 +1217,7 @@ int main(void)
     tcase_add_test(tc, test_restart_resubscribes);
     tcase_add_test(tc, test_unsubscribe);
     tcase_add_test(tc, test_message_stream);
+    tcase_add_test(tc, test_large_message);
     tcase_add_test(tc, test_subscription_refused);
     tcase_add_test(tc, test_evalsha_fallback);
     tcase_add_test(tc, test_script_keeps_order);
