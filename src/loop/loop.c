@@ -289,6 +289,19 @@ void sh_defer_schedule(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *dat
     loop->defer_tail = d;
 }
 
+void sh_defer_schedule_first(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data)
+{
+    d->cb = cb;
+    d->data = data;
+    if (d->pending)
+        return;
+    d->pending = true;
+    d->next = loop->defer_head;
+    loop->defer_head = d;
+    if (!loop->defer_tail)
+        loop->defer_tail = d;
+}
+
 void sh_defer_cancel(sh_loop_t *loop, sh_defer_t *d)
 {
     if (!d->pending)

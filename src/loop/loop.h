@@ -109,6 +109,10 @@ static inline bool sh_timer_active(const sh_timer_t *t)
 /* Schedules cb to run once at the end of this iteration (or the next one,
  * when called from a deferred call). Scheduling a pending defer is a no-op. */
 void sh_defer_schedule(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data);
+/* The same, but cb runs before the calls already pending (and, from a
+ * deferred call, still in this round): for a write that another process
+ * must act on, so that it works while this one goes on with the rest. */
+void sh_defer_schedule_first(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data);
 void sh_defer_cancel(sh_loop_t *loop, sh_defer_t *d);
 
 /* Adds a hook run before each wait. At most a few exist (libmicrohttpd's

@@ -173,7 +173,11 @@ static void add_write(void *privdata)
     if (rio->want & SH_IO_WRITE)
         return;
     if ((rio->ac->c.flags & REDIS_CONNECTED) && !rio->in_write) {
-        sh_defer_schedule(rio->loop, &rio->write_defer, on_write_defer, rio);
+        /* Ahead of the sockets' flushes: Redis (and the nodes behind it)
+         * then work on a publish while this loop writes to its own
+         * clients, and its answer is often in by the time the loop waits
+         * again, which then costs no sleep and wake-up. */
+        sh_defer_schedule_first(rio->loop, &rio->write_defer, on_write_defer, rio);
         return;
     }
     rio->want |= SH_IO_WRITE;

@@ -138,6 +138,48 @@ START_TEST(test_deferred_calls_run_once_and_cancel)
 }
 END_TEST
 
+static void on_first_defer(sh_loop_t *loop, sh_defer_t *d)
+{
+    fixture_t *f = d->data;
+    int idx = (int)(d - f->defers);
+    f->order[f->norder++] = idx;
+    if (idx == 1) {
+        /* From a deferred call: ahead of 2, which is still pending in
+         * this round, and a second schedule while pending is a no-op. */
+        sh_defer_schedule_first(loop, &f->defers[3], on_first_defer, f);
+        sh_defer_schedule_first(loop, &f->defers[3], on_first_defer, f);
+    }
+    if (idx == 2)
+        sh_loop_stop(loop);
+}
+
+START_TEST(test_deferred_first_runs_ahead)
+{
+    sh_loop_t *loop = sh_loop_new();
+    fixture_t f = {0};
+    sh_defer_schedule(loop, &f.defers[1], on_first_defer, &f);
+    sh_defer_schedule(loop, &f.defers[2], on_first_defer, &f);
+    sh_defer_schedule_first(loop, &f.defers[0], on_first_defer, &f);
+    sh_loop_run(loop);
+    ck_assert_int_eq(f.norder, 4);
+    ck_assert_int_eq(f.order[0], 0);
+    ck_assert_int_eq(f.order[1], 1);
+    ck_assert_int_eq(f.order[2], 3);
+    ck_assert_int_eq(f.order[3], 2);
+
+    /* Alone in an empty list, then cancelled: the list is left empty
+     * (its tail too), and a plain schedule after it still runs. */
+    f.norder = 0;
+    sh_defer_schedule_first(loop, &f.defers[0], on_first_defer, &f);
+    sh_defer_cancel(loop, &f.defers[0]);
+    sh_defer_schedule(loop, &f.defers[2], on_first_defer, &f);
+    sh_loop_run(loop);
+    ck_assert_int_eq(f.norder, 1);
+    ck_assert_int_eq(f.order[0], 2);
+    sh_loop_free(loop);
+}
+END_TEST
+
 static void on_readable(sh_loop_t *loop, sh_io_t *io, unsigned events)
 {
     fixture_t *f = io->data;
@@ -274,6 +316,7 @@ int main(void)
     tcase_add_test(tc, test_timer_restart_moves_deadline);
     tcase_add_test(tc, test_timer_heap_stress);
     tcase_add_test(tc, test_deferred_calls_run_once_and_cancel);
+    tcase_add_test(tc, test_deferred_first_runs_ahead);
     tcase_add_test(tc, test_io_readable);
     tcase_add_test(tc, test_stopped_watch_gets_no_stale_event);
     tcase_add_test(tc, test_signal_through_loop);
