@@ -250,12 +250,16 @@ static int parse(sh_redis_url_t *u, const char *url, sh_buf_t *err)
     return 0;
 }
 
+static size_t canonical_len(const sh_redis_url_t *u);
+
 int sh_redis_url_parse(sh_redis_url_t *u, const char *url, sh_buf_t *err)
 {
     memset(u, 0, sizeof(*u));
     if (!url)
         return fail(err, "empty");
     int rc = parse(u, url, err);
+    if (rc == 0 && canonical_len(u) > SH_REDIS_URL_MAX)
+        rc = fail(err, "longer than 2048 bytes with the default port and database written out");
     if (rc < 0)
         sh_redis_url_release(u);
     return rc;
@@ -276,13 +280,29 @@ void sh_redis_url_release(sh_redis_url_t *u)
     memset(u, 0, sizeof(*u));
 }
 
-static void encode(sh_buf_t *out, const char *s, bool keep_slash)
+/* Where a decoded string goes back into a URL. */
+typedef enum { PART_USER, PART_PASSWORD, PART_PATH } part_t;
+
+/* Whether c must be percent-encoded in part: the bytes parse() refuses
+ * raw (spaces, controls, non-ASCII, '#'), '%' itself, and the delimiters
+ * that would end the part early. Everything else is written as is, so a
+ * URL's canonical form is never longer than it was, but for the default
+ * port and database written out (parse() checks that too). */
+static bool must_escape(unsigned char c, part_t part)
+{
+    if (c <= 0x20 || c >= 0x7f || c == '#' || c == '%' || c == '?')
+        return true;
+    if (part == PART_PATH)
+        return false; /* '/' separates nothing in a socket path; '@' may be in it */
+    return c == '@' || c == '/' || (c == ':' && part == PART_USER);
+}
+
+static void encode(sh_buf_t *out, const char *s, part_t part)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+        if (!must_escape(c, part)) {
             sh_buf_append_byte(out, (char)c);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -291,21 +311,29 @@ static void encode(sh_buf_t *out, const char *s, bool keep_slash)
     }
 }
 
+static size_t encoded_len(const char *s, part_t part)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += must_escape((unsigned char)*s, part) ? 3 : 1;
+    return n;
+}
+
 void sh_redis_url_format(const sh_redis_url_t *u, sh_buf_t *out, bool show_password)
 {
     sh_buf_append_str(out, u->path ? "unix://" : "redis://");
     if (u->password) {
         if (u->user)
-            encode(out, u->user, false);
+            encode(out, u->user, PART_USER);
         sh_buf_append_byte(out, ':');
         if (show_password)
-            encode(out, u->password, false);
+            encode(out, u->password, PART_PASSWORD);
         else
             sh_buf_append_str(out, "***");
         sh_buf_append_byte(out, '@');
     }
     if (u->path) {
-        encode(out, u->path, true);
+        encode(out, u->path, PART_PATH);
         sh_buf_appendf(out, "?db=%d", u->db);
     } else {
         sh_redis_url_address(u, out);
@@ -321,4 +349,18 @@ void sh_redis_url_address(const sh_redis_url_t *u, sh_buf_t *out)
         sh_buf_appendf(out, "[%s]:%d", u->host, u->port);
     else
         sh_buf_appendf(out, "%s:%d", u->host ? u->host : "", u->port);
+}
+
+/* The length of the canonical form, which must parse too. Measured on the
+ * log form, the password's own length put back, so that the secret is not
+ * copied into a buffer that grows (and frees old copies unwiped). */
+static size_t canonical_len(const sh_redis_url_t *u)
+{
+    sh_buf_t b = SH_BUF_INIT;
+    sh_redis_url_format(u, &b, false);
+    size_t n = sh_buf_avail(&b);
+    sh_buf_release(&b);
+    if (u->password)
+        n = n - 3 + encoded_len(u->password, PART_PASSWORD);
+    return n;
 }

@@ -156,17 +156,36 @@ START_TEST(test_edges)
     url[SH_REDIS_URL_MAX] = '\0';
     ck_assert_int_eq(sh_redis_url_parse(&u, url, &err), -EINVAL);
     ck_assert_str_eq(sh_buf_peek(&err), PREFIX "host name too long");
+    /* ... its canonical form (port and database written out) too. */
     memcpy(url, "redis://:", 9);
-    url[SH_REDIS_URL_MAX - 5] = '@';
-    memcpy(url + SH_REDIS_URL_MAX - 4, "host", 4);
+    memcpy(url + SH_REDIS_URL_MAX - 12, "@host:6379/0", 12);
     ck_assert_int_eq(sh_redis_url_parse(&u, url, NULL), 0);
-    ck_assert_uint_eq(strlen(u.password), SH_REDIS_URL_MAX - 9 - 5);
+    ck_assert_uint_eq(strlen(u.password), SH_REDIS_URL_MAX - 9 - 12);
     sh_redis_url_release(&u);
     url[SH_REDIS_URL_MAX] = 'a';
     url[SH_REDIS_URL_MAX + 1] = '\0';
     sh_buf_reset(&err);
     ck_assert_int_eq(sh_redis_url_parse(&u, url, &err), -EINVAL);
     ck_assert_str_eq(sh_buf_peek(&err), PREFIX "longer than 2048 bytes");
+    memset(url, 'a', sizeof(url));
+    memcpy(url, "redis://:", 9);
+    memcpy(url + SH_REDIS_URL_MAX - 5, "@host", 5);
+    url[SH_REDIS_URL_MAX] = '\0';
+    sh_buf_reset(&err);
+    ck_assert_int_eq(sh_redis_url_parse(&u, url, &err), -EINVAL);
+    ck_assert_str_eq(sh_buf_peek(&err), PREFIX
+                     "longer than 2048 bytes with the default port and database written out");
+    /* Characters a password may hold raw stay raw in the canonical form:
+     * escaped, 1,500 of them would not fit (found by fuzz_redis_url). */
+    memset(url, '*', sizeof(url));
+    memcpy(url, "redis://:", 9);
+    memcpy(url + 9 + 1500, "@host:6379/0", 13);
+    ck_assert_int_eq(sh_redis_url_parse(&u, url, NULL), 0);
+    sh_buf_t canon = SH_BUF_INIT;
+    sh_redis_url_format(&u, &canon, true);
+    ck_assert_str_eq(sh_buf_peek(&canon), url);
+    sh_buf_release(&canon);
+    sh_redis_url_release(&u);
     /* A 253-byte host is the most DNS allows. */
     char host[300] = "redis://";
     memset(host + 8, 'h', 253);
