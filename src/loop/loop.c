@@ -274,13 +274,21 @@ static void run_timers(sh_loop_t *loop)
 
 /* ---- deferred calls ---- */
 
-void sh_defer_schedule(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data)
+/* Sets what a defer calls; false when it is already in the list. */
+static bool defer_arm(sh_defer_t *d, sh_defer_cb cb, void *data)
 {
     d->cb = cb;
     d->data = data;
     if (d->pending)
-        return;
+        return false;
     d->pending = true;
+    return true;
+}
+
+void sh_defer_schedule(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data)
+{
+    if (!defer_arm(d, cb, data))
+        return;
     d->next = NULL;
     if (loop->defer_tail)
         loop->defer_tail->next = d;
@@ -291,11 +299,8 @@ void sh_defer_schedule(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *dat
 
 void sh_defer_schedule_first(sh_loop_t *loop, sh_defer_t *d, sh_defer_cb cb, void *data)
 {
-    d->cb = cb;
-    d->data = data;
-    if (d->pending)
+    if (!defer_arm(d, cb, data))
         return;
-    d->pending = true;
     d->next = loop->defer_head;
     loop->defer_head = d;
     if (!loop->defer_tail)
