@@ -7,8 +7,9 @@
  *
  * host is a DNS name or IPv4 address (letters, digits, '-', '.', '_') or an
  * IPv6 address in brackets; port 1..65535 (default 6379); db 0..2147483647
- * (default 0). user and password are percent-decoded (a password holding
- * '@', ':' or '/' must be written %40, %3A, %2F); an empty password is an
+ * (default 0). user and password are percent-decoded ('@', '/' and '?'
+ * in either must be written %40, %2F, %3F, and ':' in a user name %3A: the
+ * first ':' ends it); an empty password is an
  * error, so is user info without ':' (redis://name@host would silently not
  * authenticate). The unix path is percent-decoded and must fit sun_path.
  * Anything else — rediss:// (hiredis 0.14 has no TLS), query parameters on
@@ -41,8 +42,10 @@ typedef struct sh_redis_url {
 int sh_redis_url_parse(sh_redis_url_t *u, const char *url, sh_buf_t *err);
 void sh_redis_url_release(sh_redis_url_t *u);
 
-/* Appends the canonical URL of u: parsing it gives u back. With
- * show_password false the password is written as "***" (for logs). */
+/* Appends the canonical URL of u: parsing it gives u back. Only what
+ * must be is percent-encoded, so it is no longer than the URL u came from
+ * but for the default port and database. With show_password false the
+ * password is written as "***" (for logs). */
 void sh_redis_url_format(const sh_redis_url_t *u, sh_buf_t *out, bool show_password);
 /* Appends where u connects, for log lines: "host:port", "[v6]:port" or
  * "unix:/path". */
