@@ -1,7 +1,17 @@
 #!/bin/sh
 # Installs what siohub needs to build and to run its whole test suite on
-# Debian 12 (bookworm). Run as root (or through sudo). Safe to run twice.
+# Debian 12 (bookworm). Safe to run twice. Run as root, or as a user who
+# may use sudo: it asks sudo for root itself, so the README's first command
+# works both on a desktop (sudo, no root login) and in a container or CI
+# (root, and often no sudo installed).
 set -eu
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo "$0" "$@"
+    fi
+    echo "deps-debian.sh: installing packages needs root, and sudo is not installed; run it as root" >&2
+    exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
