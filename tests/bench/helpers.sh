@@ -1,0 +1,126 @@
+#!/bin/sh
+# The programs bench/run needs besides siohub-bench, built by `make check`
+# with the project's warnings (and -Werror when configured so) and run at
+# tiny sizes, so that they do not rot between benchmark sessions:
+#  - bench/peers/floor, the bare send() server: it says "ready HOST:PORT",
+#    a WebSocket subscriber gets each POSTed message as one text frame, the
+#    POST is answered with the recipient count, SIGTERM stops it with 0;
+#  - bench/wake_cost: one WAKE line of four positive figures; bad options
+#    are refused with 2.
+# Environment (make check sets it): top_srcdir, top_builddir, NODE.
+. "$top_srcdir/tests/lib/common.sh"
+
+floor=$top_builddir/bench/peers/floor
+wake=$top_builddir/bench/wake_cost
+test -x "$floor" || fail "no $floor (make check builds it)"
+test -x "$wake" || fail "no $wake (make check builds it)"
+work=$(mktemp -d "${TMPDIR:-/tmp}/siohub-bench-helpers-XXXXXX") || exit 99
+pid=
+cleanup() {
+    if test -n "$pid" && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- wake_cost
+peer=1
+test "$(nproc 2>/dev/null || echo 1)" -gt 1 || peer=0
+line=$("$wake" --cpu 0 --peer-cpu "$peer" --rounds 5 --gap-us 200) || fail "wake_cost exited $?"
+echo "wake_cost: $line"
+for field in syscall_ns timer_wake_us rtt_us idle_rtt_us; do
+    value=$(echo "$line" | sed -n "s/^WAKE .*$field=\\([0-9.]*\\) .*/\\1/p")
+    test -n "$value" || fail "wake_cost printed no $field: $line"
+    awk "BEGIN { exit !($value > 0) }" || fail "wake_cost: $field=$value is not positive"
+done
+"$wake" --rounds x >/dev/null 2>&1
+status=$?
+test "$status" -eq 2 || fail "wake_cost --rounds x exited $status, not 2"
+echo "PASS: wake_cost"
+
+# ---- floor: one subscriber over WebSocket (Node's built-in client when
+# there is one, else a raw upgrade with a fixed key), one POST.
+"$floor" --port 0 >"$work/floor.out" 2>"$work/floor.err" &
+pid=$!
+i=0
+while ! grep -q '^ready ' "$work/floor.out" 2>/dev/null; do
+    i=$((i + 1))
+    test $i -lt 100 || fail "floor did not say ready: $(cat "$work/floor.err")"
+    kill -0 "$pid" 2>/dev/null || fail "floor exited: $(cat "$work/floor.err")"
+    sleep 0.05
+done
+addr=$(sed -n 's/^ready //p' "$work/floor.out")
+host=${addr%:*}
+port=${addr##*:}
+echo "floor: ready on $addr"
+
+test -n "${NODE:-}" || NODE=$(command -v node || true)
+test -n "$NODE" || skip "no node to drive the floor's WebSocket (wake_cost passed)"
+"$NODE" - "$host" "$port" <<'EOF' || fail "floor: the subscriber or the POST was not as expected (above)"
+// One raw WebSocket subscriber (net + a fixed key: no npm module needed),
+// then one POST; the subscriber must see exactly the posted text.
+const net = require('net');
+const http = require('http');
+const [host, port] = process.argv.slice(2);
+const body = 'floor-test-' + process.pid;
+const sock = net.connect(+port, host, () => {
+  sock.write('GET /sub/bench HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n' +
+             'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+             'Sec-WebSocket-Version: 13\r\n\r\n');
+});
+let buf = Buffer.alloc(0), upgraded = false, framed = false, answered = false;
+const finish = () => {
+  if (framed && answered) {
+    clearTimeout(timer);
+    sock.end();
+    process.exit(0);
+  }
+};
+const timer = setTimeout(() => { console.error('timed out; got', buf.toString('latin1')); process.exit(1); }, 5000);
+sock.on('data', (d) => {
+  buf = Buffer.concat([buf, d]);
+  if (!upgraded) {
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = buf.subarray(0, end).toString();
+    if (!head.startsWith('HTTP/1.1 101') || !head.includes('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=')) {
+      console.error('bad upgrade answer:', head);
+      process.exit(1);
+    }
+    upgraded = true;
+    buf = buf.subarray(end + 4);
+    const req = http.request({ host, port: +port, method: 'POST', path: '/pub/bench',
+                               headers: { 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+      let answer = '';
+      res.on('data', (c) => (answer += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200 || JSON.parse(answer).recipients !== 1) {
+          console.error('POST answer:', res.statusCode, answer);
+          process.exit(1);
+        }
+        answered = true;
+        finish();
+      });
+    });
+    req.end(body);
+  }
+  if (upgraded && !framed && buf.length >= 2) {
+    const len = buf[1] & 0x7f;
+    if (buf[0] !== 0x81 || len >= 126) { console.error('unexpected frame', buf); process.exit(1); }
+    if (buf.length < 2 + len) return;
+    const text = buf.subarray(2, 2 + len).toString();
+    if (text !== body) { console.error('frame carried', text); process.exit(1); }
+    framed = true;
+    finish();
+  }
+});
+sock.on('error', (e) => { console.error(e.message); process.exit(1); });
+EOF
+echo "PASS: floor delivered a POSTed message to its subscriber"
+
+kill -TERM "$pid"
+wait "$pid"
+status=$?
+pid=
+test "$status" -eq 0 || fail "floor exited $status after SIGTERM: $(cat "$work/floor.err")"
+echo "PASS: floor stopped on SIGTERM"
+exit 0
