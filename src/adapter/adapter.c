@@ -529,11 +529,14 @@ static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r
     if (sh_json_span_eq(f.args, "null")) {
         f.nargs = 0;
     } else if (f.args.p[0] == '[') {
-        /* The list's elements, as written between its brackets. */
+        /* The list's elements, as written between its brackets. Only its
+         * emptiness is read here: python-socketio from 5.15.1 wraps every
+         * emit's data in a list, and reading through its one element
+         * would read the whole data again, on every node, members or
+         * not. */
         sh_json_cursor_t c;
-        sh_json_span_t first;
         sh_json_array_begin(&c, f.args);
-        if (!sh_json_array_next(&c, &first)) {
+        if (sh_json_cursor_at_end(&c)) {
             f.nargs = 0;
         } else {
             f.args.p++;

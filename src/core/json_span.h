@@ -86,6 +86,10 @@ bool sh_json_array_begin(sh_json_cursor_t *c, sh_json_span_t v);
 bool sh_json_object_next(sh_json_cursor_t *c, sh_json_span_t *key, sh_json_span_t *value);
 /* The next element's bytes; false at the end. */
 bool sh_json_array_next(sh_json_cursor_t *c, sh_json_span_t *value);
+/* True when no member or element is left: an empty object or array told
+ * without reading through its first item (which may be most of a large
+ * message). */
+bool sh_json_cursor_at_end(const sh_json_cursor_t *c);
 
 /* The value's text between its quotes when v is a string without escapes
  * (then the raw bytes are the text); false otherwise. */

@@ -7,8 +7,10 @@ the measured node), published by another node.
     /usr/bin/python3 pubsub_messages.py OUTDIR [SIZE [SHAPE]]
 
 SIZE defaults to 4096. SHAPE "text" (the default): a streamed completion
-chunk, one long string; "rows": a list of small objects (many values, the
-harder case for a reader that skips data without building it).
+chunk, one long string; "cjk": the same in Chinese, which json.dumps
+(ensure_ascii) writes as nothing but \\u escapes; "rows": a list of small
+objects (many values, the harder case for a reader that skips data
+without building it).
 
 OUTDIR/emit.pkl  what python-socketio 5.7.2 (Debian) publishes: its own
                  RedisManager.emit -> _publish -> pickle.dumps, with
@@ -52,9 +54,8 @@ def rows(size):
     return out[:-1] if len(out) > 1 else out
 
 
-def envelope(size):
+def envelope(size, line='Here is the answer, with "quotes", a \\ and an \u00e9.\n'):
     """A streamed completion chunk whose JSON is about size bytes."""
-    line = 'Here is the answer, with "quotes", a \\ and an \u00e9.\n'
     env = {'chat_id': 'a3b2c1d0-1111-4222-8333-944455566677',
            'message_id': 'f0e1d2c3-aaaa-4bbb-8ccc-dddeeefff000',
            'data': {'type': 'chat:completion',
@@ -80,7 +81,9 @@ def main():
     mgr.host_id = HOST_ID
     sio = socketio.Server(client_manager=mgr)
     shape = sys.argv[3] if len(sys.argv) > 3 else 'text'
-    data = envelope(size) if shape == 'text' else rows(size)
+    data = (envelope(size) if shape == 'text'
+            else envelope(size, '\u8fd9\u662f\u7b54\u6848\uff0c\u6a21\u578b\u9010\u5b57\u8f93\u51fa\u3002\n')
+            if shape == 'cjk' else rows(size))
     os.makedirs(out, exist_ok=True)
     for name, room in (('emit', ROOM), ('all', None)):
         sio.emit('chat-events', data, to=room)

@@ -166,6 +166,35 @@ START_TEST(test_cursor_spans)
 }
 END_TEST
 
+/* An empty container is told without reading its first item; mid-way, an
+ * item after a comma is not the end. */
+START_TEST(test_cursor_at_end)
+{
+    static const struct {
+        const char *text;
+        bool empty;
+    } cases[] = {
+        {"[]", true},     {" [ \n\t] ", true}, {"{ }", true},        {"[0]", false},
+        {"[ {}]", false}, {"[[]]", false},     {"{\"a\":1}", false}, {"[\"]\"]", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sh_json_span_t v = {cases[i].text, strlen(cases[i].text)};
+        sh_json_cursor_t c;
+        ck_assert(sh_json_array_begin(&c, v) || sh_json_object_begin(&c, v));
+        ck_assert_msg(sh_json_cursor_at_end(&c) == cases[i].empty, "%s", cases[i].text);
+    }
+    const char *list = "[1 , 2]";
+    sh_json_cursor_t c;
+    sh_json_span_t v;
+    ck_assert(sh_json_array_begin(&c, (sh_json_span_t){list, strlen(list)}));
+    ck_assert(sh_json_array_next(&c, &v) && span_is(v, "1"));
+    ck_assert(!sh_json_cursor_at_end(&c));
+    ck_assert(sh_json_array_next(&c, &v) && span_is(v, "2"));
+    ck_assert(sh_json_cursor_at_end(&c));
+    ck_assert(!sh_json_array_next(&c, &v));
+}
+END_TEST
+
 /* The top array's elements as the cursor would hand them out, the first
  * max of them, and the count of all; nothing for other texts. */
 START_TEST(test_validate_array_spans)
@@ -326,6 +355,7 @@ int main(void)
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_big_input);
     tcase_add_test(tc, test_cursor_spans);
+    tcase_add_test(tc, test_cursor_at_end);
     tcase_add_test(tc, test_validate_batch_members);
     tcase_add_test(tc, test_validate_array_spans);
     tcase_add_test(tc, test_many_keys);
