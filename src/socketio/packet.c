@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/json_write.h"
 
 /* Event names an application may not receive from a peer: they mean
  * something to the Socket.IO or Node EventEmitter API (socket.io-parser's
@@ -442,12 +443,6 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
     return m;
 }
 
-static int append_cb(const char *buffer, size_t size, void *out)
-{
-    sh_buf_append(out, buffer, size);
-    return 0;
-}
-
 /* jansson against JSON.stringify, both compact:
  * - Strings are identical (UTF-8 as is, '/' not escaped, U+2028 raw) except
  *   that jansson writes control characters as "\u001F", JS as "\u001f".
@@ -460,11 +455,7 @@ static int append_cb(const char *buffer, size_t size, void *out)
  *   (JS "5e-7"). JSON.parse reads each to the same number. */
 int sh_json_append(sh_buf_t *out, const json_t *value)
 {
-    size_t keep = sh_buf_avail(out);
-    if (value && json_dump_callback(value, append_cb, out,
-                                    JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) == 0)
-        return 0;
-    /* Drop a partial dump (counted from off: the buffer may have compacted). */
-    sh_buf_truncate(out, keep);
-    return -EINVAL;
+    /* jansson's compact output (JSON_REAL_PRECISION(17)), written faster:
+     * see core/json_write.h. */
+    return sh_json_write(out, value);
 }
