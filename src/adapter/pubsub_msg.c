@@ -7,6 +7,7 @@
 
 #include "adapter/pickle.h"
 #include "core/alloc.h"
+#include "core/json_write.h"
 #include "core/utf8.h"
 #include "engineio/packet.h"
 
@@ -387,12 +388,6 @@ void sh_pubsub_msg_release(sh_pubsub_msg_t *m)
 
 /* ---- encoding */
 
-static int dump_cb(const char *buffer, size_t size, void *out)
-{
-    sh_buf_append(out, buffer, size);
-    return 0;
-}
-
 /* Sets key to v (a new reference); a NULL v (jansson refused a string
  * that is not UTF-8) clears *ok. */
 static void put(json_t *o, const char *key, json_t *v, bool *ok)
@@ -546,13 +541,11 @@ int sh_pubsub_msg_encode(const sh_pubsub_msg_t *m, sh_buf_t *out)
     json_t *o = encodable(m) ? build(m) : NULL;
     if (!o)
         return -EINVAL;
-    sh_buf_t b = SH_BUF_INIT;
-    int rc = json_dump_callback(o, dump_cb, &b, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    /* jansson's compact text, written faster (core/json_write.h); out is
+     * left as it was on failure. */
+    int rc = sh_json_write(out, o);
     json_decref(o);
-    if (rc == 0)
-        sh_buf_append(out, sh_buf_peek(&b), sh_buf_avail(&b));
-    sh_buf_release(&b);
-    return rc == 0 ? 0 : -EINVAL;
+    return rc;
 }
 
 /* A name as the text encoder writes it: between quotes, as is. */
