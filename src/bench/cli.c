@@ -98,6 +98,11 @@ static const char usage_text[] =
     "                         the publisher POSTs the tokens due as one JSON\n"
     "                         array; 1: one object per request, for servers\n"
     "                         without arrays (100)\n"
+    "  --reply-tokens N       each token carries the reply so far, as Open WebUI's\n"
+    "                         chat:completion content does: a reply of N tokens\n"
+    "                         (~5 bytes each) grows a token per event, then the\n"
+    "                         next starts; the tabs check it byte for byte.\n"
+    "                         0: every token is \" tok\" (0)\n"
     "Polling (the polling scenario):\n"
     "  --concurrency C        handshake slots, each connecting and leaving in a\n"
     "                         loop; 0 skips that phase (64). --clients N: clients\n"
@@ -261,6 +266,7 @@ enum {
     OPT_TYPING_RATE,
     OPT_BATCH,
     OPT_BURST,
+    OPT_REPLY_TOKENS,
     OPT_REDIS,
     OPT_REDIS_CHANNEL,
     OPT_CONCURRENCY,
@@ -304,6 +310,7 @@ static const struct option longopts[] = {
     {"typing-rate", required_argument, NULL, OPT_TYPING_RATE},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"burst", required_argument, NULL, OPT_BURST},
+    {"reply-tokens", required_argument, NULL, OPT_REPLY_TOKENS},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-channel", required_argument, NULL, OPT_REDIS_CHANNEL},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
@@ -590,6 +597,9 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_BURST:
             o->burst = (unsigned)parse_ulong(optarg, "--burst", 1, 10000);
+            break;
+        case OPT_REPLY_TOKENS:
+            o->reply_tokens = (unsigned)parse_ulong(optarg, "--reply-tokens", 0, 100000);
             break;
         case OPT_REDIS:
             parse_redis(o, optarg);

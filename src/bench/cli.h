@@ -65,8 +65,9 @@ typedef struct sb_opts {
     /* chat (read by the chat scenario) */
     unsigned users, tabs_min, tabs_max, channel_size;
     double tokens_per_s, typing_rate;
-    unsigned batch; /* chat: tokens per API request at most (1: objects, not arrays) */
-    unsigned burst; /* chat: tokens of a user that come together */
+    unsigned batch;        /* chat: tokens per API request at most (1: objects, not arrays) */
+    unsigned burst;        /* chat: tokens of a user that come together */
+    unsigned reply_tokens; /* chat: tokens per reply, content the reply so far (0: " tok") */
     /* polling */
     unsigned concurrency; /* handshake slots */
     /* output */

@@ -26,8 +26,11 @@
  *   objects). So a tab gets several events in one server loop iteration,
  *   as it does behind Open WebUI. Each token is
  *       {user_id, chat_id, message_id,
- *        data: {type: "chat:completion", data: {content, seq: k, pub: u, ts}}}
- *   ts being CLOCK_MONOTONIC ns when the request is written. A user's
+ *        data: {type: "chat:completion", data: {seq: k, pub: u, ts, content}}}
+ *   ts being CLOCK_MONOTONIC ns when the request is written; content is
+ *   " tok", or with --reply-tokens N the reply so far (reply.h): token k
+ *   carries tokens 0 .. k mod N of a fixed reply, as Open WebUI's
+ *   chat:completion events do, and the tab checks it byte for byte. A user's
  *   tokens always use the same connection (u mod --publishers), one
  *   request at a time, so the server sees them in order.
  *   With --redis each token is instead one PUBLISH of python-socketio's
@@ -58,6 +61,7 @@
 #include "bench/jwt.h"
 #include "bench/payload.h"
 #include "bench/publish.h"
+#include "bench/reply.h"
 #include "bench/scenario.h"
 #include "bench/sysstat.h"
 #include "bench/util.h"
@@ -175,6 +179,7 @@ typedef struct chat_worker {
     uint64_t typing_n; /* next typing: round n ... */
     unsigned typing_u; /* ... of user typing_u */
     sb_timer_t typing_timer;
+    sb_reply_t reply; /* --reply-tokens: what each token's content must be */
 } chat_worker_t;
 
 static void typing_tick(sb_timer_t *t, uint64_t now);
@@ -190,6 +195,8 @@ static void chat_worker_init(sb_worker_t *w)
     cw->typing_timer.cb = typing_tick;
     cw->typing_timer.arg = w;
     w->state = cw;
+    if (o->reply_tokens)
+        sb_reply_init(&cw->reply, o->reply_tokens);
     if (!w->nclients)
         return;
     cw->first_user = user_of(&cw->g, w->first);
@@ -226,6 +233,7 @@ static void chat_worker_release(sb_worker_t *w)
     free(cw->tabs);
     free(cw->typing_last);
     sb_buf_release(&cw->args);
+    sb_reply_release(&cw->reply);
     free(cw);
 }
 
@@ -323,6 +331,11 @@ static void on_token(sb_worker_t *w, tab_t *t, const char *args, size_t alen, ui
     if ((uint64_t)pub != t->user) {
         sb_stats_error(&w->st, "a tab of user %u got a token of user %lld", t->user,
                        (long long)pub);
+        return;
+    }
+    if (cw->reply.tokens && !sb_reply_check(&cw->reply, (uint64_t)seq, args, alen)) {
+        sb_stats_error(&w->st, "token %lld of user %u does not carry the reply so far: %.*s",
+                       (long long)seq, t->user, (int)(alen < 160 ? alen : 160), args);
         return;
     }
     if (count_delivery(w, &t->last_seq, seq, ts, X_CHAT_DELIVERED, &w->st.latency, alen, now)) {
@@ -492,7 +505,8 @@ typedef struct chat_run {
     uint64_t *next; /* [publisher connection]: its next burst ... */
     unsigned *pos;  /* ... and the next token in it */
     uint64_t tokens_sent, requests, max_lag_ns;
-    bool redis; /* the publisher is on Redis: one pub/sub emit per call */
+    bool redis;       /* the publisher is on Redis: one pub/sub emit per call */
+    sb_reply_t reply; /* --reply-tokens: the content tokens carry */
 } chat_run_t;
 
 static void chat_coord_message(sb_coord_t *co, unsigned index, uint32_t type, const void *p,
@@ -556,6 +570,25 @@ static uint64_t burst_after(const chat_run_t *cr, uint64_t j)
     return (j / users + 1) * users + u % k;
 }
 
+/* Appends token seq of user u's event data, {type, data}: the stamp, then
+ * the content, last, so that a tab reads the stamp without scanning the
+ * text. */
+static void token_data(sb_buf_t *out, const chat_run_t *cr, uint64_t seq, unsigned u, uint64_t now)
+{
+    sb_buf_printf(out,
+                  "{\"type\":\"chat:completion\",\"data\":{\"seq\":%llu,\"pub\":%u,\"ts\":%llu,"
+                  "\"content\":\"",
+                  (unsigned long long)seq, u, (unsigned long long)now);
+    if (cr->reply.tokens) {
+        const char *text;
+        size_t n = sb_reply_content(&cr->reply, seq, &text);
+        sb_buf_append(out, text, n);
+    } else {
+        sb_buf_puts(out, " tok");
+    }
+    sb_buf_puts(out, "\"}}");
+}
+
 static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uint64_t *wake)
 {
     chat_run_t *cr = arg;
@@ -576,11 +609,9 @@ static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
         unsigned u = (unsigned)(j % cr->g.users);
         uint64_t seq = j / cr->g.users * cr->burst + pos;
         sb_pub_emit_head(out, "chat-events");
-        sb_buf_printf(out,
-                      "{\"chat_id\":\"chat-%u\",\"message_id\":\"msg-%u\",\"data\":{\"type\":"
-                      "\"chat:completion\",\"data\":{\"content\":\" tok\",\"seq\":%llu,\"pub\":%u,"
-                      "\"ts\":%llu}}}",
-                      u, u, (unsigned long long)seq, u, (unsigned long long)now);
+        sb_buf_printf(out, "{\"chat_id\":\"chat-%u\",\"message_id\":\"msg-%u\",\"data\":", u, u);
+        token_data(out, cr, seq, u, now);
+        sb_buf_puts(out, "}");
         sb_pub_emit_tail(out, "user:%s-%u", o->user, u);
         if (++pos == cr->burst) {
             pos = 0;
@@ -601,10 +632,10 @@ static int token_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
         uint64_t seq = j / cr->g.users * cr->burst + pos;
         sb_buf_printf(out,
                       "%s{\"user_id\":\"%s-%u\",\"chat_id\":\"chat-%u\",\"message_id\":\"msg-%u\","
-                      "\"data\":{\"type\":\"chat:completion\",\"data\":{\"content\":\" tok\","
-                      "\"seq\":%llu,\"pub\":%u,\"ts\":%llu}}}",
-                      items ? "," : "", o->user, u, u, u, (unsigned long long)seq, u,
-                      (unsigned long long)now);
+                      "\"data\":",
+                      items ? "," : "", o->user, u, u, u);
+        token_data(out, cr, seq, u, now);
+        sb_buf_puts(out, "}");
         items++;
         if (++pos == cr->burst) {
             pos = 0;
@@ -679,6 +710,8 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     cr.next = sb_xcalloc(o->publishers, sizeof(uint64_t));
     cr.pos = sb_xcalloc(o->publishers, sizeof(unsigned));
     co->state = &cr;
+    if (o->reply_tokens)
+        sb_reply_init(&cr.reply, o->reply_tokens);
     sb_pub_t *pub = NULL;
     int exit_rc = 1;
     sb_coord_start(co);
@@ -760,6 +793,12 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     sb_report_num(r, "tokens_per_s", "tokens per user per s", o->tokens_per_s, 2, "/s");
     sb_report_num(r, "typing_rate", "typing per user per s", o->typing_rate, 2, "/s");
     sb_report_int(r, "burst", "tokens per burst", o->burst, NULL);
+    if (cr.reply.tokens) {
+        sb_report_int(r, "reply_tokens", "tokens per reply (content: the reply so far)",
+                      cr.reply.tokens, NULL);
+        sb_report_int(r, "reply_bytes", "bytes of a whole reply", cr.reply.end[cr.reply.tokens - 1],
+                      NULL);
+    }
     sb_report_str(r, "publish_via", "tokens published via",
                   cr.redis ? "redis (one pub/sub emit each)" : "HTTP (chat-events arrays)");
     if (!cr.redis) {
@@ -806,6 +845,7 @@ out:
     free(cr.joined);
     free(cr.next);
     free(cr.pos);
+    sb_reply_release(&cr.reply);
     co->state = NULL;
     return exit_rc;
 }

@@ -237,12 +237,16 @@ run({ timeoutMs: 240000 }, async (h) => {
     assert.ok(res.delivery_rate > 0 && "server_cpu_us_per_delivery" in res);
   }
 
-  await h.case("chat: 12 users x 1-3 tabs, tokens in bursts posted as arrays, typing in channels of 5", async () => {
+  await h.case("chat: 12 users x 1-3 tabs, tokens in bursts posted as arrays, typing in channels of 5, replies of 7 tokens", async () => {
     const r = await bench(["chat", ...target, ...auth, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
-      "--burst", "5", "--typing-rate", "2", "--duration", "1"]);
+      "--burst", "5", "--typing-rate", "2", "--duration", "1", "--reply-tokens", "7"]);
     expectExit(r, 0, "chat");
     const want = chatExpected(12, 5, 10, 2, 1);
     checkChat(r.result, want);
+    // Each tab checked every token's content, the reply so far, byte for
+    // byte; 10 tokens a user is one reply of 7 and the start of the next.
+    assert.equal(r.result.reply_tokens, 7);
+    assert.ok(r.result.reply_bytes > 7 && r.result.reply_bytes < 7 * 16, `${r.result.reply_bytes} bytes`);
     assert.equal(r.result.chat_sent, 12 * 10);
     assert.equal(r.result.typing_sent, 12 * 2);
     assert.equal(r.result.channels, 3);
@@ -362,9 +366,10 @@ run({ timeoutMs: 240000 }, async (h) => {
       const via = ["--redis", `127.0.0.1:${redis.port}`];
       const mine = ["--port", String(node.port), "--pid", String(node.proc.pid), ...auth];
       let r = await bench(["chat", ...mine, ...via, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
-        "--burst", "5", "--typing-rate", "2", "--duration", "1"]);
+        "--burst", "5", "--typing-rate", "2", "--duration", "1", "--reply-tokens", "300"]);
       expectExit(r, 0, "chat --redis");
       checkChat(r.result, chatExpected(12, 5, 10, 2, 1));
+      assert.equal(r.result.reply_tokens, 300);
       assert.match(r.result.publish_via, /^redis/);
       assert.equal(r.result.requests, 12 * 10); // one PUBLISH per token
       r = await bench(["fanout", ...mine, ...via, "-n", "10", "--rate", "20", "--duration", "1"]);
