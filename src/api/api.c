@@ -31,6 +31,10 @@ struct sh_api {
     size_t nroutes;
     void *data;
     sh_api_stats_t stats;
+    /* Refusals, logged at info level at most once a while per kind
+     * (core/log.h): a backend with the wrong key or a malformed body is
+     * then visible at the default level without a client flooding it. */
+    sh_log_limit_t unauthorized_log, not_found_log, bad_request_log;
 };
 
 /* Shared by a held request and its operation; freed when both let go. */
@@ -73,8 +77,21 @@ static void send_json(sh_api_t *api, sh_http_req_t *req, unsigned status, json_t
     sh_buf_release(&b);
 }
 
+static void log_refusal(sh_api_t *api, sh_http_req_t *req, unsigned status, const char *message)
+{
+    if (status < 400 || status > 499)
+        return;
+    sh_log_limit_t *lim = status == 401                    ? &api->unauthorized_log
+                          : status == 404 || status == 405 ? &api->not_found_log
+                                                           : &api->bad_request_log;
+    sh_log_limited(lim, SH_LOG_INFO, "api: refused %s %s from %s: %u %s",
+                   sh_http_req_method_name(req), sh_http_req_path(req), sh_http_req_peer(req),
+                   status, message);
+}
+
 static void send_error(sh_api_t *api, sh_http_req_t *req, unsigned status, const char *message)
 {
+    log_refusal(api, req, status, message);
     send_json(api, req, status, json_pack("{s:s}", "error", message));
 }
 
@@ -137,6 +154,7 @@ void sh_api_reply_count(sh_api_call_t *call, const char *key, uint64_t n)
 
 void sh_api_reply_error(sh_api_call_t *call, unsigned status, const char *message)
 {
+    log_refusal(call->api, call->req, status, message);
     sh_api_reply(call, status, json_pack("{s:s}", "error", message));
 }
 
@@ -405,8 +423,6 @@ static void on_request(sh_http_req_t *req, void *data)
     }
     if (!authorized(api, req)) {
         api->stats.unauthorized++;
-        sh_debug("api: %s %s from %s: missing or wrong bearer key", sh_http_req_method_name(req),
-                 sh_http_req_path(req), sh_http_req_peer(req));
         sh_http_req_add_header(req, "WWW-Authenticate", "Bearer");
         send_error(api, req, 401, "missing or wrong API key (Authorization: Bearer <api_key>)");
         return;
@@ -461,7 +477,6 @@ static void on_request(sh_http_req_t *req, void *data)
                 snprintf(msg, sizeof(msg), "the JSON body must be an object%s",
                          route->batch ? " or an array of objects" : "");
             json_decref(body);
-            sh_debug("api: %s %s: %s", sh_http_req_method_name(req), sh_http_req_path(req), msg);
             send_error(api, req, 400, msg);
             return;
         }

@@ -64,3 +64,37 @@ void sh_log(sh_log_level_t level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+sh_log_level_t sh_log_limit_level(sh_log_limit_t *lim, sh_log_level_t level, uint64_t now_ms,
+                                  unsigned *held)
+{
+    if (lim->last_ms && now_ms - lim->last_ms < SH_LOG_LIMIT_MS) {
+        lim->held++;
+        return SH_LOG_DEBUG;
+    }
+    /* 0 means "none yet": a clock that reads 0 becomes 1. */
+    lim->last_ms = now_ms ? now_ms : 1;
+    *held = lim->held;
+    lim->held = 0;
+    return level;
+}
+
+void sh_log_limited(sh_log_limit_t *lim, sh_log_level_t level, const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    unsigned held = 0;
+    sh_log_level_t at = sh_log_limit_level(lim, level, now_ms, &held);
+    if (at < log_level)
+        return;
+    char text[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (held)
+        sh_log(at, "%s (and %u more like it since the last such line, at debug level)", text, held);
+    else
+        sh_log(at, "%s", text);
+}

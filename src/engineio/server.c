@@ -1,6 +1,7 @@
 #include "engineio/server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,11 @@ struct sh_eio_server {
     size_t ending; /* sessions closed but not yet freed */
     sh_eio_stats_t stats;
     sh_ws_options_t ws_opts;
+    /* Refused requests and broken payloads, logged at info level at most
+     * once per kind a while (core/log.h): [error code], then payloads over
+     * the limit and malformed ones. */
+    sh_log_limit_t refused_log[6];
+    sh_log_limit_t too_large_log, malformed_log;
 };
 
 static const sh_ws_handler_t ws_handler;
@@ -189,9 +195,23 @@ static void add_no_buffer_headers(sh_http_req_t *req)
     sh_http_req_add_header(req, "X-Accel-Buffering", "no");
 }
 
-static void respond_error(sh_http_req_t *req, int code)
+/* Refuses a request with Node's error code and message; why, for the log,
+ * is what the client did (the message alone rarely tells an operator
+ * which proxy or client is at fault). */
+static void respond_error(sh_eio_server_t *srv, sh_http_req_t *req, int code, const char *why_fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
+static void respond_error(sh_eio_server_t *srv, sh_http_req_t *req, int code, const char *why_fmt,
+                          ...)
 {
     unsigned status = code == ERR_FORBIDDEN ? 403 : 400;
+    char why[200];
+    va_list ap;
+    va_start(ap, why_fmt);
+    vsnprintf(why, sizeof(why), why_fmt, ap);
+    va_end(ap);
+    sh_log_limited(&srv->refused_log[code], SH_LOG_INFO, "eio: refused %s from %s: %s (%u %s)",
+                   sh_http_req_method_name(req), sh_http_req_peer(req), why, status,
+                   error_messages[code]);
     add_cors_headers(req);
     sh_http_respond_error_json(req, status, code, error_messages[code]);
 }
@@ -625,7 +645,7 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
         s->pl->second_look = NULL;
         sh_http_req_set_owner(req, NULL, NULL);
         if (s->state == SESSION_OPEN && s->transport != SH_EIO_TRANSPORT_POLLING)
-            respond_error(req, ERR_BAD_REQUEST);
+            respond_error(s->srv, req, ERR_BAD_REQUEST, "a poll on a session now on websocket");
         else
             handle_poll_get(s, req, false);
         polling_release_if_done(s);
@@ -641,8 +661,8 @@ static void handle_poll_get(sh_eio_session_t *s, sh_http_req_t *req, bool resume
     if (s->pl->poll) {
         /* Two GETs at once: Node treats it as a transport error. The held
          * one gets the close packet, this one an error. */
-        sh_debug("eio %s: overlapping GET", s->sid);
-        respond_error(req, ERR_BAD_REQUEST);
+        respond_error(s->srv, req, ERR_BAD_REQUEST,
+                      "a second poll while one is held; the session is closed");
         session_end(s, "transport error", PART_CLOSE);
         return;
     }
@@ -661,7 +681,10 @@ static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
     sh_eio_server_t *srv = s->srv;
     add_cors_headers(req);
     if (sh_http_req_body_too_large(req)) {
-        sh_debug("eio %s: POST body over max_payload (%zu)", s->sid, srv->opts.max_payload);
+        sh_log_limited(
+            &srv->too_large_log, SH_LOG_INFO,
+            "eio %s from %s: POST body over the %zu byte max payload; closing the session", s->sid,
+            s->peer, srv->opts.max_payload);
         sh_http_respond_error_json(req, 413, ERR_BAD_REQUEST, "Payload too large");
         session_end(s, "transport error", PART_DROP);
         return;
@@ -678,7 +701,9 @@ static void handle_poll_post(sh_eio_session_t *s, sh_http_req_t *req)
         ;
     if (rc < 0) {
         sh_buf_release(&scratch);
-        sh_debug("eio %s: malformed polling payload", s->sid);
+        sh_log_limited(&srv->malformed_log, SH_LOG_INFO,
+                       "eio %s from %s: malformed polling payload; closing the session", s->sid,
+                       s->peer);
         sh_http_respond_error_json(req, 400, ERR_BAD_REQUEST, error_messages[ERR_BAD_REQUEST]);
         session_end(s, "parse error", PART_DROP);
         return;
@@ -702,11 +727,13 @@ static void handle_lingering(sh_eio_session_t *s, sh_http_req_t *req, int transp
                              const char *eio)
 {
     if (transport != SH_EIO_TRANSPORT_POLLING) {
-        respond_error(req, ERR_BAD_REQUEST);
+        respond_error(s->srv, req, ERR_BAD_REQUEST, "a websocket request for closed session %s",
+                      s->sid);
         return;
     }
     if (!eio || strcmp(eio, "4")) {
-        respond_error(req, ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        respond_error(s->srv, req, ERR_UNSUPPORTED_PROTOCOL_VERSION, "EIO=%.16s, not 4",
+                      eio ? eio : "(none)");
         return;
     }
     s->refs++; /* answer_poll and linger_end may drop the last other one */
@@ -728,7 +755,8 @@ static void handle_lingering(sh_eio_session_t *s, sh_http_req_t *req, int transp
         if (client_closed)
             linger_end(s);
     } else {
-        respond_error(req, ERR_BAD_REQUEST);
+        respond_error(s->srv, req, ERR_BAD_REQUEST, "a %s on closed session %s",
+                      sh_http_req_method_name(req), s->sid);
     }
     session_unref(s);
 }
@@ -932,13 +960,21 @@ static void handle_websocket(sh_eio_server_t *srv, sh_http_req_t *req, sh_eio_se
     const char *key = sh_http_req_header(req, "Sec-WebSocket-Key");
     if (sh_http_req_method(req) != SH_HTTP_GET || !upgrade || strcasecmp(upgrade, "websocket") ||
         !connection || !header_has_token(connection, "upgrade")) {
-        respond_error(req, ERR_BAD_REQUEST);
+        respond_error(srv, req, ERR_BAD_REQUEST,
+                      "transport=websocket without a WebSocket upgrade (a proxy that drops the "
+                      "Upgrade and Connection headers?)");
         return;
     }
     char accept[29];
-    if (!version || strcmp(version, "13") || !key || sh_ws_accept_key(key, accept) < 0) {
+    if (!version || strcmp(version, "13")) {
         sh_http_req_add_header(req, "Sec-WebSocket-Version", "13");
-        respond_error(req, ERR_BAD_REQUEST);
+        respond_error(srv, req, ERR_BAD_REQUEST, "a WebSocket upgrade with version %.16s, not 13",
+                      version ? version : "(none)");
+        return;
+    }
+    if (!key || sh_ws_accept_key(key, accept) < 0) {
+        sh_http_req_add_header(req, "Sec-WebSocket-Version", "13");
+        respond_error(srv, req, ERR_BAD_REQUEST, "a WebSocket upgrade without a valid key");
         return;
     }
     /* A session already upgraded, or with a probe running, still gets the
@@ -1079,7 +1115,11 @@ static void on_request(sh_http_req_t *req, void *data)
     }
     const char *origin = sh_http_req_header(req, "Origin");
     if (!origin_allowed(srv, origin)) {
-        sh_debug("eio: origin '%s' not allowed", origin);
+        /* No CORS headers on this answer: the browser is to refuse it. */
+        sh_log_limited(&srv->refused_log[ERR_FORBIDDEN], SH_LOG_INFO,
+                       "eio: refused %s from %s: Origin %.200s is not an allowed origin (403 %s)",
+                       sh_http_req_method_name(req), sh_http_req_peer(req), origin,
+                       error_messages[ERR_FORBIDDEN]);
         sh_http_respond_error_json(req, 403, ERR_FORBIDDEN, error_messages[ERR_FORBIDDEN]);
         return;
     }
@@ -1094,7 +1134,8 @@ static void on_request(sh_http_req_t *req, void *data)
     else if (transport && !strcmp(transport, "websocket"))
         t = SH_EIO_TRANSPORT_WEBSOCKET;
     if (!(t & srv->opts.transports)) {
-        respond_error(req, ERR_UNKNOWN_TRANSPORT);
+        respond_error(srv, req, ERR_UNKNOWN_TRANSPORT, "transport=%.32s",
+                      transport ? transport : "(none)");
         return;
     }
     const char *eio = sh_http_req_query(req, "EIO");
@@ -1107,19 +1148,22 @@ static void on_request(sh_http_req_t *req, void *data)
             return;
         }
         if (!s) {
-            respond_error(req, ERR_UNKNOWN_SID);
+            respond_error(srv, req, ERR_UNKNOWN_SID,
+                          "sid %.40s is no session here (it ended, or the server restarted)", sid);
             return;
         }
         if (t == SH_EIO_TRANSPORT_POLLING && s->transport != SH_EIO_TRANSPORT_POLLING) {
-            respond_error(req, ERR_BAD_REQUEST);
+            respond_error(srv, req, ERR_BAD_REQUEST,
+                          "a poll on session %s, which is not on polling", s->sid);
             return;
         }
     } else if (sh_http_req_method(req) != SH_HTTP_GET) {
-        respond_error(req, ERR_BAD_HANDSHAKE_METHOD);
+        respond_error(srv, req, ERR_BAD_HANDSHAKE_METHOD, "a handshake must be a GET");
         return;
     }
     if (!eio || strcmp(eio, "4")) {
-        respond_error(req, ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        respond_error(srv, req, ERR_UNSUPPORTED_PROTOCOL_VERSION,
+                      "EIO=%.16s, not 4 (a Socket.IO client older than v3?)", eio ? eio : "(none)");
         return;
     }
     if (t == SH_EIO_TRANSPORT_WEBSOCKET) {
@@ -1135,7 +1179,8 @@ static void on_request(sh_http_req_t *req, void *data)
             handle_poll_post(s, req);
             return;
         default:
-            respond_error(req, ERR_BAD_REQUEST);
+            respond_error(srv, req, ERR_BAD_REQUEST, "a %s on a polling session",
+                          sh_http_req_method_name(req));
             return;
         }
     }
@@ -1150,7 +1195,7 @@ static void on_request(sh_http_req_t *req, void *data)
     if (s->state == SESSION_OPEN)
         answer_poll(s, req);
     else
-        respond_error(req, ERR_FORBIDDEN);
+        respond_error(srv, req, ERR_FORBIDDEN, "the application closed the session as it opened");
     session_unref(s);
 }
 

@@ -56,6 +56,11 @@ struct sh_http {
     sh_buf_t spare_bodies[SPARE_BODIES];
     size_t nspare_bodies;
     sh_http_stats_t stats;
+    /* libmicrohttpd's last message, the reason when its next one says it
+     * refused a request; refusals logged at info level at most once a
+     * while (core/log.h) per kind: 400, 413, 431, any other. */
+    char mhd_last[200];
+    sh_log_limit_t refused_log[4];
 };
 
 struct sh_http_req {
@@ -294,14 +299,36 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
+/* libmicrohttpd's messages are its own diagnostics (a peer that reset,
+ * a read that failed), so debug level; except that a request it refuses
+ * itself (a request line or headers past the connection's memory, a
+ * malformed request) is bad input that siohubd never sees, so that one is
+ * logged at info level with the reason, the message before it. */
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
+    sh_http_t *http = cls;
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
     sh_debug("http: libmicrohttpd: %s", line);
+    static const char refused[] = "Error processing request (HTTP response code is ";
+    unsigned status;
+    if (!strncmp(line, refused, sizeof(refused) - 1) &&
+        sscanf(line + sizeof(refused) - 1, "%u", &status) == 1) {
+        unsigned kind = status == 400 ? 0 : status == 413 ? 1 : status == 431 ? 2 : 3;
+        const char *why = http->mhd_last[0] ? http->mhd_last
+                          : status == 431   ? "request line or headers past the connection's memory"
+                          : status == 413   ? "request too large"
+                          : status == 400   ? "malformed request"
+                                            : "no reason given";
+        sh_log_limited(&http->refused_log[kind], SH_LOG_INFO,
+                       "http: refused a request with HTTP %u (libmicrohttpd: %s)", status, why);
+        http->mhd_last[0] = '\0';
+        return;
+    }
+    snprintf(http->mhd_last, sizeof(http->mhd_last), "%s", line);
 }
 
 /* ---- public API ---- */

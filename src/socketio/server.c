@@ -78,6 +78,7 @@ struct sh_sio_server {
     sh_map_t pending; /* id -> socket (CONNECT not answered yet) */
     sh_list_t ending; /* sockets between close and free */
     sh_sio_stats_t stats;
+    sh_log_limit_t parse_error_log; /* info level at most once a while (core/log.h) */
 };
 
 /* ---- encoding helpers ---- */
@@ -663,8 +664,9 @@ static void drop_partial(sio_client_t *client)
 static void parse_error(sio_client_t *client, const char *why)
 {
     client->srv->stats.parse_errors++;
-    sh_info("sio: session %s from %s: malformed packet (%s); closing it",
-            sh_eio_session_sid(client->eio), sh_eio_session_peer(client->eio), why);
+    sh_log_limited(&client->srv->parse_error_log, SH_LOG_INFO,
+                   "sio: session %s from %s: malformed packet (%s); closing it",
+                   sh_eio_session_sid(client->eio), sh_eio_session_peer(client->eio), why);
     drop_partial(client);
     sh_eio_close(client->eio);
 }

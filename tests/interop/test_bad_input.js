@@ -8,6 +8,7 @@
 // The daemon runs with --max-payload 1000.
 "use strict";
 
+const fs = require("node:fs");
 const net = require("node:net");
 const { HOST, assert, need, once, request, run, sleep, withTimeout } = require("./lib/harness");
 const { RawWs, WsQueue, frame, poll, post, pollingHandshake } = require("./lib/wire");
@@ -360,6 +361,27 @@ run({ timeoutMs: 90000 }, async (h) => {
         )
       );
     });
+  });
+
+  await h.case("refusals are in the log at info level with their reason, at most one a while per kind", async () => {
+    const lines = () => fs.readFileSync(server.logPath, "utf8").split("\n");
+    const info = (re) => lines().filter((l) => / INFO /.test(l) && re.test(l));
+    // The cases above: a 100 KiB header (libmicrohttpd's own 431), garbage
+    // polling payloads (each closes its session).
+    assert.ok(info(/http: refused a request with HTTP 431 \(libmicrohttpd: .+\)/).length >= 1, "431 logged");
+    assert.ok(info(/eio \S+ from 127\.0\.0\.1:\d+: malformed polling payload; closing the session/).length >= 1,
+      "malformed payload logged");
+    // Twenty stale session ids at once, as after a restart: one line at
+    // most, and one there is (this or an earlier one of the kind).
+    const unknown = /eio: refused (GET|POST) from 127\.0\.0\.1:\d+: sid \S+ is no session here .*\(400 Session ID unknown\)/;
+    const before = info(unknown).length;
+    for (let i = 0; i < 20; i++) {
+      const r = await request(port, { path: `/engine.io/?EIO=4&transport=polling&sid=stale-${i}` });
+      assert.equal(r.status, 400);
+    }
+    const after = info(unknown).length;
+    assert.ok(after - before <= 1, `${after - before} lines for 20 stale sids`);
+    assert.ok(after >= 1, "a stale sid is logged");
   });
 
   await h.case("after all of it: polling and websocket clients still work", async () => {
