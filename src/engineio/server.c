@@ -124,7 +124,7 @@ struct sh_eio_server {
      * once per kind a while (core/log.h): [error code], then payloads over
      * the limit and malformed ones. */
     sh_log_limit_t refused_log[6];
-    sh_log_limit_t too_large_log, malformed_log;
+    sh_log_limit_t too_large_log, malformed_log, ws_error_log;
 };
 
 static const sh_ws_handler_t ws_handler;
@@ -868,9 +868,22 @@ static void on_ws_message(sh_ws_conn_t *conn, const char *data, size_t len, bool
     handle_packet(s, &p);
 }
 
+/* A broken frame, invalid UTF-8, a message over the limit: logged while
+ * the session is still attached (it may end before the socket's close
+ * completes). */
+static void on_ws_bad_input(sh_ws_conn_t *conn, uint16_t code, const char *reason, void *owner)
+{
+    eio_ws_t *w = owner;
+    sh_eio_session_t *s = w->session;
+    sh_log_limited(&w->srv->ws_error_log, SH_LOG_INFO,
+                   "eio %s from %s: %s; closing the websocket with %u", s ? s->sid : "(ended)",
+                   s ? s->peer : "?", reason, (unsigned)code);
+}
+
 static const sh_ws_handler_t ws_handler = {
     .on_message = on_ws_message,
     .on_close = on_ws_close,
+    .on_bad_input = on_ws_bad_input,
 };
 
 static void on_upgrade_timeout(sh_loop_t *loop, sh_timer_t *t)

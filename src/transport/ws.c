@@ -371,6 +371,8 @@ bool sh_ws_conn_closing(const sh_ws_conn_t *ws)
 static void protocol_error(sh_ws_conn_t *ws, uint16_t code, const char *reason)
 {
     sh_debug("ws: fd %d: closing with %u: %s", ws->fd, (unsigned)code, reason);
+    if (ws->handler && ws->handler->on_bad_input)
+        ws->handler->on_bad_input(ws, code, reason, ws->owner);
     ws->reading_stopped = true;
     if (ws->state == WS_OPEN)
         queue_close_frame(ws, code, reason);

@@ -41,6 +41,10 @@ typedef struct sh_ws_handler {
     /* The connection is over; code is what was sent or received (1006 when
      * the socket died without a close frame). */
     void (*on_close)(sh_ws_conn_t *ws, uint16_t code, const char *reason, void *owner);
+    /* The peer broke the protocol: code and reason are what the close frame
+     * now queued says. Optional; for the log, since only the owner knows
+     * who the peer is. */
+    void (*on_bad_input)(sh_ws_conn_t *ws, uint16_t code, const char *reason, void *owner);
 } sh_ws_handler_t;
 
 typedef struct sh_ws_options {

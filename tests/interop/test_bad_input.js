@@ -371,6 +371,9 @@ run({ timeoutMs: 90000 }, async (h) => {
     assert.ok(info(/http: refused a request with HTTP 431 \(libmicrohttpd: .+\)/).length >= 1, "431 logged");
     assert.ok(info(/eio \S+ from 127\.0\.0\.1:\d+: malformed polling payload; closing the session/).length >= 1,
       "malformed payload logged");
+    // Broken WebSocket frames (the cases at the top): why, and the close code.
+    assert.ok(info(/eio \S+ from 127\.0\.0\.1:\d+: (protocol error|invalid UTF-8|message too big); closing the websocket with 10(02|07|09)/).length >= 1,
+      "a broken frame logged");
     // Twenty stale session ids at once, as after a restart: one line at
     // most, and one there is (this or an earlier one of the kind).
     const unknown = /eio: refused (GET|POST) from 127\.0\.0\.1:\d+: sid \S+ is no session here .*\(400 Session ID unknown\)/;
