@@ -195,25 +195,34 @@ static void add_no_buffer_headers(sh_http_req_t *req)
     sh_http_req_add_header(req, "X-Accel-Buffering", "no");
 }
 
-/* Refuses a request with Node's error code and message; why, for the log,
- * is what the client did (the message alone rarely tells an operator
- * which proxy or client is at fault). */
+static unsigned error_status(int code)
+{
+    return code == ERR_FORBIDDEN ? 403 : 400;
+}
+
+/* Why, for the log, is what the client did: the message alone rarely
+ * tells an operator which proxy or client is at fault. */
+static void log_refusal(sh_eio_server_t *srv, sh_http_req_t *req, int code, const char *why)
+{
+    sh_log_limited(&srv->refused_log[code], SH_LOG_INFO, "eio: refused %s from %s: %s (%u %s)",
+                   sh_http_req_method_name(req), sh_http_req_peer(req), why, error_status(code),
+                   error_messages[code]);
+}
+
+/* Refuses a request with Node's error code and message, logged. */
 static void respond_error(sh_eio_server_t *srv, sh_http_req_t *req, int code, const char *why_fmt,
                           ...) __attribute__((format(printf, 4, 5)));
 static void respond_error(sh_eio_server_t *srv, sh_http_req_t *req, int code, const char *why_fmt,
                           ...)
 {
-    unsigned status = code == ERR_FORBIDDEN ? 403 : 400;
     char why[200];
     va_list ap;
     va_start(ap, why_fmt);
     vsnprintf(why, sizeof(why), why_fmt, ap);
     va_end(ap);
-    sh_log_limited(&srv->refused_log[code], SH_LOG_INFO, "eio: refused %s from %s: %s (%u %s)",
-                   sh_http_req_method_name(req), sh_http_req_peer(req), why, status,
-                   error_messages[code]);
+    log_refusal(srv, req, code, why);
     add_cors_headers(req);
-    sh_http_respond_error_json(req, status, code, error_messages[code]);
+    sh_http_respond_error_json(req, error_status(code), code, error_messages[code]);
 }
 
 /* ---- heartbeat ---- */
@@ -1129,10 +1138,9 @@ static void on_request(sh_http_req_t *req, void *data)
     const char *origin = sh_http_req_header(req, "Origin");
     if (!origin_allowed(srv, origin)) {
         /* No CORS headers on this answer: the browser is to refuse it. */
-        sh_log_limited(&srv->refused_log[ERR_FORBIDDEN], SH_LOG_INFO,
-                       "eio: refused %s from %s: Origin %.200s is not an allowed origin (403 %s)",
-                       sh_http_req_method_name(req), sh_http_req_peer(req), origin,
-                       error_messages[ERR_FORBIDDEN]);
+        char why[240];
+        snprintf(why, sizeof(why), "Origin %.200s is not an allowed origin", origin);
+        log_refusal(srv, req, ERR_FORBIDDEN, why);
         sh_http_respond_error_json(req, 403, ERR_FORBIDDEN, error_messages[ERR_FORBIDDEN]);
         return;
     }
