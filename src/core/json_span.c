@@ -49,22 +49,23 @@ static const unsigned char string_stops[256] = {
 };
 
 #ifdef __SSE2__
-/* Of the 16 bytes at p, as bit masks: in *high those above 0x7f (UTF-8,
- * checked once the string's end is known), returned those a string stops
- * at: '"', '\\' and the controls below 0x20. SSE2 is part of every
- * x86-64; other machines use the table alone. */
+/* Of the 16 bytes at p, as a bit mask: those a string may stop at, that
+ * is '"', '\\', the controls below 0x20 and the bytes above 0x7f. One
+ * signed compare finds both of the last two (bytes from 0x80 are
+ * negative), so a run of ASCII costs one test per 16 bytes; *high gets
+ * the bytes above 0x7f apart, to be told from the real stops only when
+ * the mask is not empty. SSE2 is part of every x86-64; other machines
+ * use the table alone. */
 static inline unsigned sse2_string_stops(const char *p, unsigned *high)
 {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    /* Signed compares: bytes from 0x80 are negative, so "below 0x20 and
-     * not negative" is a control. */
-    __m128i control =
-        _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
     __m128i stop = _mm_or_si128(
         _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-        control);
-    *high = (unsigned)_mm_movemask_epi8(v);
-    return (unsigned)_mm_movemask_epi8(stop);
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    unsigned stops = (unsigned)_mm_movemask_epi8(stop);
+    if (stops)
+        *high = (unsigned)_mm_movemask_epi8(v);
+    return stops;
 }
 #endif
 
@@ -149,14 +150,20 @@ scan_string_inline(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped
         if (end - p >= 16) {
             unsigned high_bytes, stops = sse2_string_stops(p, &high_bytes);
             if (!stops) {
-                high |= high_bytes != 0;
                 p += 16;
                 continue;
             }
-            unsigned at = (unsigned)__builtin_ctz(stops);
-            if (high_bytes)
-                high |= (high_bytes & ((1u << at) - 1)) != 0;
-            p += at;
+            if (high_bytes) {
+                /* UTF-8 is checked once the string's end is known. */
+                stops &= ~high_bytes;
+                if (!stops) {
+                    high = true;
+                    p += 16;
+                    continue;
+                }
+                high |= (high_bytes & ((1u << __builtin_ctz(stops)) - 1)) != 0;
+            }
+            p += __builtin_ctz(stops);
         } else
 #endif
         {

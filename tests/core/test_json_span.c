@@ -321,6 +321,11 @@ START_TEST(test_string_stops_everywhere)
         "\xc3",         /* a lone lead byte: refused */
         "\x80",         /* a lone continuation byte: refused */
         "\xed\xa0\x80", /* a UTF-16 surrogate in UTF-8: refused */
+        /* Non-ASCII bytes before a stop in the same 16 (the wide scan
+         * sets them apart from the stops): */
+        "\xc3\xa9\\\"", /* é, then an escaped quote */
+        "\xc3\\n",      /* a lone lead byte, then an escape: refused */
+        "\x80\\\\",     /* a lone continuation byte, then an escape: refused */
     };
     for (size_t k = 0; k < sizeof(inserts) / sizeof(inserts[0]); k++) {
         for (size_t len = 0; len <= 48; len++) {
