@@ -125,6 +125,10 @@ struct sh_eio_server {
      * the limit and malformed ones. */
     sh_log_limit_t refused_log[6];
     sh_log_limit_t too_large_log, malformed_log, ws_error_log;
+    /* Sessions dropped for not reading, at warning level the same way: a
+     * stalled proxy in front of thousands of clients drops them all at
+     * once, and the log needs to say so once, not thousands of times. */
+    sh_log_limit_t slow_log;
 };
 
 static const sh_ws_handler_t ws_handler;
@@ -421,6 +425,19 @@ static bool is_control(const sh_msg_t *m)
             m->data[0] == '0' + SH_EIO_NOOP);
 }
 
+/* Ends a session whose client does not read what it is sent: its queue
+ * (queued bytes, as far as it is known here) passed the output limit. */
+static void drop_slow(sh_eio_session_t *s, const char *transport, size_t queued)
+{
+    sh_eio_server_t *srv = s->srv;
+    srv->stats.slow_dropped++;
+    sh_log_limited(&srv->slow_log, SH_LOG_WARN,
+                   "eio %s: %s client %s is not reading: %zu bytes queued, past the %zu byte "
+                   "limit; dropping it",
+                   s->sid, transport, s->peer, queued, srv->opts.output_limit);
+    session_end(s, "transport error", PART_DROP);
+}
+
 int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
 {
     if (s->state != SESSION_OPEN) {
@@ -430,20 +447,14 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
     s->srv->stats.packets_out++;
     s->srv->stats.bytes_out += m->len;
     if (s->sse) {
-        if (sh_sse_push(s->sse, m) == -ENOBUFS) {
-            sh_warn("eio %s: SSE client is not reading: past the %zu byte limit; dropping it",
-                    s->sid, s->srv->opts.output_limit);
-            s->srv->stats.slow_dropped++;
-            session_end(s, "transport error", PART_DROP);
-        }
+        if (sh_sse_push(s->sse, m) == -ENOBUFS)
+            drop_slow(s, "SSE", sh_sse_unsent(s->sse));
         return 0;
     }
     if (s->ws) {
         int rc = sh_ws_conn_send(s->ws->conn, m);
-        if (rc == -ENOBUFS) {
-            s->srv->stats.slow_dropped++;
-            session_end(s, "transport error", PART_DROP);
-        }
+        if (rc == -ENOBUFS)
+            drop_slow(s, "WebSocket", sh_ws_conn_queued(s->ws->conn));
         return rc == -ENOBUFS ? 0 : rc;
     }
     if (!s->pl) {
@@ -453,11 +464,7 @@ int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m)
     sh_msgq_push(is_control(m) ? &s->pl->ctrl : &s->pl->queue, m);
     size_t queued = s->pl->queue.bytes + s->pl->ctrl.bytes;
     if (s->srv->opts.output_limit && queued > s->srv->opts.output_limit) {
-        sh_warn("eio %s: client is not reading: %zu bytes queued, past the %zu byte limit; "
-                "dropping it",
-                s->sid, queued, s->srv->opts.output_limit);
-        s->srv->stats.slow_dropped++;
-        session_end(s, "transport error", PART_DROP);
+        drop_slow(s, "polling", queued);
         return 0;
     }
     session_flush(s);
@@ -816,10 +823,8 @@ static void finish_upgrade(sh_eio_session_t *s)
     sh_msgq_move(&s->pl->ctrl, &s->pl->queue); /* one ordered stream from now on */
     sh_msgq_move(&s->pl->queue, &s->pl->ctrl);
     while (s->state == SESSION_OPEN && (m = sh_msgq_pop(&s->pl->queue))) {
-        if (sh_ws_conn_send(w->conn, m) == -ENOBUFS) {
-            srv->stats.slow_dropped++;
-            session_end(s, "transport error", PART_DROP);
-        }
+        if (sh_ws_conn_send(w->conn, m) == -ENOBUFS)
+            drop_slow(s, "WebSocket", sh_ws_conn_queued(w->conn));
     }
     /* Polling is over: its state goes now, or once the held GET has its
      * answer (it finds the queues empty either way). */

@@ -187,6 +187,11 @@ size_t sh_sse_buffered(const sh_sse_t *sse, size_t *bytes)
     return sse->ring.count;
 }
 
+size_t sh_sse_unsent(const sh_sse_t *sse)
+{
+    return sse->unsent;
+}
+
 bool sh_sse_attached(const sh_sse_t *sse)
 {
     return sse->stream != NULL;

@@ -100,6 +100,8 @@ uint64_t sh_sse_first_seq(const sh_sse_t *sse);
 /* Events in the replay buffer and their rendered bytes. */
 size_t sh_sse_buffered(const sh_sse_t *sse, size_t *bytes);
 bool sh_sse_attached(const sh_sse_t *sse);
+/* Bytes of events rendered but not yet written to the live stream. */
+size_t sh_sse_unsent(const sh_sse_t *sse);
 
 /* ---- streams */
 

@@ -328,9 +328,11 @@ int sh_ws_conn_send(sh_ws_conn_t *ws, sh_msg_t *m)
     if (ws->output_limit && ws->out_bytes > ws->output_limit) {
         if (ws->stats)
             ws->stats->slow_dropped++;
-        sh_warn("ws: fd %d: peer is not reading: %zu bytes queued, past the %zu byte limit; "
-                "dropping it",
-                ws->fd, ws->out_bytes, ws->output_limit);
+        /* The session above says so, once a while (a mass drop would
+         * flood the log); here the detail. */
+        sh_debug("ws: fd %d: peer is not reading: %zu bytes queued, past the %zu byte limit; "
+                 "dropping it",
+                 ws->fd, ws->out_bytes, ws->output_limit);
         finish(ws, SH_WS_CLOSE_POLICY, "output queue limit");
         return -ENOBUFS;
     }

@@ -301,18 +301,24 @@ run({ timeoutMs: 150000, caseTimeoutMs: 30000 }, async (h) => {
     q.close();
   });
 
-  await h.case("a slow SSE client is dropped at the output queue limit and counted", async () => {
+  await h.case("slow SSE clients are dropped at the output queue limit, counted, and logged once", async () => {
     const slow = await owuiServer(h, { users: USERS, args: ["--output-queue-limit", "256k", "--max-payload", "1000"] });
     const t = token("u-cat");
     tokens.push(t);
-    // A client that sends its request and never reads.
-    const sock = net.connect(slow.port, HOST);
-    h.defer(() => sock.destroy());
-    sock.on("error", () => {});
-    await new Promise((resolve) => sock.once("connect", resolve));
-    sock.pause();
-    sock.write(`GET ${SSE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t}\r\n\r\n`);
-    await waitFor(async () => (await slow.api("GET", "/api/v1/users")).json.user_ids.includes("u-cat"), 5000, "u-cat online");
+    // Three tabs of a user that send their request and never read: all
+    // three pass the limit on the same events, as clients behind a stalled
+    // proxy would.
+    const socks = [];
+    for (let i = 0; i < 3; i++) {
+      const sock = net.connect(slow.port, HOST);
+      h.defer(() => sock.destroy());
+      sock.on("error", () => {});
+      await new Promise((resolve) => sock.once("connect", resolve));
+      sock.pause();
+      sock.write(`GET ${SSE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t}\r\n\r\n`);
+      socks.push(sock);
+    }
+    await waitFor(async () => (await slow.api("GET", "/api/v1/rooms/user%3Au-cat")).json.sids.length === 3, 5000, "three u-cat tabs");
     const big = "x".repeat(200 * 1024);
     const agentSlow = serialAgent(h);
     let dropped = false;
@@ -323,9 +329,15 @@ run({ timeoutMs: 150000, caseTimeoutMs: 30000 }, async (h) => {
     await waitFor(async () => !(await slow.api("GET", "/api/v1/users")).json.user_ids.includes("u-cat"), 5000, "u-cat dropped");
     const m = await request(slow.port, { path: "/metrics" });
     const line = m.text.split("\n").find((l) => l.startsWith("siohub_slow_clients_dropped_total "));
-    assert.equal(line, "siohub_slow_clients_dropped_total 1");
+    assert.equal(line, "siohub_slow_clients_dropped_total 3");
     assert.ok(/siohub_connections\{transport="sse"\} 0/.test(m.text));
-    sock.destroy();
+    // One warning for the three (the log limit, core/log.h), saying who
+    // and why; the other two at debug level.
+    const warned = fs.readFileSync(slow.logPath, "utf8").split("\n")
+      .filter((l) => / WARN /.test(l) && /is not reading/.test(l));
+    assert.equal(warned.length, 1, warned.join("\n"));
+    assert.match(warned[0], /eio \S+: SSE client 127\.0\.0\.1:\d+ is not reading: \d+ bytes queued, past the 262144 byte limit; dropping it/);
+    for (const sock of socks) sock.destroy();
   });
 
   // ---- a daemon with a short grace period and a small buffer
