@@ -133,6 +133,45 @@ static inline __attribute__((always_inline)) int unicode_escape(scan_t *s, const
     return 12;
 }
 
+#ifdef __SSE2__
+/* Two \u escapes at p (the first backslash), neither a surrogate, read
+ * in one 16-byte load: returns 12, or 0 to leave them to unicode_escape
+ * (a surrogate, anything else, or an error, which it reports). Runs of
+ * these are what text in a script other than Latin is on the wire, and
+ * the reply so far makes them kilobytes a message: two at a time, a run
+ * costs a quarter fewer instructions than one at a time. The caller has
+ * checked that 16 bytes are there. */
+static inline __attribute__((always_inline)) int sse2_two_unicode_escapes(scan_t *s, const char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* 'A'-'F' as 'a'-'f' */
+    /* Signed compares: bytes from 0x80 are negative, in neither range. */
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmplt_epi8(lower, _mm_set1_epi8('f' + 1)));
+    unsigned backslash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    unsigned u = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('u')));
+    unsigned hex = (unsigned)_mm_movemask_epi8(_mm_or_si128(digit, alpha));
+    /* Bit i for byte i: \ u h h h h \ u h h h h */
+    if (((backslash & 0x041) | (u & 0x082) | (hex & 0xF3C)) != 0xFFF)
+        return 0;
+    /* A surrogate's first digit is d and its second 8-f. */
+    unsigned d = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(lower, _mm_set1_epi8('d')));
+    if (d & 0x104) {
+        __m128i eight_nine = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('7')),
+                                           _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+        unsigned high_half = (unsigned)_mm_movemask_epi8(_mm_or_si128(eight_nine, alpha));
+        if (((d & 0x104) << 1) & high_half)
+            return 0;
+    }
+    unsigned zero = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('0')));
+    if ((zero & 0x03C) == 0x03C || (zero & 0xF00) == 0xF00)
+        s->info->nul_escape = true;
+    return 12;
+}
+#endif
+
 /* A string at p (its opening quote); *escaped tells whether it had a
  * backslash. Returns where it ends, after the closing quote. Inlined into
  * the object loop, which reads two strings (a key, most often a value) per
@@ -198,6 +237,23 @@ scan_string_inline(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped
                 if (p + 1 >= end)
                     return fail(s, -EINVAL);
                 if (p[1] == 'u') {
+#ifdef __SSE2__
+                    /* Two or more in a row: a run (a script other than
+                     * Latin), read two at a time; one alone (an accent)
+                     * below. Marked unlikely although it is all there is
+                     * in such text: so laid out, it adds least to what
+                     * Latin text costs (callgrind, a chat event: +1-3%
+                     * instructions, no change in time; +3% without the
+                     * mark, +5% with the run out of line). */
+                    if (__builtin_expect(end - p >= 16 && p[6] == '\\' && p[7] == 'u', 0)) {
+                        const char *from = p;
+                        int two;
+                        while (end - p >= 16 && (two = sse2_two_unicode_escapes(s, p)) != 0)
+                            p += two;
+                        if (p != from)
+                            continue;
+                    }
+#endif
                     int n = unicode_escape(s, p);
                     if (n < 0)
                         return fail(s, -EINVAL);

@@ -351,6 +351,78 @@ START_TEST(test_string_stops_everywhere)
 }
 END_TEST
 
+/* Runs of \u escapes (read two at a time when they are long enough), with
+ * one escape of the run replaced by each kind that must stop the pairs (a
+ * surrogate, a broken one, U+0000, another escape), at every place in runs
+ * of every length, at several distances from the text's end: the verdict
+ * is jansson's, and U+0000 is flagged exactly when it is there. */
+START_TEST(test_unicode_runs)
+{
+    static const char *const odd[] = {
+        "\\u0000",
+        "\\u00e9",
+        "\\ud7ff",
+        "\\uD7A3",
+        "\\ue000",
+        "\\ud83d\\ude00",
+        "\\uDBFF\\uDFFF",
+        "\\ud800",
+        "\\udc00",
+        "\\ud800\\u0041",
+        "\\ug4e2",
+        "\\u4g2d",
+        "\\u4eg2",
+        "\\u4e2g",
+        "\\u4e2",
+        "\\u4e2d\\u",
+        "\\n",
+        "\\\"",
+        "\\x",
+        "\\u 4e2",
+        "\\uDG00",
+        "\\u0000\\u0000",
+    };
+    size_t cases = 0;
+    for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+        for (size_t run = 1; run <= 6; run++) {
+            for (size_t at = 0; at <= run; at++) {
+                for (size_t lead = 0; lead < 3; lead++) {
+                    for (size_t tail = 0; tail <= 17; tail++) {
+                        char text[256];
+                        size_t n = 0;
+                        text[n++] = '"';
+                        memset(text + n, 'a', lead);
+                        n += lead;
+                        for (size_t i = 0; i <= run; i++) {
+                            const char *e = i == at ? odd[k] : "\\u4e2d";
+                            memcpy(text + n, e, strlen(e));
+                            n += strlen(e);
+                        }
+                        memset(text + n, 'b', tail);
+                        n += tail;
+                        text[n++] = '"';
+                        sh_json_info_t info;
+                        bool ours = sh_json_validate(text, n, &info) == 0;
+                        /* jansson refuses U+0000 unless told to allow it */
+                        json_error_t err;
+                        json_t *v = json_loadb(text, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+                        json_decref(v);
+                        ck_assert_msg(ours == (v != NULL), "%.*s: %s", (int)n, text,
+                                      ours ? "accepted" : "refused");
+                        if (ours)
+                            ck_assert_msg(info.nul_escape == (strstr(odd[k], "0000") != NULL),
+                                          "%.*s: U+0000 %sflagged", (int)n, text,
+                                          info.nul_escape ? "" : "not ");
+                        cases++;
+                    }
+                }
+            }
+        }
+    }
+    ck_assert_int_gt(cases, 10000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("json_span");
@@ -366,6 +438,7 @@ int main(void)
     tcase_add_test(tc, test_many_keys);
     tcase_add_test(tc, test_duplicates_by_shape);
     tcase_add_test(tc, test_string_stops_everywhere);
+    tcase_add_test(tc, test_unicode_runs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
