@@ -103,6 +103,9 @@ static const char usage_text[] =
     "                         (~5 bytes each) grows a token per event, then the\n"
     "                         next starts; the tabs check it byte for byte.\n"
     "                         0: every token is \" tok\" (0)\n"
+    "  --reply-language L     en: English prose, ASCII (en); zh: Chinese, sent as\n"
+    "                         Python's json.dumps (Open WebUI's backend) writes it,\n"
+    "                         every character a \\uXXXX escape (~12 bytes a token)\n"
     "Polling (the polling scenario):\n"
     "  --concurrency C        handshake slots, each connecting and leaving in a\n"
     "                         loop; 0 skips that phase (64). --clients N: clients\n"
@@ -267,6 +270,7 @@ enum {
     OPT_BATCH,
     OPT_BURST,
     OPT_REPLY_TOKENS,
+    OPT_REPLY_LANGUAGE,
     OPT_REDIS,
     OPT_REDIS_CHANNEL,
     OPT_CONCURRENCY,
@@ -311,6 +315,7 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"burst", required_argument, NULL, OPT_BURST},
     {"reply-tokens", required_argument, NULL, OPT_REPLY_TOKENS},
+    {"reply-language", required_argument, NULL, OPT_REPLY_LANGUAGE},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-channel", required_argument, NULL, OPT_REDIS_CHANNEL},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
@@ -600,6 +605,14 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_REPLY_TOKENS:
             o->reply_tokens = (unsigned)parse_ulong(optarg, "--reply-tokens", 0, 100000);
+            break;
+        case OPT_REPLY_LANGUAGE:
+            if (!strcmp(optarg, "en"))
+                o->reply_zh = false;
+            else if (!strcmp(optarg, "zh"))
+                o->reply_zh = true;
+            else
+                sb_cli_bad("bad --reply-language '%s' (en or zh)", optarg);
             break;
         case OPT_REDIS:
             parse_redis(o, optarg);

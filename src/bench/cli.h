@@ -68,6 +68,7 @@ typedef struct sb_opts {
     unsigned batch;        /* chat: tokens per API request at most (1: objects, not arrays) */
     unsigned burst;        /* chat: tokens of a user that come together */
     unsigned reply_tokens; /* chat: tokens per reply, content the reply so far (0: " tok") */
+    bool reply_zh;         /* chat: the reply in Chinese, \u-escaped (--reply-language zh) */
     /* polling */
     unsigned concurrency; /* handshake slots */
     /* output */

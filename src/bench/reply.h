@@ -23,14 +23,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The reply's language (--reply-language). Chinese is sent as Python's
+ * json.dumps writes it, which is how Open WebUI's backend publishes every
+ * event: each character a \uXXXX escape (~12 bytes a token). A server that
+ * decodes and re-encodes it with JSON.stringify (Node) sends the UTF-8
+ * instead; the check takes either. */
+typedef enum sb_reply_language { SB_REPLY_EN, SB_REPLY_ZH } sb_reply_language_t;
+
 typedef struct sb_reply {
     char *json;    /* the whole reply, JSON-escaped, no quotes */
     uint32_t *end; /* [k]: bytes of json up to and including token k */
+    char *raw;     /* zh: the same as JSON.stringify writes it (UTF-8); else NULL */
+    uint32_t *raw_end;
     unsigned tokens;
 } sb_reply_t;
 
 /* Builds the reply of tokens (> 0) tokens. */
-void sb_reply_init(sb_reply_t *r, unsigned tokens);
+void sb_reply_init(sb_reply_t *r, unsigned tokens, sb_reply_language_t language);
 void sb_reply_release(sb_reply_t *r);
 
 /* The escaped content token seq carries; returns its length. */

@@ -196,7 +196,7 @@ static void chat_worker_init(sb_worker_t *w)
     cw->typing_timer.arg = w;
     w->state = cw;
     if (o->reply_tokens)
-        sb_reply_init(&cw->reply, o->reply_tokens);
+        sb_reply_init(&cw->reply, o->reply_tokens, o->reply_zh ? SB_REPLY_ZH : SB_REPLY_EN);
     if (!w->nclients)
         return;
     cw->first_user = user_of(&cw->g, w->first);
@@ -711,7 +711,7 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
     cr.pos = sb_xcalloc(o->publishers, sizeof(unsigned));
     co->state = &cr;
     if (o->reply_tokens)
-        sb_reply_init(&cr.reply, o->reply_tokens);
+        sb_reply_init(&cr.reply, o->reply_tokens, o->reply_zh ? SB_REPLY_ZH : SB_REPLY_EN);
     sb_pub_t *pub = NULL;
     int exit_rc = 1;
     sb_coord_start(co);
@@ -798,6 +798,7 @@ static int chat_run(sb_coord_t *co, sb_report_t *r)
                       cr.reply.tokens, NULL);
         sb_report_int(r, "reply_bytes", "bytes of a whole reply", cr.reply.end[cr.reply.tokens - 1],
                       NULL);
+        sb_report_str(r, "reply_language", "language of the reply", o->reply_zh ? "zh" : "en");
     }
     sb_report_str(r, "publish_via", "tokens published via",
                   cr.redis ? "redis (one pub/sub emit each)" : "HTTP (chat-events arrays)");

@@ -32,7 +32,7 @@ static char *decode(const char *text, size_t n)
 START_TEST(test_text_is_json_prose)
 {
     sb_reply_t r;
-    sb_reply_init(&r, 600);
+    sb_reply_init(&r, 600, SB_REPLY_EN);
     size_t all = r.end[r.tokens - 1];
     /* ~5 escaped bytes a token, as the help says. */
     ck_assert_msg(all > 600 * 3 && all < 600 * 7, "%zu bytes for 600 tokens", all);
@@ -60,8 +60,8 @@ END_TEST
 START_TEST(test_same_in_every_process)
 {
     sb_reply_t a, b;
-    sb_reply_init(&a, 300);
-    sb_reply_init(&b, 1000);
+    sb_reply_init(&a, 300, SB_REPLY_EN);
+    sb_reply_init(&b, 1000, SB_REPLY_EN);
     /* A longer reply starts with the shorter one. */
     ck_assert_uint_eq(a.end[299], b.end[299]);
     ck_assert_int_eq(memcmp(a.json, b.json, a.end[299]), 0);
@@ -73,7 +73,7 @@ END_TEST
 START_TEST(test_content_grows_and_starts_over)
 {
     sb_reply_t r;
-    sb_reply_init(&r, 50);
+    sb_reply_init(&r, 50, SB_REPLY_EN);
     const char *t;
     ck_assert_uint_eq(sb_reply_content(&r, 0, &t), r.end[0]);
     ck_assert_ptr_eq(t, r.json);
@@ -104,7 +104,7 @@ static size_t event_args(char *out, size_t cap, const sb_reply_t *r, uint64_t as
 START_TEST(test_check_takes_exactly_the_content)
 {
     sb_reply_t r;
-    sb_reply_init(&r, 40);
+    sb_reply_init(&r, 40, SB_REPLY_EN);
     static char args[4096];
     size_t n = event_args(args, sizeof(args), &r, 47, 0, "");
     ck_assert(sb_reply_check(&r, 47, args, n));
@@ -132,6 +132,65 @@ START_TEST(test_check_takes_exactly_the_content)
 }
 END_TEST
 
+/* Chinese: the escaped text is ASCII, every character above U+007F a
+ * lowercase \uXXXX as Python writes it (a surrogate pair above U+FFFF);
+ * the raw text is the same string in UTF-8; token by token both decode to
+ * the same characters. */
+START_TEST(test_chinese_escaped_and_raw)
+{
+    sb_reply_t r;
+    sb_reply_init(&r, 400, SB_REPLY_ZH);
+    ck_assert_ptr_nonnull(r.raw);
+    size_t all = r.end[r.tokens - 1];
+    ck_assert_msg(all > 400 * 8 && all < 400 * 18, "%zu bytes for 400 tokens", all);
+    for (size_t i = 0; i < all; i++)
+        ck_assert_msg((unsigned char)r.json[i] < 0x80, "byte %zu is not ASCII", i);
+    ck_assert_ptr_nonnull(memmem(r.json, all, "\\ud83d\\ude00", 12)); /* an emoji, as a pair */
+    ck_assert_ptr_nonnull(memmem(r.json, all, "\\u201c", 6));         /* a Chinese quote */
+    ck_assert_ptr_nonnull(memmem(r.json, all, "\\n\\n", 4));
+    ck_assert_ptr_nonnull(memmem(r.json, all, "\\\"", 2));
+    unsigned high = 0;
+    for (unsigned k = 0; k < r.tokens; k++) {
+        size_t from = k ? r.end[k - 1] : 0, rfrom = k ? r.raw_end[k - 1] : 0;
+        char *esc = decode(r.json + from, r.end[k] - from);
+        char *raw = decode(r.raw + rfrom, r.raw_end[k] - rfrom);
+        ck_assert_msg(!strcmp(esc, raw), "token %u: %s against %s", k, esc, raw);
+        high += (unsigned char)esc[0] >= 0x80;
+        free(esc);
+        free(raw);
+    }
+    ck_assert_uint_gt(high, r.tokens / 2);
+    /* The same reply whichever length: a shorter one starts the longer. */
+    sb_reply_t b;
+    sb_reply_init(&b, 100, SB_REPLY_ZH);
+    ck_assert_int_eq(memcmp(b.json, r.json, b.end[99]), 0);
+    ck_assert_int_eq(memcmp(b.raw, r.raw, b.raw_end[99]), 0);
+    sb_reply_release(&b);
+    sb_reply_release(&r);
+}
+END_TEST
+
+/* The tab's check takes the content escaped (siohub, python) or as UTF-8
+ * (Node re-encodes with JSON.stringify), and nothing else. */
+START_TEST(test_check_takes_either_rendering)
+{
+    sb_reply_t r;
+    sb_reply_init(&r, 40, SB_REPLY_ZH);
+    static char args[4096];
+    size_t n = event_args(args, sizeof(args), &r, 47, 0, "");
+    ck_assert(sb_reply_check(&r, 47, args, n));
+    ck_assert(!sb_reply_check(&r, 46, args, n));
+    n = (size_t)snprintf(args, sizeof(args), "{\"seq\":47,\"content\":\"%.*s\"}", (int)r.raw_end[7],
+                         r.raw);
+    ck_assert(sb_reply_check(&r, 47, args, n));
+    ck_assert(!sb_reply_check(&r, 48, args, n));
+    n = (size_t)snprintf(args, sizeof(args), "{\"seq\":47,\"content\":\"%.*s\"}",
+                         (int)r.raw_end[7] - 1, r.raw);
+    ck_assert(!sb_reply_check(&r, 47, args, n));
+    sb_reply_release(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bench_reply");
@@ -140,6 +199,8 @@ int main(void)
     tcase_add_test(tc, test_same_in_every_process);
     tcase_add_test(tc, test_content_grows_and_starts_over);
     tcase_add_test(tc, test_check_takes_exactly_the_content);
+    tcase_add_test(tc, test_chinese_escaped_and_raw);
+    tcase_add_test(tc, test_check_takes_either_rendering);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

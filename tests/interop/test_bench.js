@@ -254,6 +254,19 @@ run({ timeoutMs: 240000 }, async (h) => {
     assert.ok(r.result.requests > 0 && r.result.requests <= (12 * 10) / 5, `${r.result.requests} requests`);
   });
 
+  await h.case("chat: a reply in Chinese (every character a \\u escape, emoji as surrogate pairs) reaches every tab as sent", async () => {
+    const r = await bench(["chat", ...target, ...auth, "--users", "12", "--channel-size", "5", "--tokens-per-second", "20",
+      "--burst", "5", "--typing-rate", "1", "--duration", "1", "--reply-tokens", "300", "--reply-language", "zh"]);
+    expectExit(r, 0, "chat --reply-language zh");
+    checkChat(r.result, chatExpected(12, 5, 20, 1, 1));
+    assert.equal(r.result.reply_language, "zh");
+    // ~12 escaped bytes a token (a character is 6).
+    assert.ok(r.result.reply_bytes > 300 * 8 && r.result.reply_bytes < 300 * 18, `${r.result.reply_bytes} bytes`);
+    const bad = await bench(["chat", ...target, ...auth, "--users", "1", "--duration", "1", "--reply-language", "fr"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /bad --reply-language 'fr' \(en or zh\)/);
+  });
+
   await h.case("chat: one object per request (--batch 1), 3 processes (users split across them), 1 publisher", async () => {
     const r = await bench(["chat", ...target, ...auth, "--users", "12", "--channel-size", "5", "--tokens-per-second", "10",
       "--typing-rate", "2", "--duration", "1", "--batch", "1", "--procs", "3", "--publishers", "1"]);
