@@ -162,6 +162,12 @@ size_t sb_reply_content(const sb_reply_t *r, uint64_t seq, const char **text)
     return r->end[seq % r->tokens];
 }
 
+/* Whether the string at q (after its opening quote, before end) is want. */
+static bool string_is(const char *q, const char *end, const char *want, size_t n)
+{
+    return (size_t)(end - q) > n && !memcmp(q, want, n) && q[n] == '"';
+}
+
 bool sb_reply_check(const sb_reply_t *r, uint64_t seq, const char *args, size_t alen)
 {
     static const char key[] = "\"content\":";
@@ -175,12 +181,9 @@ bool sb_reply_check(const sb_reply_t *r, uint64_t seq, const char *args, size_t 
         return false;
     const char *want;
     size_t n = sb_reply_content(r, seq, &want);
-    if ((size_t)(end - q) > n && !memcmp(q, want, n) && q[n] == '"')
-        return true;
-    if (!r->raw) /* ASCII: every server writes it as it was sent */
-        return false;
-    /* A server that decodes and re-encodes the text with JSON.stringify
-     * writes the characters, not their escapes. */
-    n = r->raw_end[seq % r->tokens];
-    return (size_t)(end - q) > n && !memcmp(q, r->raw, n) && q[n] == '"';
+    /* ASCII is written by every server as it was sent; a server that
+     * decodes and re-encodes Chinese with JSON.stringify writes the
+     * characters, not their escapes. */
+    return string_is(q, end, want, n) ||
+           (r->raw && string_is(q, end, r->raw, r->raw_end[seq % r->tokens]));
 }
