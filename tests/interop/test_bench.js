@@ -187,12 +187,27 @@ run({ timeoutMs: 240000 }, async (h) => {
       "--p99-limit", "2000", "--duration", "0.5"]);
     expectExit(r, 0, "find-max");
     const res = r.result;
-    assert.deepEqual(res.rounds.map((x) => x.rate), [10, 20, 40]);
+    // A warm-up window at --rate first, outside the search.
+    assert.deepEqual(res.rounds.map((x) => x.rate), [10, 10, 20, 40]);
+    assert.deepEqual(res.rounds.map((x) => x.warmup === true), [true, false, false, false]);
     for (const round of res.rounds) {
       assert.equal(round.pass, true);
       assert.equal(round.delivered, round.expected);
     }
     assert.equal(res.max_rate_p99_under_50ms, 40);
+  });
+
+  await h.case("fanout --find-max tries a rate that misses once more, then stops", async () => {
+    // No delivery is that fast: every window misses the bound.
+    const r = await bench(["fanout", ...target, ...auth, "-n", "10", "--find-max", "--rate", "10",
+      "--p99-limit", "0.001", "--duration", "0.5"]);
+    expectExit(r, 1, "find-max with nothing held");
+    const res = r.result;
+    assert.deepEqual(res.rounds.map((x) => [x.rate, x.pass, x.warmup === true]),
+      [[10, false, true], [10, false, false], [10, false, false]]);
+    for (const round of res.rounds) assert.equal(round.delivered, round.expected);
+    assert.equal(res.max_rate_p99_under_50ms, 0);
+    assert.match(r.stdout, /no rate held/);
   });
 
   await h.case("churn: 4 slots for 1 s", async () => {
