@@ -6,7 +6,9 @@
 #    a WebSocket subscriber gets each POSTed message as one text frame, the
 #    POST is answered with the recipient count, SIGTERM stops it with 0;
 #  - bench/wake_cost: one WAKE line of four positive figures; bad options
-#    are refused with 2.
+#    are refused with 2;
+#  - bench/report.py: the fanout bars judged at equal load, and not at all
+#    on --find-max runs (each server at its own rate).
 # Environment (make check sets it): top_srcdir, top_builddir, NODE.
 . "$top_srcdir/tests/lib/common.sh"
 
@@ -36,6 +38,30 @@ done
 status=$?
 test "$status" -eq 2 || fail "wake_cost --rounds x exited $status, not 2"
 echo "PASS: wake_cost"
+
+# ---- report.py: the fanout bars at equal load, none after --find-max
+report=$top_srcdir/bench/report.py
+echo "meta" >"$work/meta.txt"
+run_line() { # server run cpu [max_rate]
+    extra=${4:+,\"max_rate_p99_under_50ms\":$4}
+    echo "server=$1 run=$2 order=$2 bench_exit=0 server_exit=0 RESULT {\"server_cpu_us_per_delivery\":$3$extra}"
+}
+{ run_line siohub 1 7.0; run_line floor 1 6.0; run_line nchan 1 9.0; } >"$work/equal.txt"
+python3 "$report" --scenario fanout "$work/meta.txt" "$work/equal.txt" >"$work/equal.out" ||
+    fail "report.py exited $?"
+grep -q "siohub / floor = 1.17 (bound 1.3): held" "$work/equal.out" ||
+    fail "report.py: no held floor bar: $(cat "$work/equal.out")"
+{ run_line siohub 1 8.0; run_line floor 1 6.0; run_line nchan 1 7.0; } >"$work/missed.txt"
+python3 "$report" --scenario fanout "$work/meta.txt" "$work/missed.txt" >"$work/missed.out" ||
+    fail "report.py exited $?"
+grep -q "siohub / nchan = 1.14 (bound 1.0): NOT held" "$work/missed.out" ||
+    fail "report.py: no missed nchan bar: $(cat "$work/missed.out")"
+{ run_line siohub 1 1.1 960; run_line floor 1 6.5 128; run_line nchan 1 10.2 88; } >"$work/max.txt"
+python3 "$report" --scenario fanout "$work/meta.txt" "$work/max.txt" >"$work/max.out" ||
+    fail "report.py exited $?"
+grep -q "^bars: not checked" "$work/max.out" && ! grep -q "^bar: " "$work/max.out" ||
+    fail "report.py judged bars on --find-max runs: $(cat "$work/max.out")"
+echo "PASS: report.py checks the fanout bars at equal load only"
 
 # ---- floor: one subscriber over WebSocket (Node's built-in client when
 # there is one, else a raw upgrade with a fixed key), one POST.
