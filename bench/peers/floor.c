@@ -1,7 +1,7 @@
 /* floor — the floor of siohub's fan-out benchmark: the least a server can
- * do to deliver a published message to N WebSocket subscribers, so that
- * bench/run can show how far siohubd is from it ("within 1.3x of a bare
- * send() loop to the same sockets").
+ * do to deliver a published message to N WebSocket (or SSE) subscribers,
+ * so that bench/run can show how far siohubd is from it ("within 1.3x of a
+ * bare send() loop to the same sockets").
  *
  * One thread, one epoll loop, libc and libcrypto (SHA-1 and base64 for the
  * WebSocket accept key) only:
@@ -9,9 +9,14 @@
  *     /sub/bench) is answered 101 and the socket becomes a subscriber;
  *     whatever a subscriber sends is read and dropped, and its end of
  *     stream closes it;
+ *   - an HTTP GET without it that accepts text/event-stream (at any path)
+ *     is answered 200 text/event-stream, the body ending when the
+ *     connection does, and the socket becomes an SSE subscriber;
  *   - each HTTP POST to the publish path (/pub/bench) builds one unmasked
- *     text frame carrying the request body, once, then does exactly one
- *     send() of it to each subscriber socket, and answers 200
+ *     text frame carrying the request body and one SSE event ("data: "
+ *     before each of its lines, a blank line after), each once and only
+ *     when some subscriber takes that form, then does exactly one send()
+ *     of its form to each subscriber socket, and answers 200
  *     {"recipients": n}; keep-alive, Content-Length bodies only;
  *   - anything else is answered 404 (or 400 when it is not HTTP).
  * Nothing else: no Socket.IO, no auth, no queues. A subscriber whose socket
@@ -62,6 +67,7 @@ typedef struct conn {
     conn_kind_t kind;
     int fd;
     size_t idx;               /* subscriber: its slot in server_t.subs */
+    bool sse;                 /* subscriber: an SSE stream, not a WebSocket */
     struct conn *prev, *next; /* HTTP: the list of HTTP connections */
     char *in;                 /* HTTP: bytes read and not yet handled */
     size_t in_len, in_cap;
@@ -80,6 +86,9 @@ typedef struct server {
     size_t nclosed, closed_cap;
     char *frame; /* the frame being published, built once per POST */
     size_t frame_cap;
+    char *event; /* the same as an SSE event */
+    size_t event_cap;
+    size_t nsse; /* subscribers that are SSE streams */
     unsigned long long publishes, deliveries, dropped;
 } server_t;
 
@@ -153,9 +162,11 @@ static void http_close(server_t *s, conn_t *c)
     conn_close(s, c);
 }
 
-static void sub_add(server_t *s, conn_t *c)
+static void sub_add(server_t *s, conn_t *c, bool sse)
 {
     http_unlink(s, c);
+    c->sse = sse;
+    s->nsse += sse;
     if (s->nsubs == s->subs_cap) {
         s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1024;
         s->subs = xrealloc(s->subs, s->subs_cap * sizeof(*s->subs));
@@ -172,6 +183,7 @@ static void sub_add(server_t *s, conn_t *c)
 static void sub_close(server_t *s, conn_t *c)
 {
     conn_t *last = s->subs[--s->nsubs];
+    s->nsse -= c->sse;
     s->subs[c->idx] = last;
     last->idx = c->idx;
     conn_close(s, c);
@@ -253,8 +265,38 @@ static bool upgrade(conn_t *c, const char *key, size_t key_len)
     return send_all(c->fd, buf, (size_t)n);
 }
 
-/* The one loop this program exists for: one frame, built once, one send()
- * per subscriber. Returns the subscribers that took the whole frame. */
+/* body as an SSE event in s->event: "data: " before each line, "\n\n"
+ * after the last. Returns its length. */
+static size_t sse_event(server_t *s, const char *body, size_t len)
+{
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += body[i] == '\n';
+    size_t need = len + lines * 6 + 2;
+    if (need > s->event_cap) {
+        s->event = xrealloc(s->event, need);
+        s->event_cap = need;
+    }
+    char *e = s->event;
+    const char *p = body, *end = body + len;
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        memcpy(e, "data: ", 6);
+        memcpy(e + 6, p, n);
+        e[6 + n] = '\n';
+        e += 7 + n;
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    *e++ = '\n';
+    return (size_t)(e - s->event);
+}
+
+/* The one loop this program exists for: one frame (and one SSE event),
+ * built once, one send() per subscriber. Returns the subscribers that took
+ * the whole of it. */
 static size_t publish(server_t *s, const char *body, size_t len)
 {
     size_t need = FRAME_HEADER_MAX + len;
@@ -262,6 +304,7 @@ static size_t publish(server_t *s, const char *body, size_t len)
         s->frame = xrealloc(s->frame, need);
         s->frame_cap = need;
     }
+    size_t elen = s->nsse ? sse_event(s, body, len) : 0;
     unsigned char *f = (unsigned char *)s->frame;
     size_t h = 0;
     f[h++] = 0x81; /* FIN, text */
@@ -278,11 +321,17 @@ static size_t publish(server_t *s, const char *body, size_t len)
     }
     memcpy(f + h, body, len);
     size_t flen = h + len, sent = 0;
-    for (size_t i = 0; i < s->nsubs; i++)
-        if (send(s->subs[i]->fd, f, flen, MSG_NOSIGNAL) == (ssize_t)flen)
-            s->subs[sent++] = s->subs[i];
-        else
-            conn_close(s, s->subs[i]); /* its frame stream is broken now */
+    for (size_t i = 0; i < s->nsubs; i++) {
+        conn_t *c = s->subs[i];
+        const char *form = c->sse ? s->event : s->frame;
+        size_t n = c->sse ? elen : flen;
+        if (send(c->fd, form, n, MSG_NOSIGNAL) == (ssize_t)n) {
+            s->subs[sent++] = c;
+        } else {
+            s->nsse -= c->sse;
+            conn_close(s, c); /* its stream is broken now */
+        }
+    }
     if (sent < s->nsubs) {
         s->dropped += s->nsubs - sent;
         s->nsubs = sent;
@@ -349,7 +398,17 @@ static bool http_handle(server_t *s, conn_t *c)
             header_has(head, head_len, "Upgrade", "websocket")) {
             if (!upgrade(c, key, key_len))
                 return false;
-            sub_add(s, c); /* bytes after the request are frames: dropped */
+            sub_add(s, c, false); /* bytes after the request are frames: dropped */
+            return true;
+        }
+        if (mlen == 3 && !memcmp(head, "GET", 3) && !key &&
+            header_has(head, head_len, "Accept", "text/event-stream")) {
+            static const char stream_head[] =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: "
+                "no-cache\r\nConnection: close\r\n\r\n";
+            if (!send_all(c->fd, stream_head, sizeof(stream_head) - 1))
+                return false;
+            sub_add(s, c, true);
             return true;
         }
         if (mlen == 4 && !memcmp(head, "POST", 4) && plen == strlen(s->pub_path) &&
@@ -549,6 +608,7 @@ int main(int argc, char **argv)
     free(s.subs);
     free(s.closed);
     free(s.frame);
+    free(s.event);
     close(s.listener.fd);
     close(s.signals.fd);
     close(s.epfd);

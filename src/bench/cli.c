@@ -33,12 +33,14 @@ static const char usage_text[] =
     "                         spread round-robin over them (required)\n"
     "  --emit-port P          port the publisher posts to (the first --port)\n"
     "  --path PATH            Engine.IO path (/ws/socket.io/)\n"
-    "  --protocol socketio|raw-ws\n"
+    "  --protocol socketio|raw-ws|raw-sse\n"
     "                         raw-ws: plain WebSocket subscribers, each text frame\n"
-    "                         one message (nchan, the floor server); fanout and idle\n"
-    "  --sub-path PATH        raw-ws: subscribers' WebSocket path (/sub/bench)\n"
-    "  --pub-path PATH        raw-ws: publisher's POST path, the body is the\n"
-    "                         message (/pub/bench)\n"
+    "                         one message (nchan, the floor server); fanout and idle;\n"
+    "                         raw-sse: plain EventSource subscribers, each data:\n"
+    "                         event one message; sse (or fanout --transport sse)\n"
+    "  --sub-path PATH        raw-ws, raw-sse: subscribers' path (/sub/bench)\n"
+    "  --pub-path PATH        raw-ws, raw-sse: publisher's POST path, the body is\n"
+    "                         the message (/pub/bench)\n"
     "  --secret S             mint HS256 tokens with S ({\"id\",\"name\",\"role\",\n"
     "                         \"channels\",\"exp\": now + 1 day}), as siohubd's claims\n"
     "                         directory and the peers expect\n"
@@ -153,7 +155,7 @@ void sb_cli_bad(const char *fmt, ...)
 
 const char *sb_protocol_name(sb_protocol_t p)
 {
-    return p == SB_PROTO_RAW_WS ? "raw-ws" : "socketio";
+    return p == SB_PROTO_RAW_WS ? "raw-ws" : p == SB_PROTO_RAW_SSE ? "raw-sse" : "socketio";
 }
 
 const char *sb_transport_name(sb_transport_t t)
@@ -420,6 +422,12 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
         if (o->transport != SB_TRANSPORT_WEBSOCKET)
             sb_cli_bad("--protocol raw-ws is WebSocket only");
     }
+    if (o->protocol == SB_PROTO_RAW_SSE) {
+        if (!sc->raw_sse)
+            sb_cli_bad("scenario %s does not run with --protocol raw-sse", sc->name);
+        if (o->transport != SB_TRANSPORT_SSE)
+            sb_cli_bad("--protocol raw-sse is SSE only (the sse scenario, or --transport sse)");
+    }
     if (!procs_set)
         o->procs = (o->clients + FDS_PER_PROC_DEFAULT - 1) / FDS_PER_PROC_DEFAULT;
     if (o->procs < 1)
@@ -442,7 +450,7 @@ static void complete(sb_opts_t *o, bool clients_set, bool procs_set, bool source
                        "--procs",
                        need, (unsigned long)rl.rlim_max);
     }
-    if (o->redis_port && (o->protocol == SB_PROTO_RAW_WS || !sc->redis))
+    if (o->redis_port && (sb_proto_raw(o->protocol) || !sc->redis))
         sb_cli_bad("--redis publishes Socket.IO emits: the fanout and chat scenarios only");
     if (o->redis_port)
         o->publishers = 1; /* one connection, pipelined: Redis keeps the order */
@@ -493,8 +501,10 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
                 o->protocol = SB_PROTO_SOCKETIO;
             else if (!strcmp(optarg, "raw-ws"))
                 o->protocol = SB_PROTO_RAW_WS;
+            else if (!strcmp(optarg, "raw-sse"))
+                o->protocol = SB_PROTO_RAW_SSE;
             else
-                sb_cli_bad("bad --protocol '%s' (socketio or raw-ws)", optarg);
+                sb_cli_bad("bad --protocol '%s' (socketio, raw-ws or raw-sse)", optarg);
             break;
         case OPT_SUB_PATH:
             o->sub_path = parse_path(optarg, "--sub-path", NULL);

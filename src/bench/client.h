@@ -30,14 +30,23 @@
 #include "bench/http.h"
 #include "bench/loop.h"
 
-typedef enum { SB_PROTO_SOCKETIO, SB_PROTO_RAW_WS } sb_protocol_t;
+/* raw-ws and raw-sse: plain subscribers (nchan, the floor server), every
+ * WebSocket text frame or SSE data: event one message, no Socket.IO. */
+typedef enum { SB_PROTO_SOCKETIO, SB_PROTO_RAW_WS, SB_PROTO_RAW_SSE } sb_protocol_t;
+
+static inline bool sb_proto_raw(sb_protocol_t p)
+{
+    return p != SB_PROTO_SOCKETIO;
+}
+
 typedef enum { SB_TRANSPORT_WEBSOCKET, SB_TRANSPORT_POLLING, SB_TRANSPORT_SSE } sb_transport_t;
 
 typedef struct sb_client sb_client_t;
 
 typedef struct sb_client_cbs {
     /* Connected: the Socket.IO CONNECT was answered (SSE: event connect;
-     * raw-ws: the upgrade). c->t_open is when sb_client_open was called. */
+     * raw-ws: the upgrade; raw-sse: the stream's 200). c->t_open is when sb_client_open was called.
+     */
     void (*ready)(sb_client_t *c, uint64_t now);
     /* An event. Socket.IO (any transport): name[0..nlen) is its name and
      * args[0..alen) the JSON text of its arguments without the enclosing

@@ -8,6 +8,10 @@
  *
  * Emits are POSTs of {"event","args","ack"} to <path>sse/<sid> on the side
  * connection, one at a time; an ack comes back in the POST's answer.
+ *
+ * raw-sse: a plain EventSource subscriber of <sub-path> (nchan, the floor
+ * server): ready at the stream's 200, and the data of every event (named
+ * or not) is one message; comments and id/retry lines are skipped.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,13 +21,18 @@
 
 enum { STREAM_CHUNKED = 1, STREAM_RAW = 2 };
 
+static bool sse_raw(const sb_client_t *c)
+{
+    return c->cfg->protocol == SB_PROTO_RAW_SSE;
+}
+
 static void sse_connected(sb_conn_t *conn, uint64_t now)
 {
     sb_client_t *c = conn->owner;
     sb_buf_printf(&conn->out,
-                  "GET %ssse HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                  "GET %s%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
                   "Cache-Control: no-cache\r\n",
-                  c->cfg->path, c->target->host);
+                  c->cfg->path, sse_raw(c) ? "" : "sse", c->target->host);
     if (c->token)
         sb_buf_printf(&conn->out, "Authorization: Bearer %s\r\n", c->token);
     sb_buf_puts(&conn->out, "\r\n");
@@ -60,6 +69,10 @@ static void sse_event(sb_client_t *c, const char *p, size_t n, uint64_t now)
     sse_field(p, n, "event", &name, &nlen);
     if (!sse_field(p, n, "data", &data, &dlen))
         return; /* retry:, comments: nothing to dispatch */
+    if (sse_raw(c)) {
+        c->cfg->cbs->message(c, NULL, 0, data, dlen, now);
+        return;
+    }
     if (nlen == 7 && !memcmp(name, "connect", 7)) {
         const char *s = memmem(data, dlen, "\"sid\":\"", 7);
         const char *e = s ? memchr(s + 7, '"', (size_t)(data + dlen - s - 7)) : NULL;
@@ -122,6 +135,11 @@ static size_t sse_data(sb_conn_t *conn, const char *p, size_t n, uint64_t now)
         c->req = h.chunked ? STREAM_CHUNKED : STREAM_RAW;
         c->state = SB_CLIENT_JOINING;
         used = h.head_len;
+        if (sse_raw(c)) {
+            sb_client_set_ready(c, now); /* no connect event: the 200 is all */
+            if (conn->fd != fd)
+                return n;
+        }
     }
     if (c->req == STREAM_CHUNKED) {
         size_t u = 0;

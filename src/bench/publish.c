@@ -182,7 +182,7 @@ sb_pub_t *sb_pub_new(sb_loop_t *l, const sb_opts_t *o)
         p->addr.sin_port = htons(o->redis_port);
     }
     snprintf(p->host, sizeof(p->host), "%s:%u", o->host, o->emit_port);
-    if (o->protocol == SB_PROTO_RAW_WS)
+    if (sb_proto_raw(o->protocol))
         p->target = o->pub_path;
     else if (!strcmp(o->emit_api, "chat-events"))
         p->target = "/api/v1/chat-events";
@@ -294,7 +294,7 @@ static void pub_post(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
         return;
     }
     sb_buf_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n", p->target, p->host,
-                  o->protocol == SB_PROTO_RAW_WS ? "text/plain" : "application/json");
+                  sb_proto_raw(o->protocol) ? "text/plain" : "application/json");
     if (o->api_key)
         sb_buf_printf(out, "Authorization: Bearer %s\r\n", o->api_key);
     sb_buf_printf(out, "Content-Length: %zu\r\n\r\n", sb_buf_avail(b));
@@ -315,7 +315,7 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
     uint64_t t = sb_now_ns();
     if (p->body_fn) {
         p->body_fn(p->body_arg, b, pc->index, pc->seq, t);
-    } else if (o->protocol == SB_PROTO_RAW_WS) {
+    } else if (sb_proto_raw(o->protocol)) {
         sb_payload_format(b, pc->seq, pc->index, t, o->size);
     } else if (p->redis) {
         bool chat = !strcmp(o->emit_api, "chat-events");

@@ -336,6 +336,7 @@ const sb_scenario_t sb_scenario_fanout = {
     .name = "fanout",
     .summary = "one room, messages POSTed at --rate: delivery rate, latency, CPU per delivery",
     .raw_ws = true,
+    .raw_sse = true,
     .default_clients = 1000,
     .redis = true,
     .worker_init = fanout_worker_init,

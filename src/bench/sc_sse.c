@@ -7,8 +7,9 @@
  * It is fanout over the sse transport, under its own name so that a run's
  * report says what it measured: once the options are read, the run uses a
  * copy of fanout's table with this name, so every hook fanout has (now or
- * later) is the one that runs. Only siohubd serves this endpoint (the
- * peers have no SSE).
+ * later) is the one that runs. With --protocol raw-sse the streams are
+ * plain EventSource subscribers of --sub-path (nchan, the floor server),
+ * each data: event one message, published as raw-ws's are.
  */
 #include "bench/scenario.h"
 #include "bench/util.h"
@@ -42,6 +43,7 @@ static int sse_run(sb_coord_t *co, sb_report_t *r)
 
 const sb_scenario_t sb_scenario_sse = {
     .name = "sse",
+    .raw_sse = true,
     .summary = "fanout to siohubd's SSE streams (GET <path>sse, Bearer token), as fanout",
     .default_clients = 1000,
     .complete = sse_complete,

@@ -44,6 +44,7 @@ typedef struct sb_scenario {
     const char *name;
     const char *summary; /* one line for --help */
     bool raw_ws;         /* also runs with --protocol raw-ws */
+    bool raw_sse;        /* also runs with --protocol raw-sse (SSE transport) */
     bool manual_connect; /* workers do not connect their clients at start */
     bool clients_emit;   /* clients send: polling and SSE ones hold two sockets */
     bool redis;          /* publishes on Redis with --redis */

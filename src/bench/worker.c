@@ -238,7 +238,7 @@ int sb_worker_main(const sb_opts_t *o, unsigned index, unsigned nworkers, int fd
     }
     w->cfg.protocol = o->protocol;
     w->cfg.transport = o->transport;
-    w->cfg.path = o->protocol == SB_PROTO_RAW_WS ? o->sub_path : o->path;
+    w->cfg.path = sb_proto_raw(o->protocol) ? o->sub_path : o->path;
     w->cfg.token = o->token ? o->token : o->minted_token;
     w->cfg.cbs = &worker_cbs;
 

@@ -3,8 +3,9 @@
 # with the project's warnings (and -Werror when configured so) and run at
 # tiny sizes, so that they do not rot between benchmark sessions:
 #  - bench/peers/floor, the bare send() server: it says "ready HOST:PORT",
-#    a WebSocket subscriber gets each POSTed message as one text frame, the
-#    POST is answered with the recipient count, SIGTERM stops it with 0;
+#    a WebSocket subscriber gets each POSTed message as one text frame, an
+#    SSE subscriber as one event (a data: line per line), the POST is
+#    answered with the recipient count, SIGTERM stops it with 0;
 #  - bench/wake_cost: one WAKE line of four positive figures; bad options
 #    are refused with 2;
 #  - bench/report.py: the fanout bars judged at equal load, and not at all
@@ -142,6 +143,42 @@ sock.on('data', (d) => {
 sock.on('error', (e) => { console.error(e.message); process.exit(1); });
 EOF
 echo "PASS: floor delivered a POSTed message to its subscriber"
+
+"$NODE" - "$host" "$port" <<'EOF' || fail "floor: the SSE subscriber did not get the event (above)"
+// An EventSource subscriber (Accept: text/event-stream), then a POST of a
+// two-line body: the stream must carry it as one event, a data: line each.
+const http = require('http');
+const [host, port] = process.argv.slice(2);
+const timer = setTimeout(() => { console.error('timed out; got', JSON.stringify(got)); process.exit(1); }, 5000);
+let got = '';
+const want = 'data: floor-sse-' + process.pid + '\ndata: second line\n\n';
+http.get({ host, port: +port, path: '/sub/bench', headers: { Accept: 'text/event-stream' } }, (res) => {
+  if (res.statusCode !== 200 || !/^text\/event-stream/.test(res.headers['content-type'] || '')) {
+    console.error('stream answer:', res.statusCode, res.headers);
+    process.exit(1);
+  }
+  res.setEncoding('utf8');
+  res.on('data', (d) => {
+    got += d;
+    if (got.length < want.length) return;
+    if (got !== want) { console.error('stream carried', JSON.stringify(got)); process.exit(1); }
+    clearTimeout(timer);
+    process.exit(0);
+  });
+  const req = http.request({ host, port: +port, method: 'POST', path: '/pub/bench' }, (r) => {
+    let answer = '';
+    r.on('data', (d) => { answer += d; });
+    r.on('end', () => {
+      if (r.statusCode !== 200 || !/"recipients":1\b/.test(answer)) {
+        console.error('POST answer:', r.statusCode, answer);
+        process.exit(1);
+      }
+    });
+  });
+  req.end('floor-sse-' + process.pid + '\nsecond line');
+});
+EOF
+echo "PASS: floor delivered a POSTed message to an SSE subscriber"
 
 kill -TERM "$pid"
 wait "$pid"

@@ -65,11 +65,23 @@ function checkFanout(res, clients, rate, duration, scenario = "fanout") {
   assert.ok(res.delivery_rate > 0);
 }
 
-// A plain WebSocket server of the raw-ws contract (nchan's shape): clients
-// of GET /sub/bench get each body POSTed to /pub/bench as one text frame.
+// A plain server of the raw-ws and raw-sse contracts (nchan's shape):
+// WebSocket clients of GET /sub/bench get each body POSTed to /pub/bench as
+// one text frame; EventSource clients there (Accept: text/event-stream) get
+// it as one event, after a comment and with an id line as nchan sends them.
 async function rawServer(h) {
   const subs = new Set();
+  const streams = new Set();
+  let id = 0;
   const server = http.createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/sub/bench" &&
+        /text\/event-stream/.test(req.headers.accept || "")) {
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+      res.write(": hi\n\n");
+      streams.add(res);
+      req.on("close", () => streams.delete(res));
+      return;
+    }
     if (req.method !== "POST" || req.url !== "/pub/bench") {
       res.writeHead(404).end();
       return;
@@ -79,6 +91,8 @@ async function rawServer(h) {
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString();
       for (const ws of subs) ws.send(body);
+      id++;
+      for (const stream of streams) stream.write(`id: ${id}\nevent: message\ndata: ${body}\n\n`);
       res.writeHead(202, { "Content-Type": "text/plain", "Content-Length": 2 }).end("ok");
     });
   });
@@ -90,6 +104,7 @@ async function rawServer(h) {
   await new Promise((resolve) => server.listen(0, HOST, resolve));
   h.defer(() => {
     for (const ws of subs) ws.terminate();
+    for (const stream of streams) stream.destroy();
     wss.close();
     return new Promise((resolve) => server.close(resolve));
   });
@@ -126,6 +141,9 @@ run({ timeoutMs: 240000 }, async (h) => {
       ["polling", "--port", "1", "--concurrency", "0", "-n", "0"],
       ["sse", "--port", "1", "--transport", "polling"],
       ["sse", "--port", "1", "--protocol", "raw-ws"],
+      ["fanout", "--port", "1", "--protocol", "raw-sse"], // WebSocket transport
+      ["idle", "--port", "1", "--protocol", "raw-sse", "--transport", "sse"],
+      ["fanout", "--port", "1", "--protocol", "raw-websocket"],
     ];
     for (const args of cases) {
       const r = await bench(args);
@@ -421,5 +439,17 @@ run({ timeoutMs: 240000 }, async (h) => {
     r = await bench(["idle", ...raw, "-n", "20", "--duration", "0.5", "--settle", "0"]);
     expectExit(r, 0, "raw-ws idle");
     assert.equal(r.result.connected, 20);
+  });
+
+  await h.case("raw-sse: sse and fanout --transport sse against a plain SSE server", async () => {
+    const port = await rawServer(h);
+    const raw = ["--protocol", "raw-sse", "--port", String(port)];
+    let r = await bench(["sse", ...raw, "-n", "20", "--rate", "20", "--duration", "1"]);
+    expectExit(r, 0, "raw-sse sse");
+    checkFanout(r.result, 20, 20, 1, "sse");
+    assert.equal(r.result.protocol, "raw-sse");
+    r = await bench(["fanout", ...raw, "--transport", "sse", "-n", "10", "--rate", "10", "--duration", "1"]);
+    expectExit(r, 0, "raw-sse fanout --transport sse");
+    checkFanout(r.result, 10, 10, 1);
   });
 });
