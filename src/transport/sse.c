@@ -288,9 +288,10 @@ long sh_sse_stream_read(sh_sse_stream_t *st, char *buf, size_t max)
         if (sse->cursor < last_seq(sse)) {
             uint64_t seq = sse->cursor + 1;
             st->cur = sh_msg_ref(sh_msgq_at(&sse->ring, (size_t)(seq - sse->first_seq)));
-            char id[SH_SSE_MAX_EVENT_ID + 1];
-            sh_sse_format_event_id(id, sse->sid, seq);
-            st->idlen = (size_t)snprintf(st->idline, sizeof(st->idline), "id: %s\n", id);
+            memcpy(st->idline, "id: ", 4);
+            size_t len = 4 + sh_sse_format_event_id(st->idline + 4, sse->sid, seq);
+            st->idline[len++] = '\n';
+            st->idlen = len;
             st->off = 0;
             continue;
         }

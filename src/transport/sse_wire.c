@@ -59,10 +59,25 @@ int sh_sse_parse_event_id(const char *s, size_t n, char sid[SH_SSE_MAX_SID + 1],
     return 0;
 }
 
+/* Written once per event per stream, so by hand: snprintf's reading of
+ * its format cost more than the rest of handing an event to a stream
+ * (perf, 1,000 SSE streams at 20 events a second: ~2.5% of siohubd's CPU
+ * in the printf machinery). */
 size_t sh_sse_format_event_id(char *out, const char *sid, uint64_t seq)
 {
-    int n = snprintf(out, SH_SSE_MAX_EVENT_ID + 1, "%.*s:%" PRIu64, SH_SSE_MAX_SID, sid, seq);
-    return n < 0 ? 0 : (size_t)n;
+    size_t n = strnlen(sid, SH_SSE_MAX_SID);
+    memcpy(out, sid, n);
+    out[n++] = ':';
+    char digits[20]; /* UINT64_MAX has 20 */
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq);
+    while (k)
+        out[n++] = digits[--k];
+    out[n] = '\0';
+    return n;
 }
 
 static bool reserved(const char *name)
