@@ -45,8 +45,8 @@ typedef struct sb_client sb_client_t;
 
 typedef struct sb_client_cbs {
     /* Connected: the Socket.IO CONNECT was answered (SSE: event connect;
-     * raw-ws: the upgrade; raw-sse: the stream's 200). c->t_open is when sb_client_open was called.
-     */
+     * raw-ws: the upgrade; raw-sse: the stream's 200). c->t_open is when
+     * sb_client_open was called. */
     void (*ready)(sb_client_t *c, uint64_t now);
     /* An event. Socket.IO (any transport): name[0..nlen) is its name and
      * args[0..alen) the JSON text of its arguments without the enclosing
