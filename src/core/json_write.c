@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/utf8.h"
 
@@ -162,4 +165,115 @@ int sh_json_write(sh_buf_t *out, const json_t *value)
         return 0;
     sh_buf_truncate(out, keep);
     return -EINVAL;
+}
+
+/* Each hex digit's value with bit 0x10 set; 0 for any other byte. */
+#define HEX(c, v) [c] = 0x10 | (v)
+static const unsigned char hex_digit[256] = {
+    HEX('0', 0),  HEX('1', 1),  HEX('2', 2),  HEX('3', 3),  HEX('4', 4),  HEX('5', 5),
+    HEX('6', 6),  HEX('7', 7),  HEX('8', 8),  HEX('9', 9),  HEX('a', 10), HEX('b', 11),
+    HEX('c', 12), HEX('d', 13), HEX('e', 14), HEX('f', 15), HEX('A', 10), HEX('B', 11),
+    HEX('C', 12), HEX('D', 13), HEX('E', 14), HEX('F', 15),
+};
+#undef HEX
+
+/* The code unit of the \uXXXX at p (six bytes there), or -1. */
+static inline long escape_unit(const char *p)
+{
+    if (p[0] != '\\' || p[1] != 'u')
+        return -1;
+    unsigned a = hex_digit[(unsigned char)p[2]], b = hex_digit[(unsigned char)p[3]],
+             c = hex_digit[(unsigned char)p[4]], d = hex_digit[(unsigned char)p[5]];
+    if (!(a & b & c & d & 0x10))
+        return -1;
+    return (long)((a & 15) << 12 | (b & 15) << 8 | (c & 15) << 4 | (d & 15));
+}
+
+/* The escape or pair at p (a backslash, end - p bytes there) as UTF-8 at
+ * *w: returns the input bytes it took, or 0 when it is not one of
+ * sh_json_write_text_utf8's (left to the caller to copy). */
+static inline size_t escape_as_utf8(const char *p, const char *end, char **w)
+{
+    if (end - p < 6)
+        return 0;
+    long unit = escape_unit(p);
+    if (unit < 0x80)
+        return 0; /* ASCII stays escaped; -1: not an escape */
+    unsigned char *o = (unsigned char *)*w;
+    if (unit < 0x800) {
+        o[0] = (unsigned char)(0xC0 | unit >> 6);
+        o[1] = (unsigned char)(0x80 | (unit & 0x3F));
+        *w += 2;
+        return 6;
+    }
+    if (unit < 0xD800 || unit > 0xDFFF) {
+        o[0] = (unsigned char)(0xE0 | unit >> 12);
+        o[1] = (unsigned char)(0x80 | (unit >> 6 & 0x3F));
+        o[2] = (unsigned char)(0x80 | (unit & 0x3F));
+        *w += 3;
+        return 6;
+    }
+    /* A surrogate: a high one followed by a low one is one character. */
+    if (unit > 0xDBFF || end - p < 12)
+        return 0;
+    long low = escape_unit(p + 6);
+    if (low < 0xDC00 || low > 0xDFFF)
+        return 0;
+    unsigned long cp =
+        0x10000 + (((unsigned long)unit - 0xD800) << 10) + ((unsigned long)low - 0xDC00);
+    o[0] = (unsigned char)(0xF0 | cp >> 18);
+    o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    *w += 4;
+    return 12;
+}
+
+size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
+{
+    const char *p = in, *end = in + len;
+    char *w = out;
+    for (;;) {
+        /* Up to the next backslash, copied as it is searched. The output
+         * never runs ahead of the input (an escape only shrinks), so
+         * sixteen bytes stored at w while sixteen are left at p stay
+         * within out's len. */
+#ifdef __SSE2__
+        unsigned found = 0;
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            _mm_storeu_si128((__m128i *)(void *)w, v);
+            found = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+            if (found)
+                break;
+            p += 16;
+            w += 16;
+        }
+        if (found) {
+            unsigned k = (unsigned)__builtin_ctz(found);
+            p += k;
+            w += k;
+        } else
+#endif
+        {
+            while (p < end && *p != '\\')
+                *w++ = *p++;
+        }
+        if (p >= end)
+            break;
+        /* Escapes come in runs (a script other than Latin is nothing
+         * else): read the run here. */
+        do {
+            size_t took = escape_as_utf8(p, end, &w);
+            if (!took) {
+                /* Kept as written, with the byte it escapes: "\\\\u00e9"
+                 * is a backslash and "u00e9", no escape. */
+                took = end - p >= 2 ? 2 : 1;
+                memcpy(w, p, took);
+                w += took;
+            }
+            p += took;
+        } while (p < end && *p == '\\');
+    }
+    return (size_t)(w - out);
 }

@@ -35,4 +35,26 @@
 /* Appends value's text to out; 0, or -EINVAL with out as it was. */
 int sh_json_write(sh_buf_t *out, const json_t *value);
 
+/* Copies the JSON text in[0..len) to out (room for len bytes), writing each
+ * \u escape of a character from U+0080 up (a surrogate pair as the one
+ * character it stands for) as that character's UTF-8, and every other
+ * byte as it is. Returns the bytes written, at most len: an escape's six
+ * bytes become two or three, a pair's twelve four.
+ *
+ * Why: Python's json.dumps, which writes Open WebUI's events and
+ * python-socketio's pub/sub messages, escapes every character outside
+ * ASCII (ensure_ascii), six bytes where UTF-8 takes two (Cyrillic, Greek)
+ * or three (Chinese, Japanese); Open WebUI's chat events carry the whole
+ * reply so far, so in such a script that is kilobytes more to every tab
+ * on every token. A text passed through from such a sender then goes out
+ * as sh_json_write, Node's socket.io and a JSON.parse reading it would
+ * write it: the same value, UTF-8 raw.
+ *
+ * Escapes below U+0080 stay as written: a quote, a backslash and the
+ * controls must, and the others are rare. So do a lone surrogate and
+ * anything else that is not a well-formed escape, which a validated
+ * text (sh_json_validate) has not: for any text the output holds the
+ * same value, and valid UTF-8 when the input was. */
+size_t sh_json_write_text_utf8(char *out, const char *in, size_t len);
+
 #endif

@@ -401,8 +401,6 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
     return (int)(1 + nbins);
 }
 
-/* True when s goes into a JSON string as it is: no quote, backslash or
- * control character. */
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
                                      const sh_json_span_t *parts, size_t nparts)
 {
@@ -435,11 +433,12 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
     *w++ = '"';
     if (nparts)
         *w++ = ',';
-    for (size_t i = 0; i < nparts; i++) {
-        memcpy(w, parts[i].p, parts[i].len);
-        w += parts[i].len;
-    }
+    for (size_t i = 0; i < nparts; i++)
+        w += sh_json_write_text_utf8(w, parts[i].p, parts[i].len);
     *w++ = ']';
+    /* Escapes written as characters take fewer bytes. */
+    m->len = (size_t)(w - m->data);
+    *w = '\0';
     return m;
 }
 

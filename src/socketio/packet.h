@@ -118,8 +118,10 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
  * ["<event>",<args>], where args is parts[0..nparts) written one after the
  * other: the caller's JSON text of the arguments after the event name,
  * commas included, valid JSON and UTF-8 (not checked: it is forwarded as
- * is). The same bytes as sh_sio_packet_encode for the same values when the
- * text is written compact as jansson would. NULL when the namespace cannot
+ * is, but for its \u escapes of characters from U+0080, which are written
+ * as the characters: see sh_json_write_text_utf8). The same bytes as
+ * sh_sio_packet_encode for the same values when the text is written
+ * compact as jansson would, escaped or not. NULL when the namespace cannot
  * be written or the event (UTF-8) would need JSON escapes. New reference. */
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
                                      const sh_json_span_t *parts, size_t nparts);

@@ -233,6 +233,97 @@ START_TEST(test_random_trees)
 }
 END_TEST
 
+/* sh_json_write_text_utf8 on in: exactly want, and no longer than in. */
+static void check_utf8(const char *in, const char *want)
+{
+    size_t len = strlen(in);
+    char *out = malloc(len + 1);
+    size_t n = sh_json_write_text_utf8(out, in, len);
+    ck_assert_uint_le(n, len);
+    ck_assert_msg(n == strlen(want) && memcmp(out, want, n) == 0, "%s: got %.*s, want %s", in,
+                  (int)n, out, want);
+    free(out);
+}
+
+START_TEST(test_text_utf8_cases)
+{
+    check_utf8("", "");
+    check_utf8("{\"a\":[1,2,\"plain text\"]}", "{\"a\":[1,2,\"plain text\"]}");
+    /* Two, three and four bytes, at the edges of each length. */
+    check_utf8("\"\\u00e9t\\u00E9\"", "\"\xc3\xa9t\xc3\xa9\"");
+    check_utf8("\"\\u0080\\u07ff\\u0800\\uffff\"", "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\"");
+    check_utf8("\"\\u4e2d\\u6587\"", "\"\xe4\xb8\xad\xe6\x96\x87\"");
+    check_utf8("\"\\ud83d\\ude00\\uDBFF\\uDFFF\\uD800\\uDC00\"",
+               "\"\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\xf0\x90\x80\x80\"");
+    /* Below U+0080 as written: they must stay, or are rare. */
+    check_utf8("\"\\u0022\\u005c\\u0000\\u001F\\u0041\\u007f\\n\\\"\\/\"",
+               "\"\\u0022\\u005c\\u0000\\u001F\\u0041\\u007f\\n\\\"\\/\"");
+    /* An escaped backslash, then "u00e9": no escape; then one. */
+    check_utf8("\"\\\\u00e9\"", "\"\\\\u00e9\"");
+    check_utf8("\"\\\\\\u00e9\"", "\"\\\\\xc3\xa9\"");
+    /* Not a character: lone or reversed surrogates, a high one before
+     * another high one (which then pairs), bad or missing digits. */
+    check_utf8("\"\\ud83d\"", "\"\\ud83d\"");
+    check_utf8("\"\\ude00\\ud83d\"", "\"\\ude00\\ud83d\"");
+    check_utf8("\"\\ud83d\\u0041\"", "\"\\ud83d\\u0041\"");
+    check_utf8("\"\\ud83d\\ud83d\\ude00\"", "\"\\ud83d\xf0\x9f\x98\x80\"");
+    check_utf8("\"\\u4g2d\\u4e2", "\"\\u4g2d\\u4e2");
+    check_utf8("\\u4e2d\\", "\xe4\xb8\xad\\");
+    check_utf8("\\ud83d\\ude0", "\\ud83d\\ude0");
+}
+END_TEST
+
+/* Escapes at every offset around the sixteen-byte steps, in runs and
+ * alone, against the same text written with the characters. */
+START_TEST(test_text_utf8_offsets)
+{
+    for (size_t lead = 0; lead < 40; lead++) {
+        for (size_t run = 1; run < 5; run++) {
+            char in[128], want[128];
+            size_t n = 0, m = 0;
+            for (size_t i = 0; i < lead; i++)
+                in[n++] = want[m++] = (char)('a' + i % 26);
+            for (size_t i = 0; i < run; i++) {
+                memcpy(in + n, "\\u4e2d", 6);
+                n += 6;
+                memcpy(want + m, "\xe4\xb8\xad", 3);
+                m += 3;
+            }
+            for (size_t i = 0; i < 20; i++)
+                in[n++] = want[m++] = 'z';
+            in[n] = want[m] = '\0';
+            check_utf8(in, want);
+        }
+    }
+}
+END_TEST
+
+/* Any value as Python's json.dumps writes it (jansson's JSON_ENSURE_ASCII:
+ * every character from U+0080 a \u escape) comes out as sh_json_write
+ * writes it, byte for byte: the same value, UTF-8 raw. */
+START_TEST(test_text_utf8_against_writer)
+{
+    for (int i = 0; i < 3000; i++) {
+        json_t *v = random_value(0);
+        sh_buf_t ascii = SH_BUF_INIT, raw = SH_BUF_INIT;
+        ck_assert_int_eq(json_dump_callback(v, dump_cb, &ascii,
+                                            JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII |
+                                                JSON_REAL_PRECISION(17)),
+                         0);
+        ck_assert_int_eq(sh_json_write(&raw, v), 0);
+        size_t len = sh_buf_avail(&ascii);
+        char *out = malloc(len + 1);
+        size_t n = sh_json_write_text_utf8(out, sh_buf_peek(&ascii), len);
+        ck_assert_msg(n == sh_buf_avail(&raw) && memcmp(out, sh_buf_peek(&raw), n) == 0,
+                      "from %.*s", (int)(len > 200 ? 200 : len), sh_buf_peek(&ascii));
+        free(out);
+        sh_buf_release(&ascii);
+        sh_buf_release(&raw);
+        json_decref(v);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("json_write");
@@ -243,6 +334,9 @@ int main(void)
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_deep);
     tcase_add_test(tc, test_random_trees);
+    tcase_add_test(tc, test_text_utf8_cases);
+    tcase_add_test(tc, test_text_utf8_offsets);
+    tcase_add_test(tc, test_text_utf8_against_writer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

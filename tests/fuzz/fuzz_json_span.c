@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "core/json_span.h"
+#include "core/json_write.h"
 
 static void check(int ok, const char *what)
 {
@@ -104,6 +105,25 @@ static void check_batch(const char *p, size_t size, int rc, const sh_json_info_t
     check(m == nmembers, "members the cursor does not see");
 }
 
+/* sh_json_write_text_utf8 on any text writes no more than it read, and on
+ * a valid one valid text holding the same value (doc, jansson's reading
+ * of the input, when it has one). */
+static void check_text_utf8(const char *p, size_t size, int rc, const json_t *doc)
+{
+    char *out = malloc(size + 1);
+    size_t n = sh_json_write_text_utf8(out, p, size);
+    check(n <= size, "the UTF-8 copy is longer");
+    if (rc == 0) {
+        check(sh_json_validate(out, n, NULL) == 0, "the UTF-8 copy of a valid text is not valid");
+        if (doc) {
+            json_t *copy = load(out, n);
+            check(copy && json_equal(copy, doc), "the UTF-8 copy holds another value");
+            json_decref(copy);
+        }
+    }
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -121,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(rc == 0 || rc == -E2BIG, "validator refuses what jansson accepts");
     if (rc == 0 && doc)
         check_spans(p, size, doc);
+    check_text_utf8(p, size, rc, doc);
     json_decref(doc);
     return 0;
 }
