@@ -76,6 +76,8 @@ static const char usage_text[] =
     "  --rate R               fanout: publishes per second (100)\n"
     "  --duration S           measured phase, seconds (10)\n"
     "  --size BYTES           size of each published message, at least %d (200)\n"
+    "  --pad-language L       its padding: en, ASCII (en); zh, Chinese characters\n"
+    "                         as Python's json.dumps writes them, \\uXXXX each\n"
     "  --find-max             fanout: after a warm-up window at --rate, double the\n"
     "                         rate from --rate until p99 reaches --p99-limit or\n"
     "                         deliveries fall behind (a rate is tried twice before\n"
@@ -258,6 +260,7 @@ enum {
     OPT_RATE,
     OPT_DURATION,
     OPT_SIZE,
+    OPT_PAD_LANGUAGE,
     OPT_FIND_MAX,
     OPT_P99_LIMIT,
     OPT_MAX_RATE,
@@ -303,6 +306,7 @@ static const struct option longopts[] = {
     {"rate", required_argument, NULL, OPT_RATE},
     {"duration", required_argument, NULL, OPT_DURATION},
     {"size", required_argument, NULL, OPT_SIZE},
+    {"pad-language", required_argument, NULL, OPT_PAD_LANGUAGE},
     {"find-max", no_argument, NULL, OPT_FIND_MAX},
     {"p99-limit", required_argument, NULL, OPT_P99_LIMIT},
     {"max-rate", required_argument, NULL, OPT_MAX_RATE},
@@ -569,6 +573,14 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             break;
         case OPT_SIZE:
             o->size = (unsigned)parse_ulong(optarg, "--size", SB_PAYLOAD_MIN, 16u << 20);
+            break;
+        case OPT_PAD_LANGUAGE:
+            if (!strcmp(optarg, "en"))
+                o->pad_zh = false;
+            else if (!strcmp(optarg, "zh"))
+                o->pad_zh = true;
+            else
+                sb_cli_bad("bad --pad-language '%s' (en or zh)", optarg);
             break;
         case OPT_FIND_MAX:
             o->find_max = true;

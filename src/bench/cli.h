@@ -54,6 +54,7 @@ typedef struct sb_opts {
     double rate;       /* publishes per second */
     double duration_s; /* the measured phase */
     unsigned size;     /* bytes of each published message */
+    bool pad_zh;       /* the padding Chinese, \u-escaped (--pad-language zh) */
     bool find_max;
     unsigned publishers;    /* keep-alive connections the publisher posts on */
     unsigned connect_batch; /* handshakes in flight per worker process */

@@ -9,15 +9,23 @@
 #include "bench/http.h"
 #include "bench/util.h"
 
-void sb_payload_format(sb_buf_t *out, uint64_t seq, uint32_t pub, uint64_t t_ns, size_t size)
+void sb_payload_format(sb_buf_t *out, uint64_t seq, uint32_t pub, uint64_t t_ns, size_t size,
+                       bool zh)
 {
+    /* A sentence's worth of characters, so the text is not one repeated. */
+    static const char zh_pad[] = "\\u4e2d\\u6587\\u6d88\\u606f\\u7684\\u5185\\u5bb9\\u5728"
+                                 "\\u8fd9\\u91cc\\u3002";
     size_t start = out->len;
     sb_buf_printf(out, "{\"seq\":%" PRIu64 ",\"pub\":%u,\"t\":%" PRIu64 ",\"pad\":\"", seq, pub,
                   t_ns);
     size_t used = out->len - start + 2; /* the closing "} */
     if (size > used) {
         size_t pad = size - used;
-        memset(sb_buf_reserve(out, pad), 'x', pad);
+        char *w = sb_buf_reserve(out, pad);
+        size_t escaped = zh ? pad / 6 * 6 : 0;
+        for (size_t i = 0; i < escaped; i += 6)
+            memcpy(w + i, zh_pad + i % (sizeof(zh_pad) - 1), 6);
+        memset(w + escaped, 'x', pad - escaped);
         out->len += pad;
     }
     sb_buf_puts(out, "\"}");

@@ -34,8 +34,11 @@ typedef struct sb_payload {
 } sb_payload_t;
 
 /* Appends the message, padded so the object is size bytes (at least what
- * the fields need). */
-void sb_payload_format(sb_buf_t *out, uint64_t seq, uint32_t pub, uint64_t t_ns, size_t size);
+ * the fields need): with 'x', or when zh with Chinese characters as
+ * Python's json.dumps writes them (\uXXXX, six bytes each; 'x' for what
+ * is left below six). */
+void sb_payload_format(sb_buf_t *out, uint64_t seq, uint32_t pub, uint64_t t_ns, size_t size,
+                       bool zh);
 /* Reads seq, pub and t from a message text. */
 bool sb_payload_parse(const char *p, size_t n, sb_payload_t *m);
 

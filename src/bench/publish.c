@@ -316,13 +316,13 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
     if (p->body_fn) {
         p->body_fn(p->body_arg, b, pc->index, pc->seq, t);
     } else if (sb_proto_raw(o->protocol)) {
-        sb_payload_format(b, pc->seq, pc->index, t, o->size);
+        sb_payload_format(b, pc->seq, pc->index, t, o->size, o->pad_zh);
     } else if (p->redis) {
         bool chat = !strcmp(o->emit_api, "chat-events");
         sb_pub_emit_head(b, chat ? "chat-events" : "bench");
         if (chat)
             sb_buf_puts(b, "{\"chat_id\":\"bench\",\"message_id\":\"bench\",\"data\":");
-        sb_payload_format(b, pc->seq, pc->index, t, o->size);
+        sb_payload_format(b, pc->seq, pc->index, t, o->size, o->pad_zh);
         if (chat) {
             sb_buf_puts(b, "}");
             sb_pub_emit_tail(b, "user:%s", o->user);
@@ -333,11 +333,11 @@ static void pub_send(sb_pub_t *p, pub_conn_t *pc)
         sb_buf_printf(
             b, "{\"user_id\":\"%s\",\"chat_id\":\"bench\",\"message_id\":\"bench\",\"data\":",
             o->user);
-        sb_payload_format(b, pc->seq, pc->index, t, o->size);
+        sb_payload_format(b, pc->seq, pc->index, t, o->size, o->pad_zh);
         sb_buf_puts(b, "}");
     } else {
         sb_buf_puts(b, "{\"event\":\"bench\",\"data\":");
-        sb_payload_format(b, pc->seq, pc->index, t, o->size);
+        sb_payload_format(b, pc->seq, pc->index, t, o->size, o->pad_zh);
         sb_buf_printf(b, ",\"to\":{\"room\":\"%s\"}}", p->room_json);
     }
     pub_post(p, pc, t);

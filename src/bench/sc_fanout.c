@@ -190,6 +190,7 @@ static void report_round(sb_coord_t *co, sb_report_t *r, const round_t *rd)
     sb_scenario_report_head(co, r, rd->rc == -EPIPE ? -1 : (long long)st->connected);
     sb_report_num(r, "rate", "publish rate", rd->rate, 1, "/s");
     sb_report_int(r, "size", "message size", o->size, "bytes");
+    sb_report_str(r, "pad_language", "padding", o->pad_zh ? "zh" : "en");
     sb_report_int(r, "publishers", NULL, o->publishers, NULL);
     sb_report_num(r, "duration_s", "publishing for", o->duration_s, 2, "s");
     sb_report_int(r, "sent", "messages sent", (long long)rd->pub.sent, NULL);
@@ -198,6 +199,11 @@ static void report_round(sb_coord_t *co, sb_report_t *r, const round_t *rd)
     sb_report_num(r, "delivery_rate", "deliveries/s",
                   rd->window_s > 0 ? (double)st->delivered / rd->window_s : 0, 0, "/s");
     sb_report_latency(r, "latency_ms", "latency publish -> client", &st->latency);
+    /* What the server sent of each message, as the client read it: the
+     * published bytes, or fewer when the server writes \u escapes as
+     * characters (--pad-language zh). */
+    sb_report_num(r, "data_bytes_per_delivery", "event data per delivery",
+                  st->delivered ? (double)st->bytes / (double)st->delivered : 0, 1, "bytes");
     sb_report_int(r, "errors", NULL, (long long)round_errors(rd), NULL);
     sb_report_int(r, "missing", NULL, (long long)st->missing, NULL);
     sb_report_int(r, "disordered", "repeated or out of order", (long long)st->disordered, NULL);

@@ -200,6 +200,20 @@ run({ timeoutMs: 240000 }, async (h) => {
     assert.deepEqual(JSON.parse(fs.readFileSync(file, "utf8")), r.result);
   });
 
+  // ~90 six-byte escapes in a message of 600 bytes, three bytes each as
+  // characters: about 330 bytes, plus what the event wraps it in.
+  for (const api of ["emit", "chat-events"]) {
+    await h.case(`fanout --pad-language zh through /api/v1/${api}: the escapes reach the tabs as characters`, async () => {
+      const r = await bench(["fanout", ...target, ...auth, "-n", "5", "--rate", "20", "--duration", "1", "--size", "600",
+        "--pad-language", "zh", "--emit-api", api]);
+      expectExit(r, 0, "fanout --pad-language zh");
+      checkFanout(r.result, 5, 20, 1);
+      assert.equal(r.result.pad_language, "zh");
+      assert.ok(r.result.data_bytes_per_delivery > 300 && r.result.data_bytes_per_delivery < 400,
+        `data bytes per delivery ${r.result.data_bytes_per_delivery}`);
+    });
+  }
+
   await h.case("fanout --find-max steps the rate up to --max-rate", async () => {
     const r = await bench(["fanout", ...target, ...auth, "-n", "10", "--find-max", "--rate", "10", "--max-rate", "40",
       "--p99-limit", "2000", "--duration", "0.5"]);
@@ -418,9 +432,13 @@ run({ timeoutMs: 240000 }, async (h) => {
       assert.equal(r.result.reply_tokens, 300);
       assert.match(r.result.publish_via, /^redis/);
       assert.equal(r.result.requests, 12 * 10); // one PUBLISH per token
-      r = await bench(["fanout", ...mine, ...via, "-n", "10", "--rate", "20", "--duration", "1"]);
+      r = await bench(["fanout", ...mine, ...via, "-n", "10", "--rate", "20", "--duration", "1", "--size", "600",
+        "--pad-language", "zh"]);
       expectExit(r, 0, "fanout --redis");
       checkFanout(r.result, 10, 20, 1);
+      // Passed on from its text, the escapes as characters (as above).
+      assert.ok(r.result.data_bytes_per_delivery > 300 && r.result.data_bytes_per_delivery < 400,
+        `data bytes per delivery ${r.result.data_bytes_per_delivery}`);
       // A channel no server listens on: every PUBLISH reaches no one.
       r = await bench(["fanout", ...mine, ...via, "--redis-channel", "nobody-here", "-n", "3", "--rate", "10",
         "--duration", "0.5", "--drain-timeout", "0.5"]);
