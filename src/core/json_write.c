@@ -229,23 +229,87 @@ static inline size_t escape_as_utf8(const char *p, const char *end, char **w)
     return 12;
 }
 
+#ifdef __SSE2__
+/* Two \u escapes at p (the first backslash; sixteen bytes there), each of
+ * a character from U+0800 that is not a surrogate (all of Chinese and
+ * Japanese), as their six bytes of UTF-8 at *w; false, nothing written,
+ * for anything else. One load and compare for both: the escapes of such
+ * text, six bytes a character, are all this copy reads. */
+static inline bool sse2_two_wide_escapes(const char *p, char **w)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* 'A'-'F' as 'a'-'f' */
+    /* Signed compares: bytes from 0x80 are negative, in neither range. */
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmplt_epi8(lower, _mm_set1_epi8('f' + 1)));
+    unsigned backslash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    unsigned u = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('u')));
+    unsigned hex = (unsigned)_mm_movemask_epi8(_mm_or_si128(digit, alpha));
+    /* Bit i for byte i: \ u h h h h \ u h h h h */
+    if (((backslash & 0x041) | (u & 0x082) | (hex & 0xF3C)) != 0xFFF)
+        return false;
+    /* Each digit's value, then each 16-bit lane's two digits as a byte. */
+    __m128i nibble =
+        _mm_or_si128(_mm_and_si128(digit, _mm_sub_epi8(v, _mm_set1_epi8('0'))),
+                     _mm_andnot_si128(digit, _mm_sub_epi8(lower, _mm_set1_epi8('a' - 10))));
+    __m128i bytes = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(nibble, _mm_set1_epi16(0xFF)), 4),
+                                 _mm_srli_epi16(nibble, 8));
+    unsigned a = (unsigned)_mm_extract_epi16(bytes, 1) << 8 | (unsigned)_mm_extract_epi16(bytes, 2);
+    unsigned b = (unsigned)_mm_extract_epi16(bytes, 4) << 8 | (unsigned)_mm_extract_epi16(bytes, 5);
+    if (a < 0x800 || b < 0x800 || (a - 0xD800) < 0x800 || (b - 0xD800) < 0x800)
+        return false;
+    unsigned char *o = (unsigned char *)*w;
+    o[0] = (unsigned char)(0xE0 | a >> 12);
+    o[1] = (unsigned char)(0x80 | (a >> 6 & 0x3F));
+    o[2] = (unsigned char)(0x80 | (a & 0x3F));
+    o[3] = (unsigned char)(0xE0 | b >> 12);
+    o[4] = (unsigned char)(0x80 | (b >> 6 & 0x3F));
+    o[5] = (unsigned char)(0x80 | (b & 0x3F));
+    *w += 6;
+    return true;
+}
+#endif
+
+/* True when the backslash at p (in[0..) before it) is an escaped one, the
+ * second byte of a "\\\\": an odd run of backslashes ends before it. In
+ * JSON only the escape of a backslash ends with one, so the run's parity
+ * tells. */
+static bool backslash_escaped(const char *in, const char *p)
+{
+    size_t run = 0;
+    while (p > in && p[-1] == '\\') {
+        p--;
+        run++;
+    }
+    return run & 1;
+}
+
 size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
 {
     const char *p = in, *end = in + len;
     char *w = out;
     for (;;) {
-        /* Up to the next backslash, copied as it is searched. The output
-         * never runs ahead of the input (an escape only shrinks), so
-         * sixteen bytes stored at w while sixteen are left at p stay
-         * within out's len. */
+        /* Up to the next "\\u", copied as it is searched: other escapes
+         * ("\\n", "\\\"") cost nothing here, so text in a Latin script
+         * is copied at nearly memcpy's speed. The output never runs ahead
+         * of the input (an escape only shrinks), so sixteen bytes stored
+         * at w while sixteen are left at p stay within out's len. */
 #ifdef __SSE2__
         unsigned found = 0;
-        while (end - p >= 16) {
+        while (end - p >= 17) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
             _mm_storeu_si128((__m128i *)(void *)w, v);
             found = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-            if (found)
-                break;
+            if (found) {
+                /* Most sixteen bytes of such text have no backslash: the
+                 * byte after each is read only when there is one. */
+                __m128i next = _mm_loadu_si128((const __m128i *)(const void *)(p + 1));
+                found &= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(next, _mm_set1_epi8('u')));
+                if (found)
+                    break;
+            }
             p += 16;
             w += 16;
         }
@@ -256,24 +320,34 @@ size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
         } else
 #endif
         {
-            while (p < end && *p != '\\')
+            while (p < end && !(*p == '\\' && end - p >= 2 && p[1] == 'u'))
                 *w++ = *p++;
         }
         if (p >= end)
             break;
+        if (backslash_escaped(in, p)) {
+            *w++ = *p++; /* "\\\\u00e9": a backslash, then "u00e9" */
+            continue;
+        }
         /* Escapes come in runs (a script other than Latin is nothing
          * else): read the run here. */
         do {
+#ifdef __SSE2__
+            if (end - p >= 16 && p[6] == '\\' && sse2_two_wide_escapes(p, &w)) {
+                p += 12;
+                continue;
+            }
+#endif
             size_t took = escape_as_utf8(p, end, &w);
             if (!took) {
-                /* Kept as written, with the byte it escapes: "\\\\u00e9"
-                 * is a backslash and "u00e9", no escape. */
-                took = end - p >= 2 ? 2 : 1;
-                memcpy(w, p, took);
-                w += took;
+                /* Kept as written: "\\u" here, the digits as text. */
+                took = 2;
+                w[0] = p[0];
+                w[1] = p[1];
+                w += 2;
             }
             p += took;
-        } while (p < end && *p == '\\');
+        } while (end - p >= 2 && p[0] == '\\' && p[1] == 'u');
     }
     return (size_t)(w - out);
 }

@@ -747,6 +747,10 @@ START_TEST(test_event_from_text_same_bytes)
         "\"chat_id\":42,\"user_id\":\"u\"}",
         "{\"user_id\":\"u\",\"chat_id\":\"c\",\"message_id\":\"m\",\"data\":\"a\\\"b\\\\c\\n\"}",
         "{\"user_id\":\"u\",\"chat_id\":{},\"message_id\":[],\"data\":{\"a\":{\"b\":[[]]}}}",
+        /* As Python's json.dumps writes it: every character outside ASCII
+         * a \u escape, which the browsers get as the character. */
+        "{\"user_id\":\"u\",\"chat_id\":\"c\",\"message_id\":\"m\",\"data\":{\"content\":"
+        "\"\\u4e2d\\u6587 caf\\u00e9 \\ud83d\\ude00\\n\\\"\\u00e9\\\"\"}}",
     };
     static const char *const nsps[] = {"/", "/admin", NULL};
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
