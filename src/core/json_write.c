@@ -1,6 +1,7 @@
 #include "core/json_write.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -167,9 +168,12 @@ int sh_json_write(sh_buf_t *out, const json_t *value)
     return -EINVAL;
 }
 
-/* Each hex digit's value with bit 0x10 set; 0 for any other byte. */
-#define HEX(c, v) [c] = 0x10 | (v)
-static const unsigned char hex_digit[256] = {
+/* Each hex digit's value with bit 16 set; 0 for any other byte. Shifted
+ * by its place and OR'd together, four digits give the code unit in the
+ * low 16 bits and, at bits 16, 20, 24 and 28, whether each was a digit:
+ * one test for all four, where a test per digit cost as much again. */
+#define HEX(c, v) [c] = 0x10000 | (v)
+static const uint32_t hex_digit[256] = {
     HEX('0', 0),  HEX('1', 1),  HEX('2', 2),  HEX('3', 3),  HEX('4', 4),  HEX('5', 5),
     HEX('6', 6),  HEX('7', 7),  HEX('8', 8),  HEX('9', 9),  HEX('a', 10), HEX('b', 11),
     HEX('c', 12), HEX('d', 13), HEX('e', 14), HEX('f', 15), HEX('A', 10), HEX('B', 11),
@@ -182,11 +186,26 @@ static inline long escape_unit(const char *p)
 {
     if (p[0] != '\\' || p[1] != 'u')
         return -1;
-    unsigned a = hex_digit[(unsigned char)p[2]], b = hex_digit[(unsigned char)p[3]],
-             c = hex_digit[(unsigned char)p[4]], d = hex_digit[(unsigned char)p[5]];
-    if (!(a & b & c & d & 0x10))
+    uint32_t x = hex_digit[(unsigned char)p[2]] << 12 | hex_digit[(unsigned char)p[3]] << 8 |
+                 hex_digit[(unsigned char)p[4]] << 4 | hex_digit[(unsigned char)p[5]];
+    if ((x & 0x11110000) != 0x11110000)
         return -1;
-    return (long)((a & 15) << 12 | (b & 15) << 8 | (c & 15) << 4 | (d & 15));
+    return (long)(x & 0xFFFF);
+}
+
+/* The UTF-8 of unit (U+0800 to U+FFFF) at o, in one four-byte store: the
+ * fourth byte is overwritten next or lies past what is returned, and
+ * there is room for it (the output never runs ahead of the input, and
+ * an escape's six bytes were read). */
+static inline void store_three(char *o, uint32_t unit)
+{
+    uint32_t b0 = 0xE0 | unit >> 12, b1 = 0x80 | (unit >> 6 & 0x3F), b2 = 0x80 | (unit & 0x3F);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    uint32_t bytes = b0 << 24 | b1 << 16 | b2 << 8;
+#else
+    uint32_t bytes = b0 | b1 << 8 | b2 << 16;
+#endif
+    memcpy(o, &bytes, 4);
 }
 
 /* The escape or pair at p (a backslash, end - p bytes there) as UTF-8 at
@@ -207,9 +226,7 @@ static inline size_t escape_as_utf8(const char *p, const char *end, char **w)
         return 6;
     }
     if (unit < 0xD800 || unit > 0xDFFF) {
-        o[0] = (unsigned char)(0xE0 | unit >> 12);
-        o[1] = (unsigned char)(0x80 | (unit >> 6 & 0x3F));
-        o[2] = (unsigned char)(0x80 | (unit & 0x3F));
+        store_three((char *)o, (uint32_t)unit);
         *w += 3;
         return 6;
     }
@@ -228,49 +245,6 @@ static inline size_t escape_as_utf8(const char *p, const char *end, char **w)
     *w += 4;
     return 12;
 }
-
-#ifdef __SSE2__
-/* Two \u escapes at p (the first backslash; sixteen bytes there), each of
- * a character from U+0800 that is not a surrogate (all of Chinese and
- * Japanese), as their six bytes of UTF-8 at *w; false, nothing written,
- * for anything else. One load and compare for both: the escapes of such
- * text, six bytes a character, are all this copy reads. */
-static inline bool sse2_two_wide_escapes(const char *p, char **w)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* 'A'-'F' as 'a'-'f' */
-    /* Signed compares: bytes from 0x80 are negative, in neither range. */
-    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
-                                  _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
-    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
-                                  _mm_cmplt_epi8(lower, _mm_set1_epi8('f' + 1)));
-    unsigned backslash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-    unsigned u = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('u')));
-    unsigned hex = (unsigned)_mm_movemask_epi8(_mm_or_si128(digit, alpha));
-    /* Bit i for byte i: \ u h h h h \ u h h h h */
-    if (((backslash & 0x041) | (u & 0x082) | (hex & 0xF3C)) != 0xFFF)
-        return false;
-    /* Each digit's value, then each 16-bit lane's two digits as a byte. */
-    __m128i nibble =
-        _mm_or_si128(_mm_and_si128(digit, _mm_sub_epi8(v, _mm_set1_epi8('0'))),
-                     _mm_andnot_si128(digit, _mm_sub_epi8(lower, _mm_set1_epi8('a' - 10))));
-    __m128i bytes = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(nibble, _mm_set1_epi16(0xFF)), 4),
-                                 _mm_srli_epi16(nibble, 8));
-    unsigned a = (unsigned)_mm_extract_epi16(bytes, 1) << 8 | (unsigned)_mm_extract_epi16(bytes, 2);
-    unsigned b = (unsigned)_mm_extract_epi16(bytes, 4) << 8 | (unsigned)_mm_extract_epi16(bytes, 5);
-    if (a < 0x800 || b < 0x800 || (a - 0xD800) < 0x800 || (b - 0xD800) < 0x800)
-        return false;
-    unsigned char *o = (unsigned char *)*w;
-    o[0] = (unsigned char)(0xE0 | a >> 12);
-    o[1] = (unsigned char)(0x80 | (a >> 6 & 0x3F));
-    o[2] = (unsigned char)(0x80 | (a & 0x3F));
-    o[3] = (unsigned char)(0xE0 | b >> 12);
-    o[4] = (unsigned char)(0x80 | (b >> 6 & 0x3F));
-    o[5] = (unsigned char)(0x80 | (b & 0x3F));
-    *w += 6;
-    return true;
-}
-#endif
 
 /* True when the backslash at p (in[0..) before it) is an escaped one, the
  * second byte of a "\\\\": an odd run of backslashes ends before it. In
@@ -330,14 +304,23 @@ size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
             continue;
         }
         /* Escapes come in runs (a script other than Latin is nothing
-         * else): read the run here. */
-        do {
-#ifdef __SSE2__
-            if (end - p >= 16 && p[6] == '\\' && sse2_two_wide_escapes(p, &w)) {
-                p += 12;
-                continue;
+         * else): read the run here, the usual escape (a character from
+         * U+0800 outside the surrogates: Chinese, Japanese) first. */
+        for (;;) {
+            uint32_t unit = 0;
+            if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                unit = hex_digit[(unsigned char)p[2]] << 12 | hex_digit[(unsigned char)p[3]] << 8 |
+                       hex_digit[(unsigned char)p[4]] << 4 | hex_digit[(unsigned char)p[5]];
+                if ((unit & 0x11110000) == 0x11110000 && (unit &= 0xFFFF) >= 0x800 &&
+                    unit - 0xD800 >= 0x800) {
+                    store_three(w, unit);
+                    w += 3;
+                    p += 6;
+                    continue;
+                }
+            } else if (!(end - p >= 2 && p[0] == '\\' && p[1] == 'u')) {
+                break;
             }
-#endif
             size_t took = escape_as_utf8(p, end, &w);
             if (!took) {
                 /* Kept as written: "\\u" here, the digits as text. */
@@ -347,7 +330,7 @@ size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
                 w += 2;
             }
             p += took;
-        } while (end - p >= 2 && p[0] == '\\' && p[1] == 'u');
+        }
     }
     return (size_t)(w - out);
 }
