@@ -318,6 +318,13 @@ size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
                     p += 6;
                     continue;
                 }
+                if (unit >= 0x80 && unit < 0x800) { /* Cyrillic, Greek, Arabic, ... */
+                    w[0] = (char)(0xC0 | unit >> 6);
+                    w[1] = (char)(0x80 | (unit & 0x3F));
+                    w += 2;
+                    p += 6;
+                    continue;
+                }
             } else if (!(end - p >= 2 && p[0] == '\\' && p[1] == 'u')) {
                 break;
             }
