@@ -208,26 +208,26 @@ static inline void store_three(char *o, uint32_t unit)
     memcpy(o, &bytes, 4);
 }
 
-/* The escape or pair at p (a backslash, end - p bytes there) as UTF-8 at
+/* The escape at p (a backslash, end - p bytes there; unit its code unit
+ * from escape_unit, or -1), or the surrogate pair it begins, as UTF-8 at
  * *w: returns the input bytes it took, or 0 when it is not one of
  * sh_json_write_text_utf8's (left to the caller to copy). */
-static inline size_t escape_as_utf8(const char *p, const char *end, char **w)
+static inline size_t escape_as_utf8(const char *p, const char *end, long unit, char **w)
 {
-    if (end - p < 6)
-        return 0;
-    long unit = escape_unit(p);
+    unsigned char *o = (unsigned char *)*w;
+    /* Three bytes first: Chinese and Japanese are nothing else, and
+     * they are the most bytes such text saves. */
+    if (unit >= 0x800 && (unit < 0xD800 || unit > 0xDFFF)) {
+        store_three((char *)o, (uint32_t)unit);
+        *w += 3;
+        return 6;
+    }
     if (unit < 0x80)
         return 0; /* ASCII stays escaped; -1: not an escape */
-    unsigned char *o = (unsigned char *)*w;
     if (unit < 0x800) {
         o[0] = (unsigned char)(0xC0 | unit >> 6);
         o[1] = (unsigned char)(0x80 | (unit & 0x3F));
         *w += 2;
-        return 6;
-    }
-    if (unit < 0xD800 || unit > 0xDFFF) {
-        store_three((char *)o, (uint32_t)unit);
-        *w += 3;
         return 6;
     }
     /* A surrogate: a high one followed by a low one is one character. */
@@ -304,31 +304,10 @@ size_t sh_json_write_text_utf8(char *out, const char *in, size_t len)
             continue;
         }
         /* Escapes come in runs (a script other than Latin is nothing
-         * else): read the run here, the usual escape (a character from
-         * U+0800 outside the surrogates: Chinese, Japanese) first. */
-        for (;;) {
-            uint32_t unit = 0;
-            if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-                unit = hex_digit[(unsigned char)p[2]] << 12 | hex_digit[(unsigned char)p[3]] << 8 |
-                       hex_digit[(unsigned char)p[4]] << 4 | hex_digit[(unsigned char)p[5]];
-                if ((unit & 0x11110000) == 0x11110000 && (unit &= 0xFFFF) >= 0x800 &&
-                    unit - 0xD800 >= 0x800) {
-                    store_three(w, unit);
-                    w += 3;
-                    p += 6;
-                    continue;
-                }
-                if (unit >= 0x80 && unit < 0x800) { /* Cyrillic, Greek, Arabic, ... */
-                    w[0] = (char)(0xC0 | unit >> 6);
-                    w[1] = (char)(0x80 | (unit & 0x3F));
-                    w += 2;
-                    p += 6;
-                    continue;
-                }
-            } else if (!(end - p >= 2 && p[0] == '\\' && p[1] == 'u')) {
-                break;
-            }
-            size_t took = escape_as_utf8(p, end, &w);
+         * else): read the run here. */
+        while (end - p >= 2 && p[0] == '\\' && p[1] == 'u') {
+            long unit = end - p >= 6 ? escape_unit(p) : -1;
+            size_t took = escape_as_utf8(p, end, unit, &w);
             if (!took) {
                 /* Kept as written: "\\u" here, the digits as text. */
                 took = 2;
