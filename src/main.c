@@ -18,6 +18,7 @@
 #include "core/random.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "redis/reply.h"
 #include "transport/ws.h"
 
 /* How long a graceful shutdown may take before what is left is dropped:
@@ -173,6 +174,7 @@ out:
     sh_loop_free(d.ctx.loop);
     sh_msg_pool_drain();
     sh_ws_ring_pool_drain();
+    sh_redis_reply_drain();
     sh_buf_release(&err);
     return status;
 }

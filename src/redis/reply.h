@@ -30,4 +30,8 @@ void sh_redis_reply_use(redisReader *reader);
 /* The functions themselves, for a reader made with them. */
 extern redisReplyObjectFunctions sh_redis_reply_functions;
 
+/* Frees the block kept for the next reply (at exit, for a clean leak
+ * report). */
+void sh_redis_reply_drain(void);
+
 #endif

@@ -90,6 +90,57 @@ START_TEST(test_large_replies)
 }
 END_TEST
 
+/* A reply reads one large string; returns it (still owned by the reader's
+ * functions). */
+static redisReply *read_large(redisReader *r, char fill, size_t size)
+{
+    sh_buf_t b = SH_BUF_INIT;
+    sh_buf_appendf(&b, "*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$%zu\r\n", size);
+    for (size_t k = 0; k < size; k++)
+        sh_buf_append(&b, &fill, 1);
+    sh_buf_append(&b, "\r\n", 2);
+    void *reply = NULL;
+    ck_assert_int_eq(redisReaderFeed(r, sh_buf_peek(&b), sh_buf_avail(&b)), REDIS_OK);
+    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
+    sh_buf_release(&b);
+    redisReply *rr = reply;
+    ck_assert(rr && rr->elements == 3 && rr->element[2]->len == size);
+    return rr;
+}
+
+static void assert_filled(const redisReply *rr, char fill)
+{
+    const redisReply *s = rr->element[2];
+    for (size_t k = 0; k < s->len; k++)
+        ck_assert_int_eq(s->str[k], fill);
+}
+
+/* The block a freed reply leaves for the next one is never one a reply
+ * still alive uses: replies of two readers, one kept while the other's
+ * come and go, each as it was read. */
+START_TEST(test_block_reuse)
+{
+    redisReader *a = redisReaderCreateWithFunctions(&sh_redis_reply_functions);
+    redisReader *b = redisReaderCreateWithFunctions(&sh_redis_reply_functions);
+    redisReply *kept = read_large(a, 'k', 3000);
+    for (int i = 0; i < 4; i++) {
+        redisReply *r = read_large(b, (char)('a' + i), i % 2 ? 6000 : 2500);
+        assert_filled(kept, 'k');
+        assert_filled(r, (char)('a' + i));
+        b->fn->freeObject(r);
+    }
+    redisReply *next = read_large(a, 'n', 2000);
+    assert_filled(kept, 'k');
+    assert_filled(next, 'n');
+    a->fn->freeObject(kept);
+    a->fn->freeObject(next);
+    redisReaderFree(a);
+    redisReaderFree(b);
+    sh_redis_reply_drain();
+    sh_redis_reply_drain(); /* twice: nothing kept */
+}
+END_TEST
+
 /* A protocol error in the middle of a reply: the reader frees the part it
  * built (the root), and says so the same way. */
 START_TEST(test_error_mid_reply)
@@ -139,6 +190,7 @@ int main(void)
     tcase_add_test(tc, test_pubsub_messages);
     tcase_add_test(tc, test_every_kind);
     tcase_add_test(tc, test_large_replies);
+    tcase_add_test(tc, test_block_reuse);
     tcase_add_test(tc, test_error_mid_reply);
     tcase_add_test(tc, test_free_mid_reply);
     tcase_add_test(tc, test_use_on_a_reader);
@@ -147,5 +199,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    sh_redis_reply_drain();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
