@@ -8,20 +8,50 @@
 
 #include "core/alloc.h"
 
-/* Freed small messages kept for the next ones. An event is one message,
+/* Freed messages kept for the next ones. An event is one message,
  * and a backend's batch makes and frees them by the hundred: glibc then
  * serves each from its bins one by one (5-6% of siohubd's time in the chat
- * bench, in _int_malloc), where a stack per 128-byte size class costs a
- * few stores. A stack of pointers rather than a list threaded through the
+ * bench, in _int_malloc), where a stack per size class costs a few
+ * stores. A stack of pointers rather than a list threaded through the
  * blocks: taking one then reads no block, so the next allocation does not
  * wait on a cache miss in the last (a kept block is cold by the time a
  * message needs it: perf put a list's pop at 3.6% of siohubd's time in the
- * chat bench, nearly all of it that one load). Bounded: at most
- * POOL_DEPTH blocks per class, 576 KiB in all. Loop thread only, as the
+ * chat bench, nearly all of it that one load). Classes of 128 bytes up to
+ * 1 KiB, then of 1 KiB up to 8 KiB: Open WebUI's chat events carry the
+ * reply so far, a kilobyte or several each, and past glibc's per-thread
+ * cache (1 KiB) each such frame cost an _int_malloc (~1.3% of siohubd's
+ * time in the chat bench with the reply so far). Bounded: at most
+ * POOL_DEPTH blocks of each small class and POOL_DEPTH_LARGE of each
+ * large one, 576 KiB and 1,120 KiB in all. Loop thread only, as the
  * refcounts. */
-#define POOL_STEP    128
-#define POOL_CLASSES 8 /* blocks of up to 1 KiB */
-#define POOL_DEPTH   128
+#define POOL_STEP          128
+#define POOL_SMALL_CLASSES 8 /* blocks of up to 1 KiB */
+#define POOL_LARGE_STEP    1024
+#define POOL_CLASSES       15 /* then of up to 8 KiB */
+#define POOL_DEPTH         128
+#define POOL_DEPTH_LARGE   32
+
+/* The size class of a block of size bytes (1-based: 0 is "not pooled"),
+ * and the bytes of a class's blocks. */
+static size_t pool_class_of(size_t size)
+{
+    if (size <= POOL_SMALL_CLASSES * POOL_STEP)
+        return (size + POOL_STEP - 1) / POOL_STEP;
+    size_t cls = POOL_SMALL_CLASSES +
+                 (size - POOL_SMALL_CLASSES * POOL_STEP + POOL_LARGE_STEP - 1) / POOL_LARGE_STEP;
+    return cls <= POOL_CLASSES ? cls : 0;
+}
+
+static size_t pool_block_size(size_t cls)
+{
+    return cls <= POOL_SMALL_CLASSES ? cls * POOL_STEP
+                                     : (cls - POOL_SMALL_CLASSES + 1) * POOL_LARGE_STEP;
+}
+
+static unsigned pool_depth(size_t cls)
+{
+    return cls <= POOL_SMALL_CLASSES ? POOL_DEPTH : POOL_DEPTH_LARGE;
+}
 
 /* Under AddressSanitizer a kept block is poisoned, so that a use after the
  * last unref is still caught. */
@@ -42,11 +72,11 @@ static struct {
 sh_msg_t *sh_msg_alloc(size_t len, bool binary)
 {
     size_t size = sizeof(sh_msg_t) + len + 1;
-    size_t cls = (size + POOL_STEP - 1) / POOL_STEP; /* 1-based: 0 is "not pooled" */
+    size_t cls = pool_class_of(size);
     sh_msg_t *m;
-    if (cls <= POOL_CLASSES && pool[cls - 1].n) {
+    if (cls && pool[cls - 1].n) {
         m = pool[cls - 1].blocks[--pool[cls - 1].n];
-        UNPOISON(m, cls * POOL_STEP);
+        UNPOISON(m, pool_block_size(cls));
         /* The next message of a batch will take the next block: have its
          * first lines on their way meanwhile. */
         if (pool[cls - 1].n) {
@@ -54,11 +84,10 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
             __builtin_prefetch(next, 1);
             __builtin_prefetch(next + 64, 1);
         }
-    } else if (cls <= POOL_CLASSES) {
-        m = sh_malloc(cls * POOL_STEP);
+    } else if (cls) {
+        m = sh_malloc(pool_block_size(cls));
     } else {
         m = sh_malloc(size);
-        cls = 0;
     }
     m->pool_class = (uint8_t)cls;
     m->refs = 1;
@@ -122,8 +151,8 @@ void sh_msg_unref(sh_msg_t *m)
         f = next;
     }
     unsigned cls = m->pool_class;
-    if (cls && pool[cls - 1].n < POOL_DEPTH) {
-        POISON(m, cls * POOL_STEP);
+    if (cls && pool[cls - 1].n < pool_depth(cls)) {
+        POISON(m, pool_block_size(cls));
         pool[cls - 1].blocks[pool[cls - 1].n++] = m;
         return;
     }
@@ -135,7 +164,7 @@ void sh_msg_pool_drain(void)
     for (size_t i = 0; i < POOL_CLASSES; i++) {
         while (pool[i].n) {
             void *p = pool[i].blocks[--pool[i].n];
-            UNPOISON(p, (i + 1) * POOL_STEP);
+            UNPOISON(p, pool_block_size(i + 1));
             free(p);
         }
     }

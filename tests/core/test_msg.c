@@ -124,7 +124,7 @@ START_TEST(test_small_blocks_reused)
 {
     sh_msg_t *a = sh_msg_new("4hello", 6, false);
     ck_assert_int_eq(sh_msg_set_head(a, 1, "\x81\x06", 2), 0);
-    sh_msg_t *big = sh_msg_alloc(4096, true);
+    sh_msg_t *big = sh_msg_alloc(64 * 1024, true);
     void *block = a;
     sh_msg_unref(a);
     sh_msg_unref(big);
@@ -143,6 +143,33 @@ START_TEST(test_small_blocks_reused)
     sh_msg_pool_drain();
     sh_msg_t *d = sh_msg_new("4x", 2, false);
     sh_msg_unref(d);
+    sh_msg_pool_drain();
+}
+END_TEST
+
+/* Messages of a few kilobytes (a chat event with the reply so far) are
+ * kept too, by the kilobyte: a freed 3,000-byte message's block serves a
+ * 2,100-byte one, not a 1,500- or a 3,100-byte one. */
+START_TEST(test_large_blocks_reused)
+{
+    sh_msg_t *a = sh_msg_alloc(3000, false);
+    void *block = a;
+    memset(a->data, 'a', 3000);
+    sh_msg_unref(a);
+    sh_msg_t *small = sh_msg_alloc(1500, false), *larger = sh_msg_alloc(3100, false);
+    ck_assert_ptr_ne(small, block);
+    ck_assert_ptr_ne(larger, block);
+    sh_msg_t *b = sh_msg_alloc(2100, false);
+    ck_assert_ptr_eq(b, block);
+    ck_assert_uint_eq(b->len, 2100);
+    ck_assert_uint_eq(b->refs, 1);
+    memset(b->data, 'b', 2100); /* all of it ours (ASan: unpoisoned) */
+    sh_msg_t *huge = sh_msg_alloc(9000, false);
+    memset(huge->data, 'h', 9000);
+    sh_msg_unref(huge);
+    sh_msg_unref(small);
+    sh_msg_unref(larger);
+    sh_msg_unref(b);
     sh_msg_pool_drain();
 }
 END_TEST
@@ -189,6 +216,7 @@ int main(void)
     tcase_add_test(tc, test_form_rendered_once);
     tcase_add_test(tc, test_small_blocks_reused);
     tcase_add_test(tc, test_kept_blocks_last_first);
+    tcase_add_test(tc, test_large_blocks_reused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
