@@ -194,6 +194,17 @@ static double parse_double(const char *s, const char *what, double min)
     return v;
 }
 
+/* A text's language for --reply-language and --pad-language: true for zh
+ * (Chinese), false for en (English). */
+static bool parse_language(const char *s, const char *what)
+{
+    if (!strcmp(s, "en"))
+        return false;
+    if (!strcmp(s, "zh"))
+        return true;
+    sb_cli_bad("bad %s '%s' (en or zh)", what, s);
+}
+
 /* Splits a comma list of numbers into out (at most max). */
 static unsigned parse_list(const char *s, const char *what, unsigned long min, unsigned long max,
                            unsigned long *out, unsigned cap)
@@ -575,12 +586,7 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             o->size = (unsigned)parse_ulong(optarg, "--size", SB_PAYLOAD_MIN, 16u << 20);
             break;
         case OPT_PAD_LANGUAGE:
-            if (!strcmp(optarg, "en"))
-                o->pad_zh = false;
-            else if (!strcmp(optarg, "zh"))
-                o->pad_zh = true;
-            else
-                sb_cli_bad("bad --pad-language '%s' (en or zh)", optarg);
+            o->pad_zh = parse_language(optarg, "--pad-language");
             break;
         case OPT_FIND_MAX:
             o->find_max = true;
@@ -631,12 +637,7 @@ void sb_cli_parse(sb_opts_t *o, int argc, char **argv)
             o->reply_tokens = (unsigned)parse_ulong(optarg, "--reply-tokens", 0, 100000);
             break;
         case OPT_REPLY_LANGUAGE:
-            if (!strcmp(optarg, "en"))
-                o->reply_zh = false;
-            else if (!strcmp(optarg, "zh"))
-                o->reply_zh = true;
-            else
-                sb_cli_bad("bad --reply-language '%s' (en or zh)", optarg);
+            o->reply_zh = parse_language(optarg, "--reply-language");
             break;
         case OPT_REDIS:
             parse_redis(o, optarg);

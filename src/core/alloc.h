@@ -19,4 +19,16 @@ void *sh_memdup(const void *p, size_t n);
 
 #define sh_new0(type) ((type *)sh_calloc(1, sizeof(type)))
 
+/* For memory a pool keeps for reuse (messages, reply blocks): poisoned
+ * under AddressSanitizer while kept, so that a use after the last owner
+ * let go is still caught, as it would be after free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SH_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define SH_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SH_POISON(p, n)   ((void)(p), (void)(n))
+#define SH_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #endif

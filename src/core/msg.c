@@ -53,17 +53,8 @@ static unsigned pool_depth(size_t cls)
     return cls <= POOL_SMALL_CLASSES ? POOL_DEPTH : POOL_DEPTH_LARGE;
 }
 
-/* Under AddressSanitizer a kept block is poisoned, so that a use after the
- * last unref is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
+/* A kept block is poisoned (SH_POISON), so that under AddressSanitizer a
+ * use after the last unref is still caught. */
 static struct {
     void *blocks[POOL_DEPTH];
     unsigned n;
@@ -76,7 +67,7 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
     sh_msg_t *m;
     if (cls && pool[cls - 1].n) {
         m = pool[cls - 1].blocks[--pool[cls - 1].n];
-        UNPOISON(m, pool_block_size(cls));
+        SH_UNPOISON(m, pool_block_size(cls));
         /* The next message of a batch will take the next block: have its
          * first lines on their way meanwhile. */
         if (pool[cls - 1].n) {
@@ -152,7 +143,7 @@ void sh_msg_unref(sh_msg_t *m)
     }
     unsigned cls = m->pool_class;
     if (cls && pool[cls - 1].n < pool_depth(cls)) {
-        POISON(m, pool_block_size(cls));
+        SH_POISON(m, pool_block_size(cls));
         pool[cls - 1].blocks[pool[cls - 1].n++] = m;
         return;
     }
@@ -164,7 +155,7 @@ void sh_msg_pool_drain(void)
     for (size_t i = 0; i < POOL_CLASSES; i++) {
         while (pool[i].n) {
             void *p = pool[i].blocks[--pool[i].n];
-            UNPOISON(p, pool_block_size(i + 1));
+            SH_UNPOISON(p, pool_block_size(i + 1));
             free(p);
         }
     }

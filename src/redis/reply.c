@@ -29,19 +29,10 @@ typedef struct block {
  * from its bins and take it back every time (_int_malloc and _int_free,
  * ~1.5% of a fleet node's time in the chat bench), where a reader that
  * reads one reply at a time can reuse one. Loop thread only, as the
- * readers. Under AddressSanitizer its data is poisoned while kept, so
- * that a reply read after its callback is still caught. */
+ * readers. Its data is poisoned while kept (SH_POISON), so that under
+ * AddressSanitizer a reply read after its callback is still caught. */
 #define SPARE_MAX (64 * 1024)
 static block_t *spare;
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 /* A reply's blocks; at the start of its first block. */
 typedef struct tree {
@@ -67,7 +58,7 @@ static block_t *block_new(size_t size)
     if (spare && spare->size >= size) {
         b = spare;
         spare = NULL;
-        UNPOISON(b->data, b->size);
+        SH_UNPOISON(b->data, b->size);
         size = b->size;
     } else {
         b = sh_malloc(sizeof(block_t) + size);
@@ -173,11 +164,11 @@ static void free_object(void *obj)
         block_t *next = b->next;
         if (b->size <= SPARE_MAX && (!spare || spare->size < b->size)) {
             if (spare) {
-                UNPOISON(spare->data, spare->size);
+                SH_UNPOISON(spare->data, spare->size);
                 free(spare);
             }
             spare = b;
-            POISON(b->data, b->size);
+            SH_POISON(b->data, b->size);
         } else {
             free(b);
         }
@@ -188,7 +179,7 @@ static void free_object(void *obj)
 void sh_redis_reply_drain(void)
 {
     if (spare) {
-        UNPOISON(spare->data, spare->size);
+        SH_UNPOISON(spare->data, spare->size);
         free(spare);
         spare = NULL;
     }
