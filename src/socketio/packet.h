@@ -121,7 +121,8 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
  * is, but for its \u escapes of characters from U+0080, which are written
  * as the characters: see sh_json_write_text_utf8). The same bytes as
  * sh_sio_packet_encode for the same values when the text is written
- * compact as jansson would, escaped or not. NULL when the namespace cannot
+ * compact as jansson would, with or without the characters outside ASCII
+ * escaped (as Python's json.dumps writes them). NULL when the namespace cannot
  * be written or the event (UTF-8) would need JSON escapes. New reference. */
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
                                      const sh_json_span_t *parts, size_t nparts);
