@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench/client_internal.h"
+#include "bench/events.h"
 #include "bench/util.h"
 
 static const sb_client_transport_t *transport_of(const sb_client_cfg_t *cfg)
@@ -122,40 +123,6 @@ void sb_client_event_packet(sb_buf_t *out, const char *name, const char *args, s
     sb_buf_puts(out, "]");
 }
 
-bool sb_client_array_body(const char *p, size_t n, const char **body, size_t *blen)
-{
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\n' || p[n - 1] == '\r'))
-        n--;
-    if (n < 2 || p[0] != '[' || p[n - 1] != ']')
-        return false;
-    *body = p + 1;
-    *blen = n - 2;
-    return true;
-}
-
-/* An EVENT's "[\"name\",args...]": name and args (without the brackets). */
-static bool split_event(const char *p, size_t n, const char **name, size_t *nlen, const char **args,
-                        size_t *alen)
-{
-    const char *b;
-    size_t bl;
-    if (!sb_client_array_body(p, n, &b, &bl) || bl < 2 || b[0] != '"')
-        return false;
-    size_t i = 1;
-    while (i < bl && b[i] != '"')
-        i += b[i] == '\\' ? 2 : 1;
-    if (i >= bl)
-        return false;
-    *name = b + 1;
-    *nlen = i - 1;
-    i++;
-    if (i < bl && b[i] == ',')
-        i++;
-    *args = b + i;
-    *alen = bl - i;
-    return true;
-}
-
 /* A Socket.IO packet (the Engine.IO message's payload). */
 static void sio_packet(sb_client_t *c, const char *p, size_t n, uint64_t now)
 {
@@ -192,7 +159,7 @@ static void sio_packet(sb_client_t *c, const char *p, size_t n, uint64_t now)
         if (type == '2') {
             const char *name, *args;
             size_t nlen, alen;
-            if (!split_event(p, n, &name, &nlen, &args, &alen)) {
+            if (!sb_event_split(p, n, &name, &nlen, &args, &alen)) {
                 sb_client_fail(c, "malformed EVENT: %.*s", (int)(n < 160 ? n : 160), p);
                 return;
             }
@@ -200,7 +167,7 @@ static void sio_packet(sb_client_t *c, const char *p, size_t n, uint64_t now)
         } else if (has_id && c->cfg->cbs->ack) {
             const char *args;
             size_t alen;
-            if (!sb_client_array_body(p, n, &args, &alen)) {
+            if (!sb_event_array_body(p, n, &args, &alen)) {
                 sb_client_fail(c, "malformed ACK");
                 return;
             }

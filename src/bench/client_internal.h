@@ -49,9 +49,6 @@ void sb_client_connect_packet(const sb_client_t *c, sb_buf_t *out);
 /* Appends an EVENT packet: 42[ack_id]["name",args]. */
 void sb_client_event_packet(sb_buf_t *out, const char *name, const char *args, size_t alen,
                             int64_t ack_id);
-/* Splits a JSON array text "[...]" into its contents; false if it is not
- * one. */
-bool sb_client_array_body(const char *p, size_t n, const char **body, size_t *blen);
 /* Hands the whole HTTP responses in p[0..n) to fn(c, ...) (a conn's data
  * callback); a malformed one fails c. Returns the bytes used. */
 size_t sb_client_responses(sb_client_t *c, const char *p, size_t n, sb_http_response_cb fn,

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bench/client_internal.h"
+#include "bench/events.h"
 
 enum { STREAM_CHUNKED = 1, STREAM_RAW = 2 };
 
@@ -40,34 +41,12 @@ static void sse_connected(sb_conn_t *conn, uint64_t now)
     sb_conn_flush(conn);
 }
 
-/* The value of field name ("event", "data") in an event block. */
-static bool sse_field(const char *p, size_t n, const char *name, const char **v, size_t *vl)
-{
-    size_t nl = strlen(name);
-    const char *end = p + n;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - p) > nl && !memcmp(p, name, nl) && p[nl] == ':') {
-            const char *s = p + nl + 1;
-            if (s < eol && *s == ' ')
-                s++;
-            *v = s;
-            *vl = (size_t)(eol - s);
-            return true;
-        }
-        p = eol + 1;
-    }
-    return false;
-}
-
 static void sse_event(sb_client_t *c, const char *p, size_t n, uint64_t now)
 {
     const char *name = "message", *data = "";
     size_t nlen = 7, dlen = 0;
-    sse_field(p, n, "event", &name, &nlen);
-    if (!sse_field(p, n, "data", &data, &dlen))
+    sb_sse_field(p, n, "event", &name, &nlen);
+    if (!sb_sse_field(p, n, "data", &data, &dlen))
         return; /* retry:, comments: nothing to dispatch */
     if (sse_raw(c)) {
         c->cfg->cbs->message(c, NULL, 0, data, dlen, now);
@@ -94,7 +73,7 @@ static void sse_event(sb_client_t *c, const char *p, size_t n, uint64_t now)
     }
     const char *args;
     size_t alen;
-    if (!sb_client_array_body(data, dlen, &args, &alen)) {
+    if (!sb_event_array_body(data, dlen, &args, &alen)) {
         args = data;
         alen = dlen;
     }
@@ -232,7 +211,7 @@ static void sse_side_answer(sb_client_t *c, const sb_http_head_t *h, const char 
     if (ack >= 0 && c->cfg->cbs->ack) {
         const char *args;
         size_t alen;
-        if (!sb_client_array_body(body, blen, &args, &alen)) {
+        if (!sb_event_array_body(body, blen, &args, &alen)) {
             sb_client_fail(c, "the ack of an SSE POST is not an array");
             return;
         }
