@@ -110,7 +110,8 @@ START_TEST(test_response_chunked)
     ck_assert_uint_eq(used, sizeof(r) - 1 - 4);
     ck_assert_int_eq(sb_http_parse_response(r, used - 1, &h, &body, &blen, &used, &scratch),
                      -EAGAIN);
-    static const char bad[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n";
+    static const char bad[] =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n";
     ck_assert_int_eq(sb_http_parse_response(S(bad), &h, &body, &blen, &used, &scratch), -EPROTO);
     sb_buf_release(&scratch);
 }

@@ -61,11 +61,11 @@ START_TEST(test_parse_wrapped_and_refused)
     ck_assert(sb_payload_parse(spaced, sizeof(spaced) - 1, &m));
     ck_assert(m.seq == 5 && m.pub == 1 && m.t_ns == 99);
     static const char *const bad[] = {
-        "{\"seq\":1,\"pub\":2}",                 /* no t */
-        "{\"seq\":-1,\"pub\":2,\"t\":3}",        /* negative */
-        "{\"seq\":1,\"pub\":65536,\"t\":3}",     /* no such publisher */
+        "{\"seq\":1,\"pub\":2}",                  /* no t */
+        "{\"seq\":-1,\"pub\":2,\"t\":3}",         /* negative */
+        "{\"seq\":1,\"pub\":65536,\"t\":3}",      /* no such publisher */
         "{\"seq\":4294967295,\"pub\":2,\"t\":3}", /* SB_SEQ_NONE */
-        "{\"seq\":\"1\",\"pub\":2,\"t\":3}",     /* a string */
+        "{\"seq\":\"1\",\"pub\":2,\"t\":3}",      /* a string */
         "hello",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -18,8 +18,7 @@ START_TEST(test_request_and_accept)
     memcpy(&r2, "le nonce", 8);
     sb_buf_t b = {0};
     char accept[SB_WS_ACCEPT_LEN + 1];
-    sb_ws_request(&b, "/ws/socket.io/?EIO=4&transport=websocket", "127.0.0.1:8080", r1, r2,
-                  accept);
+    sb_ws_request(&b, "/ws/socket.io/?EIO=4&transport=websocket", "127.0.0.1:8080", r1, r2, accept);
     ck_assert_str_eq(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     const char *req = sb_buf_head(&b);
     size_t n = sb_buf_avail(&b);

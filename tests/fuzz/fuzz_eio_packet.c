@@ -18,16 +18,9 @@
 #include "core/buf.h"
 #include "core/msg.h"
 #include "engineio/packet.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_eio_packet: check failed at line %d: %s\n", __LINE__, #cond);    \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* ---- the model: a slow, obviously-correct strict base64 decoder */
 

@@ -16,14 +16,9 @@
 #include "core/buf.h"
 #include "core/utf8.h"
 #include "transport/ws_frame.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static const size_t max_choices[4] = {4096, 4096, 16, 0};
 

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec sh "$top_srcdir/tests/fuzz/run-corpus.sh" bench_http
