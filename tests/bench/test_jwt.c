@@ -18,9 +18,10 @@ START_TEST(test_known_token)
 {
     char *t = sb_jwt_hs256("your-256-bit-secret",
                            "{\"sub\":\"1234567890\",\"name\":\"John Doe\",\"iat\":1516239022}");
-    ck_assert_str_eq(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-                        "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ."
-                        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+    ck_assert_str_eq(t,
+                     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                     "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ."
+                     "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
     free(t);
 }
 END_TEST

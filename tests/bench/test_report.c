@@ -37,8 +37,8 @@ static void fill(sb_report_t *r)
 static void check_object(json_t *o)
 {
     ck_assert(json_is_object(o));
-    static const char *const keys[] = {"scenario", "odd",     "clients",    "negative", "rate",
-                                       "nothing",  "ok",      "latency_ms", "rounds"};
+    static const char *const keys[] = {"scenario", "odd", "clients",    "negative", "rate",
+                                       "nothing",  "ok",  "latency_ms", "rounds"};
     ck_assert_uint_eq(json_object_size(o), sizeof(keys) / sizeof(keys[0]));
     ck_assert_str_eq(json_string_value(json_object_get(o, "scenario")), "chat");
     ck_assert_str_eq(json_string_value(json_object_get(o, "odd")),
@@ -57,7 +57,8 @@ static void check_object(json_t *o)
     const char *key;
     json_t *v;
     size_t i = 0;
-    json_object_foreach(o, key, v) ck_assert_str_eq(key, keys[i++]);
+    json_object_foreach (o, key, v)
+        ck_assert_str_eq(key, keys[i++]);
 }
 
 START_TEST(test_result_line_and_file)
