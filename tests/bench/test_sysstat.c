@@ -93,7 +93,8 @@ START_TEST(test_cpu_and_memory_of_a_process)
     sb_sample_take(&twice, two, 2);
     ck_assert(twice.have_server);
     ck_assert(twice.cpu_s >= 2 * after.cpu_s - 0.02 && twice.cpu_s <= 2 * after.cpu_s + 0.1);
-    ck_assert(twice.rss_kib >= 2 * after.rss_kib - 1024 && twice.rss_kib <= 2 * after.rss_kib + 1024);
+    ck_assert(twice.rss_kib >= 2 * after.rss_kib - 1024 &&
+              twice.rss_kib <= 2 * after.rss_kib + 1024);
 
     /* A process that is gone is said to be unreadable, not zero. */
     kill(pid, SIGKILL);
