@@ -20,9 +20,11 @@ static inline size_t sb_buf_avail(const sb_buf_t *b)
     return b->len - b->off;
 }
 
+/* NULL for the zero value (off is 0 then: no offset is added to NULL,
+ * which C leaves undefined). */
 static inline const char *sb_buf_head(const sb_buf_t *b)
 {
-    return b->data + b->off;
+    return b->off ? b->data + b->off : b->data;
 }
 
 /* Room for n more bytes at data + len (written by the caller, who then

@@ -49,7 +49,7 @@ START_TEST(test_append_consume_compact)
             have -= n;
         }
         ck_assert_uint_eq(sb_buf_avail(&b), have);
-        ck_assert(!memcmp(sb_buf_head(&b), expect, have));
+        ck_assert(have == 0 || !memcmp(sb_buf_head(&b), expect, have));
     }
     /* A reset keeps the memory. */
     char *data = b.data;
