@@ -192,14 +192,10 @@ void sb_client_eio(sb_client_t *c, const char *p, size_t n, uint64_t now)
             sb_client_fail(c, "unexpected Engine.IO open packet");
             return;
         }
-        const char *s = memmem(p, n, "\"sid\":\"", 7);
-        const char *e = s ? memchr(s + 7, '"', (size_t)(p + n - s - 7)) : NULL;
-        if (!e || (size_t)(e - s - 7) >= sizeof(c->sid)) {
+        if (!sb_event_sid(p, n, c->sid, sizeof(c->sid))) {
             sb_client_fail(c, "no usable sid in the Engine.IO open packet");
             return;
         }
-        memcpy(c->sid, s + 7, (size_t)(e - s - 7));
-        c->sid[e - s - 7] = '\0';
         c->state = SB_CLIENT_JOINING;
         c->tp->opened(c);
         return;

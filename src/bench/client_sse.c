@@ -53,14 +53,10 @@ static void sse_event(sb_client_t *c, const char *p, size_t n, uint64_t now)
         return;
     }
     if (nlen == 7 && !memcmp(name, "connect", 7)) {
-        const char *s = memmem(data, dlen, "\"sid\":\"", 7);
-        const char *e = s ? memchr(s + 7, '"', (size_t)(data + dlen - s - 7)) : NULL;
-        if (c->state != SB_CLIENT_JOINING || !e || (size_t)(e - s - 7) >= sizeof(c->sid)) {
+        if (c->state != SB_CLIENT_JOINING || !sb_event_sid(data, dlen, c->sid, sizeof(c->sid))) {
             sb_client_fail(c, "bad SSE connect event: %.*s", (int)(dlen < 160 ? dlen : 160), data);
             return;
         }
-        memcpy(c->sid, s + 7, (size_t)(e - s - 7));
-        c->sid[e - s - 7] = '\0';
         sb_client_set_ready(c, now);
         return;
     }

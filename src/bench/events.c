@@ -36,6 +36,21 @@ bool sb_event_split(const char *p, size_t n, const char **name, size_t *nlen, co
     return true;
 }
 
+bool sb_event_sid(const char *p, size_t n, char *sid, size_t size)
+{
+    static const char key[] = "\"sid\":\"";
+    const char *s = memmem(p, n, key, sizeof(key) - 1);
+    if (!s)
+        return false;
+    s += sizeof(key) - 1;
+    const char *e = memchr(s, '"', (size_t)(p + n - s));
+    if (!e || (size_t)(e - s) >= size)
+        return false;
+    memcpy(sid, s, (size_t)(e - s));
+    sid[e - s] = '\0';
+    return true;
+}
+
 bool sb_sse_field(const char *p, size_t n, const char *name, const char **v, size_t *vl)
 {
     size_t nl = strlen(name);

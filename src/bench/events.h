@@ -24,6 +24,12 @@ bool sb_event_array_body(const char *p, size_t n, const char **body, size_t *ble
 bool sb_event_split(const char *p, size_t n, const char **name, size_t *nlen, const char **args,
                     size_t *alen);
 
+/* The session id in an Engine.IO open packet or an SSE connect event: the
+ * string after the first "sid":" (no escapes in it), copied to sid with
+ * its NUL. False when there is none, it is not closed, or it does not fit
+ * in size bytes. */
+bool sb_event_sid(const char *p, size_t n, char *sid, size_t size);
+
 /* The value of the first line "name: value" of an SSE event block
  * p[0..n) (lines end in '\n'; one space after the colon is dropped). */
 bool sb_sse_field(const char *p, size_t n, const char *name, const char **v, size_t *vl);

@@ -1,6 +1,6 @@
 /* siohub-bench's readers of events (src/bench/events.c): the JSON array of
- * an EVENT packet split into name and arguments, and the fields of an SSE
- * event block. */
+ * an EVENT packet split into name and arguments, the session id of an open
+ * packet or a connect event, and the fields of an SSE event block. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +73,23 @@ START_TEST(test_sse_fields)
 }
 END_TEST
 
+START_TEST(test_sid)
+{
+    char sid[8];
+    ck_assert(sb_event_sid(S("0{\"sid\":\"abc\",\"upgrades\":[]}"), sid, sizeof(sid)));
+    ck_assert_str_eq(sid, "abc");
+    ck_assert(sb_event_sid(S("{\"sid\":\"\"}"), sid, sizeof(sid)) && sid[0] == '\0');
+    /* Seven bytes and the NUL fit in eight; eight do not. */
+    ck_assert(sb_event_sid(S("{\"sid\":\"1234567\"}"), sid, sizeof(sid)));
+    ck_assert_str_eq(sid, "1234567");
+    ck_assert(!sb_event_sid(S("{\"sid\":\"12345678\"}"), sid, sizeof(sid)));
+    ck_assert(!sb_event_sid(S("{\"sid\":\"abc"), sid, sizeof(sid)));
+    ck_assert(!sb_event_sid(S("{\"sid\": \"abc\"}"), sid, sizeof(sid)));
+    ck_assert(!sb_event_sid(S("{\"id\":\"abc\"}"), sid, sizeof(sid)));
+    ck_assert(!sb_event_sid(S("{\"sid\":\""), sid, sizeof(sid)));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bench_events");
@@ -80,6 +97,7 @@ int main(void)
     tcase_add_test(tc, test_array_body);
     tcase_add_test(tc, test_split);
     tcase_add_test(tc, test_sse_fields);
+    tcase_add_test(tc, test_sid);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -40,6 +40,11 @@ static void read_text(const char *p, size_t n)
         inside(p, n, b, bl);
         CHECK(a + al < b); /* the closing quote lies between */
     }
+    char sid[32];
+    if (sb_event_sid(p, n, sid, sizeof(sid))) {
+        size_t len = strlen(sid);
+        CHECK(len < sizeof(sid) && memmem(p, n, sid, len) && !memchr(sid, '"', len));
+    }
     if (sb_sse_field(p, n, "event", &a, &al))
         inside(p, n, a, al);
     if (sb_sse_field(p, n, "data", &a, &al))
