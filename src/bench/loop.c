@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,9 @@ void sb_conn_open(sb_conn_t *c, const struct sockaddr_in *dst, uint32_t src)
 
 void sb_conn_adopt(sb_conn_t *c, int fd)
 {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        sb_die("fcntl: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(c->loop->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         sb_die("epoll_ctl: %s", strerror(errno));

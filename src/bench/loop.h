@@ -104,7 +104,9 @@ void sb_conn_init(sb_conn_t *c, sb_loop_t *l, const sb_conn_ops_t *ops, void *ow
  * c->in is emptied, c->out is kept (it is written once connected). */
 void sb_conn_open(sb_conn_t *c, const struct sockaddr_in *dst, uint32_t src);
 /* Takes an fd that is already connected (a socketpair end): c is open at
- * once, no connected callback. */
+ * once, no connected callback. The fd is made non-blocking here (the
+ * callers' socketpairs are blocking, and a blocking write to a full one
+ * would stall every conn of the loop). */
 void sb_conn_adopt(sb_conn_t *c, int fd);
 /* Writes what the socket takes of c->out; the rest waits for EPOLLOUT.
  * A write error closes c and calls ops->closed from the loop. */
