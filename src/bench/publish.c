@@ -19,6 +19,7 @@ typedef struct pub_conn {
     bool busy;         /* a request waits for its answer (HTTP) */
     uint64_t inflight; /* commands waiting for their reply (Redis) */
     bool failed;       /* could not connect */
+    bool was_up;       /* connected since the last open: a loss is not a failed connect */
     bool drained;      /* pull mode: nothing more in this window */
     uint32_t seq;      /* the next message's sequence number */
     uint32_t base;     /* the window's first */
@@ -123,10 +124,7 @@ static size_t pc_data(sb_conn_t *c, const char *d, size_t n, uint64_t now)
     if (used < 0) {
         pub_error(pc->pub, "publisher %u: not an HTTP response with a length", pc->index);
         sb_conn_close(c, false);
-        if (pc->busy) {
-            pc->busy = false;
-            pc->pub->st.errors++;
-        }
+        pc->busy = false; /* the error above is this request's */
         used = (long)n;
     }
     pub_pump(pc->pub);
@@ -143,7 +141,7 @@ static void pc_closed(sb_conn_t *c, int err)
         p->st.errors += pc->inflight ? pc->inflight - 1 : 0;
         pc->busy = false;
         pc->inflight = 0;
-    } else if (err) {
+    } else if (err && !pc->was_up) {
         pub_error(p, "publisher %u: connect: %s", pc->index, strerror(err));
         pc->failed = true;
         return;
@@ -155,6 +153,7 @@ static void pc_connected(sb_conn_t *c, uint64_t now)
 {
     pub_conn_t *pc = c->owner;
     pc->failed = false;
+    pc->was_up = true;
 }
 
 static const sb_conn_ops_t pc_ops = {
@@ -243,10 +242,16 @@ void sb_pub_free(sb_pub_t *p)
     free(p);
 }
 
+static void pc_open(sb_pub_t *p, pub_conn_t *pc)
+{
+    pc->was_up = false;
+    sb_conn_open(&pc->conn, &p->addr, 0);
+}
+
 void sb_pub_open(sb_pub_t *p)
 {
     for (unsigned i = 0; i < p->nconns; i++)
-        sb_conn_open(&p->conns[i].conn, &p->addr, 0);
+        pc_open(p, &p->conns[i]);
 }
 
 bool sb_pub_is_open(void *arg)
@@ -277,7 +282,7 @@ static void pub_queue_redis(sb_pub_t *p, pub_conn_t *pc, uint64_t t)
 static void pub_write(sb_pub_t *p, pub_conn_t *pc)
 {
     if (pc->conn.state == SB_CONN_CLOSED)
-        sb_conn_open(&pc->conn, &p->addr, 0);
+        pc_open(p, pc);
     else
         sb_conn_flush(&pc->conn);
 }
