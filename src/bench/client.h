@@ -131,7 +131,5 @@ int sb_client_emit(sb_client_t *c, const char *name, const char *args, size_t al
  * then closes with a reset (no TIME_WAIT) and calls back left. 0, or
  * -ENOTCONN (not ready), -EOPNOTSUPP (other transports). */
 int sb_client_leave(sb_client_t *c);
-/* Sends a text frame from a ready raw-ws client: 0 or -ENOTCONN/-EINVAL. */
-int sb_client_send_text(sb_client_t *c, const char *p, size_t n);
 
 #endif
