@@ -523,20 +523,18 @@ START_TEST(test_procs_and_sources_derived)
     cmdline_t c;
     sb_opts_t o;
     /* ceil(n / 18000) processes, ceil(n / 25000) source addresses. */
-    cmdline_parse(&c, &o, ARGS("idle", "--port", "1", "-n", "50001"));
-    ck_assert_uint_eq(o.procs, 3);
-    ck_assert_uint_eq(o.sources, 3);
-    cmdline_release(&c, &o);
-
-    cmdline_parse(&c, &o, ARGS("idle", "--port", "1", "-n", "18000"));
-    ck_assert_uint_eq(o.procs, 1);
-    ck_assert_uint_eq(o.sources, 1);
-    cmdline_release(&c, &o);
-
-    cmdline_parse(&c, &o, ARGS("idle", "--port", "1", "-n", "25001"));
-    ck_assert_uint_eq(o.procs, 2);
-    ck_assert_uint_eq(o.sources, 2);
-    cmdline_release(&c, &o);
+    static const struct {
+        const char *clients;
+        unsigned procs, sources;
+    } derived[] = {{"50001", 3, 3}, {"18000", 1, 1}, {"25001", 2, 2}};
+    for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++) {
+        cmdline_parse(&c, &o, ARGS("idle", "--port", "1", "-n", derived[i].clients));
+        ck_assert_msg(o.procs == derived[i].procs, "-n %s: %u processes", derived[i].clients,
+                      o.procs);
+        ck_assert_msg(o.sources == derived[i].sources, "-n %s: %u sources", derived[i].clients,
+                      o.sources);
+        cmdline_release(&c, &o);
+    }
 
     /* No clients still makes one process and one source. */
     cmdline_parse(&c, &o, ARGS("idle", "--port", "1", "--clients", "0"));
@@ -629,7 +627,7 @@ static const bad_case_t bad_cases[] = {
     {{"fanout", "idle", "--port", "1"}, "one scenario at a time ('idle' is extra)"},
     {{"fan-out", "--port", "1"}, "unknown scenario 'fan-out'"},
     {{"fanouts", "--port", "1"}, "unknown scenario 'fanouts'"},
-    /* numbers */
+    /* --port */
     {{"fanout"}, "--port is required"},
     {{"fanout", "--port", "http"}, "bad port 'http' (1..65535)"},
     {{"fanout", "--port", "0"}, "bad port '0' (1..65535)"},
@@ -637,82 +635,6 @@ static const bad_case_t bad_cases[] = {
     {{"fanout", "--port", "80x"}, "bad port '80x'"},
     {{"fanout", "--port", "1,-2"}, "bad port '-2'"},
     {{"fanout", "--port", ","}, "no port in ','"},
-    {{"fanout", "--port", "1", "--emit-port", "70000"}, "bad port '70000'"},
-    {{"fanout", "--port", "1", "--pid", "0"}, "bad pid '0'"},
-    {{"fanout", "--port", "1", "-n", "-1"}, "bad client count '-1' (0..10000000)"},
-    {{"fanout", "--port", "1", "-n", "10000001"}, "bad client count '10000001'"},
-    {{"fanout", "--port", "1", "-n", ""}, "bad client count ''"},
-    {{"fanout", "--port", "1", "-n", "-0"}, "bad client count '-0'"},
-    {{"fanout", "--port", "1", "--procs", "0"}, "bad process count '0' (1..256)"},
-    {{"fanout", "--port", "1", "--procs", "257"}, "bad process count '257'"},
-    {{"fanout", "--port", "1", "--sources", "251"}, "bad source count '251' (0..250)"},
-    {{"fanout", "--port", "1", "--size", "63"}, "bad --size '63' (64..16777216)"},
-    {{"fanout", "--port", "1", "--size", "16777217"}, "bad --size '16777217'"},
-    {{"fanout", "--port", "1", "--publishers", "65"}, "bad --publishers '65' (1..64)"},
-    {{"fanout", "--port", "1", "--connect-batch", "0"}, "bad --connect-batch '0'"},
-    {{"fanout", "--port", "1", "--rate", "0"}, "bad --rate '0'"},
-    {{"fanout", "--port", "1", "--rate", "fast"}, "bad --rate 'fast'"},
-    {{"fanout", "--port", "1", "--rate", "nan"}, "bad --rate 'nan'"},
-    {{"fanout", "--port", "1", "--rate", "1e10"}, "bad --rate '1e10'"},
-    {{"fanout", "--port", "1", "--rate", "5/s"}, "bad --rate '5/s'"},
-    {{"fanout", "--port", "1", "--duration", "-3"}, "bad --duration '-3'"},
-    {{"fanout", "--port", "1", "--p99-limit", "0"}, "bad --p99-limit '0'"},
-    {{"fanout", "--port", "1", "--max-rate", "x"}, "bad --max-rate 'x'"},
-    {{"fanout", "--port", "1", "--connect-timeout", ""}, "bad --connect-timeout ''"},
-    {{"fanout", "--port", "1", "--drain-timeout", "0"}, "bad --drain-timeout '0'"},
-    {{"fanout", "--port", "1", "--settle", "-0.5"}, "bad --settle '-0.5'"},
-    {{"fanout", "--port", "1", "--typing-rate", "-1"}, "bad --typing-rate '-1'"},
-    {{"fanout", "--port", "1", "--tokens-per-second", "inf"}, "bad --tokens-per-second 'inf'"},
-    {{"fanout", "--port", "1", "--users", "0"}, "bad --users '0'"},
-    {{"fanout", "--port", "1", "--channel-size", "0"}, "bad --channel-size '0'"},
-    {{"fanout", "--port", "1", "--batch", "0"}, "bad --batch '0'"},
-    {{"fanout", "--port", "1", "--burst", "10001"}, "bad --burst '10001'"},
-    {{"fanout", "--port", "1", "--reply-tokens", "100001"}, "bad --reply-tokens '100001'"},
-    {{"fanout", "--port", "1", "--concurrency", "1000001"}, "bad --concurrency '1000001'"},
-    /* ranges */
-    {{"fanout", "--port", "1", "--tabs", "3-1"}, "bad tab range '3-1' (A-B with A <= B)"},
-    {{"fanout", "--port", "1", "--tabs", "-3"}, "bad tab range '-3' (A-B)"},
-    {{"fanout", "--port", "1", "--tabs", "0-2"}, "bad tab count '0' (1..100)"},
-    {{"fanout", "--port", "1", "--tabs", "1-101"}, "bad tab count '101' (1..100)"},
-    {{"fanout", "--port", "1", "--tabs", "1-"}, "bad tab count ''"},
-    {{"fanout", "--port", "1", "--tabs", "1-2-3"}, "bad tab count '2-3'"},
-    /* names */
-    {{"fanout", "--port", "1", "--transport", "webtransport"},
-     "bad --transport 'webtransport' (websocket, polling or sse)"},
-    {{"fanout", "--port", "1", "--protocol", "mqtt"},
-     "bad --protocol 'mqtt' (socketio, raw-ws or raw-sse)"},
-    {{"fanout", "--port", "1", "--emit-api", "post"},
-     "bad --emit-api 'post' (emit or chat-events)"},
-    {{"fanout", "--port", "1", "--pad-language", "fr"}, "bad --pad-language 'fr' (en or zh)"},
-    {{"fanout", "--port", "1", "--reply-language", "EN"}, "bad --reply-language 'EN' (en or zh)"},
-    /* addresses */
-    {{"fanout", "--port", "1", "--host", "localhost"}, "bad --host 'localhost' (an IPv4 address)"},
-    {{"fanout", "--port", "1", "--host", "10.0.0.1"},
-     "--host 10.0.0.1 is not in 127.0.0.0/8: siohub-bench loads this host only"},
-    {{"fanout", "--port", "1", "--redis", "127.0.0.1"}, "bad --redis '127.0.0.1' (ADDR:PORT)"},
-    {{"fanout", "--port", "1", "--redis", ":6379"}, "bad --redis ':6379' (ADDR:PORT)"},
-    {{"fanout", "--port", "1", "--redis", "redis:6379"},
-     "bad --redis address 'redis' (an IPv4 address)"},
-    {{"fanout", "--port", "1", "--redis", "192.168.1.1:6379"},
-     "--redis 192.168.1.1 is not in 127.0.0.0/8"},
-    {{"fanout", "--port", "1", "--redis", "127.0.0.1:0"}, "bad --redis port '0' (1..65535)"},
-    {{"fanout", "--port", "1", "--redis", "127.0.0.1:"}, "bad --redis port ''"},
-    /* paths and words */
-    {{"fanout", "--port", "1", "--path", "ws/"}, "bad --path 'ws/' (a path starting with '/')"},
-    {{"fanout", "--port", "1", "--path", "/a b/"}, "bad --path '/a b/'"},
-    {{"fanout", "--port", "1", "--path", "/a?b"}, "bad --path '/a?b'"},
-    {{"fanout", "--port", "1", "--path", ""}, "bad --path ''"},
-    {{"fanout", "--port", "1", "--sub-path", "sub"}, "bad --sub-path 'sub'"},
-    {{"fanout", "--port", "1", "--pub-path", "/p\""}, "bad --pub-path '/p\"'"},
-    {{"fanout", "--port", "1", "--user", "a b"},
-     "bad --user: spaces, quotes, backslashes and control characters are not allowed"},
-    {{"fanout", "--port", "1", "--user", ""}, "empty --user"},
-    {{"fanout", "--port", "1", "--room", "r\"1"}, "bad --room: spaces"},
-    {{"fanout", "--port", "1", "--token", "a\\b"}, "bad --token: spaces"},
-    {{"fanout", "--port", "1", "--api-key", "k\x7f"}, "bad --api-key: spaces"},
-    {{"fanout", "--port", "1", "--api-key", "\xc3\xa9"}, "bad --api-key: spaces"},
-    {{"fanout", "--port", "1", "--redis-channel", "a\tb"}, "bad --redis-channel: spaces"},
-    {{"fanout", "--port", "1", "--secret", ""}, "empty --secret"},
     /* options that do not go together */
     {{"fanout", "--port", "1", "--rate", "100", "--max-rate", "50"},
      "--max-rate 50 is below --rate 100"},
@@ -747,10 +669,95 @@ static const bad_case_t bad_cases[] = {
      "chat: the clients are --users x --tabs (199 here); leave --clients out"},
 };
 
+/* A bad value for one option, given to "fanout --port 1". */
+typedef struct bad_value {
+    const char *option, *value;
+    const char *message;
+} bad_value_t;
+
+static const bad_value_t bad_values[] = {
+    /* numbers */
+    {"--emit-port", "70000", "bad port '70000'"},
+    {"--pid", "0", "bad pid '0'"},
+    {"-n", "-1", "bad client count '-1' (0..10000000)"},
+    {"-n", "10000001", "bad client count '10000001'"},
+    {"-n", "", "bad client count ''"},
+    {"-n", "-0", "bad client count '-0'"},
+    {"--procs", "0", "bad process count '0' (1..256)"},
+    {"--procs", "257", "bad process count '257'"},
+    {"--sources", "251", "bad source count '251' (0..250)"},
+    {"--size", "63", "bad --size '63' (64..16777216)"},
+    {"--size", "16777217", "bad --size '16777217'"},
+    {"--publishers", "65", "bad --publishers '65' (1..64)"},
+    {"--connect-batch", "0", "bad --connect-batch '0'"},
+    {"--rate", "0", "bad --rate '0'"},
+    {"--rate", "fast", "bad --rate 'fast'"},
+    {"--rate", "nan", "bad --rate 'nan'"},
+    {"--rate", "1e10", "bad --rate '1e10'"},
+    {"--rate", "5/s", "bad --rate '5/s'"},
+    {"--duration", "-3", "bad --duration '-3'"},
+    {"--p99-limit", "0", "bad --p99-limit '0'"},
+    {"--max-rate", "x", "bad --max-rate 'x'"},
+    {"--connect-timeout", "", "bad --connect-timeout ''"},
+    {"--drain-timeout", "0", "bad --drain-timeout '0'"},
+    {"--settle", "-0.5", "bad --settle '-0.5'"},
+    {"--typing-rate", "-1", "bad --typing-rate '-1'"},
+    {"--tokens-per-second", "inf", "bad --tokens-per-second 'inf'"},
+    {"--users", "0", "bad --users '0'"},
+    {"--channel-size", "0", "bad --channel-size '0'"},
+    {"--batch", "0", "bad --batch '0'"},
+    {"--burst", "10001", "bad --burst '10001'"},
+    {"--reply-tokens", "100001", "bad --reply-tokens '100001'"},
+    {"--concurrency", "1000001", "bad --concurrency '1000001'"},
+    /* ranges */
+    {"--tabs", "3-1", "bad tab range '3-1' (A-B with A <= B)"},
+    {"--tabs", "-3", "bad tab range '-3' (A-B)"},
+    {"--tabs", "0-2", "bad tab count '0' (1..100)"},
+    {"--tabs", "1-101", "bad tab count '101' (1..100)"},
+    {"--tabs", "1-", "bad tab count ''"},
+    {"--tabs", "1-2-3", "bad tab count '2-3'"},
+    /* names */
+    {"--transport", "webtransport", "bad --transport 'webtransport' (websocket, polling or sse)"},
+    {"--protocol", "mqtt", "bad --protocol 'mqtt' (socketio, raw-ws or raw-sse)"},
+    {"--emit-api", "post", "bad --emit-api 'post' (emit or chat-events)"},
+    {"--pad-language", "fr", "bad --pad-language 'fr' (en or zh)"},
+    {"--reply-language", "EN", "bad --reply-language 'EN' (en or zh)"},
+    /* addresses */
+    {"--host", "localhost", "bad --host 'localhost' (an IPv4 address)"},
+    {"--host", "10.0.0.1",
+     "--host 10.0.0.1 is not in 127.0.0.0/8: siohub-bench loads this host only"},
+    {"--redis", "127.0.0.1", "bad --redis '127.0.0.1' (ADDR:PORT)"},
+    {"--redis", ":6379", "bad --redis ':6379' (ADDR:PORT)"},
+    {"--redis", "redis:6379", "bad --redis address 'redis' (an IPv4 address)"},
+    {"--redis", "192.168.1.1:6379", "--redis 192.168.1.1 is not in 127.0.0.0/8"},
+    {"--redis", "127.0.0.1:0", "bad --redis port '0' (1..65535)"},
+    {"--redis", "127.0.0.1:", "bad --redis port ''"},
+    /* paths and words */
+    {"--path", "ws/", "bad --path 'ws/' (a path starting with '/')"},
+    {"--path", "/a b/", "bad --path '/a b/'"},
+    {"--path", "/a?b", "bad --path '/a?b'"},
+    {"--path", "", "bad --path ''"},
+    {"--sub-path", "sub", "bad --sub-path 'sub'"},
+    {"--pub-path", "/p\"", "bad --pub-path '/p\"'"},
+    {"--user", "a b",
+     "bad --user: spaces, quotes, backslashes and control characters are not allowed"},
+    {"--user", "", "empty --user"},
+    {"--room", "r\"1", "bad --room: spaces"},
+    {"--token", "a\\b", "bad --token: spaces"},
+    {"--api-key", "k\x7f", "bad --api-key: spaces"},
+    {"--api-key", "\xc3\xa9", "bad --api-key: spaces"},
+    {"--redis-channel", "a\tb", "bad --redis-channel: spaces"},
+    {"--secret", "", "empty --secret"},
+};
+
 START_TEST(test_bad_usage)
 {
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++)
         expect_bad(bad_cases[i].args, bad_cases[i].message);
+    for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+        const bad_value_t *b = &bad_values[i];
+        expect_bad(ARGS("fanout", "--port", "1", b->option, b->value), b->message);
+    }
 }
 END_TEST
 

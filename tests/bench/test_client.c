@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,9 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +41,7 @@
 #include "bench/jwt.h"
 #include "bench/util.h"
 #include "bench/ws.h"
+#include "../lib/siohubd_proc.h"
 
 #define WAIT_NS     (5 * 1000000000ull) /* for something that must happen */
 #define PEER_WAIT_S 5
@@ -217,21 +215,11 @@ static bool got_left_or_closed(void *arg)
 #define API_KEY "bench-client-test-key"
 #define OWUI    "/ws/socket.io/"
 
-static pid_t daemon_pid;
-static uint16_t daemon_port;
+static th_siohubd_t siohubd;
 
-static const char *daemon_path(void)
-{
-    static char path[4096];
-    const char *p = getenv("SIOHUBD");
-    if (p && *p)
-        return p;
-    const char *dir = getenv("top_builddir");
-    snprintf(path, sizeof(path), "%s/siohubd", dir && *dir ? dir : ".");
-    return path;
-}
-
-static uint16_t free_port(void)
+/* A TCP socket bound to a port of 127.0.0.1 the kernel picks, *port;
+ * not listening, so a connect to it is refused. */
+static int bind_loopback(uint16_t *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
@@ -239,14 +227,8 @@ static uint16_t free_port(void)
     socklen_t len = sizeof(a);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
 static int connect_loopback(uint16_t port)
@@ -264,87 +246,14 @@ static int connect_loopback(uint16_t port)
     return fd;
 }
 
-static pid_t spawn_daemon(const char *path, uint16_t port)
-{
-    char listen_on[32];
-    snprintf(listen_on, sizeof(listen_on), "127.0.0.1:%u", (unsigned)port);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        /* Dies with the test, however the test ends. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execl(path, path, "-c", "/dev/null", "--listen", listen_on, "--secret", SECRET, "--api-key",
-              API_KEY, "--directory", "claims", "--no-presence", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* True once the daemon accepts on port; false when it exited (e.g. the
- * port was taken meanwhile) or never came up. */
-static bool daemon_wait_ready(pid_t pid, uint16_t port)
-{
-    uint64_t deadline = sb_now_ns() + WAIT_NS;
-    while (sb_now_ns() < deadline) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return false;
-        int fd = connect_loopback(port);
-        if (fd >= 0) {
-            close(fd);
-            return true;
-        }
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return false;
-}
-
 static void daemon_start(void)
 {
-    const char *path = daemon_path();
-    if (access(path, X_OK) != 0)
-        ck_abort_msg("no siohubd at %s (set SIOHUBD or top_builddir)", path);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        uint16_t port = free_port();
-        pid_t pid = spawn_daemon(path, port);
-        if (daemon_wait_ready(pid, port)) {
-            daemon_pid = pid;
-            daemon_port = port;
-            return;
-        }
-    }
-    ck_abort_msg("siohubd (%s) did not come up", path);
+    th_siohubd_start(&siohubd, SECRET, API_KEY);
 }
 
 static void daemon_stop(void)
 {
-    if (daemon_pid <= 0)
-        return;
-    kill(daemon_pid, SIGTERM);
-    uint64_t deadline = sb_now_ns() + WAIT_NS;
-    int status = 0;
-    while (waitpid(daemon_pid, &status, WNOHANG) == 0) {
-        if (sb_now_ns() >= deadline) {
-            kill(daemon_pid, SIGKILL);
-            waitpid(daemon_pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "test_client: siohubd ended with status 0x%x\n", (unsigned)status);
-    daemon_pid = 0;
+    th_siohubd_stop(&siohubd);
 }
 
 /* POSTs {"event":"bench","data":{"seq":seq},"to":{"room":"user:<user>"}}
@@ -358,10 +267,10 @@ static int64_t api_emit_to_user(const char *user, int seq)
              user);
     snprintf(headers, sizeof(headers),
              "Authorization: Bearer " API_KEY "\r\nContent-Type: application/json\r\n");
-    snprintf(host, sizeof(host), "127.0.0.1:%u", (unsigned)daemon_port);
+    snprintf(host, sizeof(host), "127.0.0.1:%u", (unsigned)siohubd.port);
     sb_buf_t out = {0}, in = {0}, scratch = {0};
     sb_http_request(&out, "POST", "/api/v1/emit", host, headers, body, strlen(body));
-    int fd = connect_loopback(daemon_port);
+    int fd = connect_loopback(siohubd.port);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(send(fd, sb_buf_head(&out), sb_buf_avail(&out), MSG_NOSIGNAL),
                      (ssize_t)sb_buf_avail(&out));
@@ -402,7 +311,7 @@ START_TEST(test_real_server_round_trip)
     snprintf(user, sizeof(user), "bench-client-%s", transport_names[_i]);
     char *token = sb_jwt_user(SECRET, user, NULL, NULL, 0, 3600);
     rig_t r;
-    rig_init(&r, SB_PROTO_SOCKETIO, tp, OWUI, daemon_port, token);
+    rig_init(&r, SB_PROTO_SOCKETIO, tp, OWUI, siohubd.port, token);
     sb_client_t *c = &r.client;
 
     ck_assert_int_eq(sb_client_emit(c, "heartbeat", "", 0, -1), -ENOTCONN);
@@ -475,7 +384,7 @@ START_TEST(test_real_server_bad_token_then_reopen)
     char *bad = sb_jwt_user("not-the-secret", "bench-client-bad", NULL, NULL, 0, 3600);
     char *good = sb_jwt_user(SECRET, "bench-client-bad", NULL, NULL, 0, 3600);
     rig_t r;
-    rig_init(&r, SB_PROTO_SOCKETIO, SB_TRANSPORT_SSE, OWUI, daemon_port, bad);
+    rig_init(&r, SB_PROTO_SOCKETIO, SB_TRANSPORT_SSE, OWUI, siohubd.port, bad);
     sb_client_open(&r.client);
     ck_assert_int_eq(rig_run(&r, ready_or_closed), 0);
     ck_assert_int_eq(r.seen.ready, 0);
@@ -530,7 +439,8 @@ struct peer {
     bool split; /* every byte in its own write */
     int fd;     /* the connection the script serves */
     sb_buf_t in;
-    sb_buf_t log; /* what the script saw, read after the join */
+    sb_buf_t head, body; /* the last request's (peer_request), head NUL-terminated */
+    sb_buf_t log;        /* what the script saw, read after the join */
 };
 
 static void peer_note(peer_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -572,14 +482,8 @@ static void peer_start(peer_t *p, void (*script)(peer_t *p), bool split)
     memset(p, 0, sizeof(*p));
     p->script = script;
     p->split = split;
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(p->lfd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    p->lfd = bind_loopback(&p->port);
     ck_assert_int_eq(listen(p->lfd, 4), 0);
-    ck_assert_int_eq(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
-    p->port = ntohs(a.sin_port);
     ck_assert_int_eq(pthread_create(&p->thread, NULL, peer_main, p), 0);
 }
 
@@ -597,6 +501,8 @@ static const char *peer_join(peer_t *p)
 static void peer_release(peer_t *p)
 {
     sb_buf_release(&p->in);
+    sb_buf_release(&p->head);
+    sb_buf_release(&p->body);
     sb_buf_release(&p->log);
 }
 
@@ -650,6 +556,12 @@ static void peer_send_str(peer_t *p, const char *s)
     peer_send(p, s, strlen(s));
 }
 
+static void peer_send_and_release(peer_t *p, sb_buf_t *out)
+{
+    peer_send(p, sb_buf_head(out), sb_buf_avail(out));
+    sb_buf_release(out);
+}
+
 /* Waits for the client to close: notes "eof" (or what came instead). */
 static void peer_drain(peer_t *p)
 {
@@ -668,10 +580,11 @@ static void peer_drain(peer_t *p)
     }
 }
 
-/* Reads one request; head (NUL-terminated) and body, the request line
- * noted without its " HTTP/1.1" (and with the body when there is one). */
-static bool peer_request(peer_t *p, sb_buf_t *head, sb_buf_t *body)
+/* Reads one request into p->head and p->body, the request line noted
+ * without its " HTTP/1.1" (and with the body when there is one). */
+static bool peer_request(peer_t *p)
 {
+    sb_buf_t *head = &p->head, *body = &p->body;
     const char *end;
     while (!sb_buf_avail(&p->in) ||
            !(end = memmem(sb_buf_head(&p->in), sb_buf_avail(&p->in), "\r\n\r\n", 4)))
@@ -717,8 +630,7 @@ static void peer_answer(peer_t *p, const char *status, const char *headers, cons
                   "%sContent-Length: %zu\r\n\r\n",
                   status, headers, blen);
     sb_buf_append(&out, body, blen);
-    peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+    peer_send_and_release(p, &out);
 }
 
 static void peer_answer_ok(peer_t *p, const char *body)
@@ -752,8 +664,7 @@ static void peer_ws_send(peer_t *p, unsigned opcode, const char *s)
 {
     sb_buf_t out = {0};
     ws_frame_out(&out, opcode, s, strlen(s));
-    peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+    peer_send_and_release(p, &out);
 }
 
 /* Reads one client frame (which must be masked), notes "OPCODE PAYLOAD". */
@@ -796,14 +707,11 @@ static bool peer_ws_read(peer_t *p)
  * for (or, wrong_accept, with one changed character). */
 static bool peer_ws_upgrade(peer_t *p, bool wrong_accept)
 {
-    sb_buf_t head = {0}, body = {0};
-    bool ok = peer_request(p, &head, &body);
-    const char *k = ok ? strcasestr(sb_buf_head(&head), "\r\nSec-WebSocket-Key: ") : NULL;
+    bool ok = peer_request(p);
+    const char *k = ok ? strcasestr(sb_buf_head(&p->head), "\r\nSec-WebSocket-Key: ") : NULL;
     if (!k) {
         if (ok)
             peer_note(p, "no Sec-WebSocket-Key");
-        sb_buf_release(&head);
-        sb_buf_release(&body);
         return false;
     }
     k += 21;
@@ -817,14 +725,12 @@ static bool peer_ws_upgrade(peer_t *p, bool wrong_accept)
     EVP_EncodeBlock((unsigned char *)accept, md, (int)mdlen);
     if (wrong_accept)
         accept[3] = accept[3] == 'A' ? 'B' : 'A';
-    sb_buf_reset(&head);
-    sb_buf_printf(&head,
+    sb_buf_t out = {0};
+    sb_buf_printf(&out,
                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                   accept);
-    peer_send(p, sb_buf_head(&head), sb_buf_avail(&head));
-    sb_buf_release(&head);
-    sb_buf_release(&body);
+    peer_send_and_release(p, &out);
     return true;
 }
 
@@ -841,39 +747,47 @@ static bool peer_ws_until_connect(peer_t *p)
  * the next GET read. */
 static bool peer_polling_until_get(peer_t *p)
 {
-    sb_buf_t head = {0}, body = {0};
-    bool ok = peer_request(p, &head, &body);
+    bool ok = peer_request(p);
     if (ok)
         peer_answer_ok(p, OPEN_PACKET);
-    ok = ok && peer_request(p, &head, &body);
+    ok = ok && peer_request(p);
     if (ok)
         peer_answer_ok(p, "ok");
-    ok = ok && peer_request(p, &head, &body);
-    sb_buf_release(&head);
-    sb_buf_release(&body);
+    ok = ok && peer_request(p);
     return ok;
 }
 
 static bool peer_sse_head(peer_t *p, bool chunked)
 {
-    sb_buf_t head = {0}, body = {0};
-    bool ok = peer_request(p, &head, &body);
+    bool ok = peer_request(p);
     if (ok) {
-        const char *auth = strcasestr(sb_buf_head(&head), "\r\nAuthorization: ");
+        const char *auth = strcasestr(sb_buf_head(&p->head), "\r\nAuthorization: ");
         if (auth)
             peer_note(p, "%.*s", (int)strcspn(auth + 2, "\r"), auth + 2);
         peer_send_str(p, chunked ? "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                    "Transfer-Encoding: chunked\r\n\r\n"
                                  : "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
     }
-    sb_buf_release(&head);
-    sb_buf_release(&body);
     return ok;
 }
 
 static void chunk_out(sb_buf_t *out, const char *s)
 {
     sb_buf_printf(out, "%zx\r\n%s\r\n", strlen(s), s);
+}
+
+/* Opens r's client and runs it until its closed callback, then joins
+ * the peer before any assertion: a failure must not leave the thread
+ * running on this frame's peer. Returns the peer's log; name says which
+ * case failed. */
+static const char *run_until_closed(rig_t *r, peer_t *p, const char *name)
+{
+    sb_client_open(&r->client);
+    int rc = rig_run(r, got_closed);
+    const char *peer_log = peer_join(p);
+    ck_assert_msg(rc == 0, "%s: no closed callback; client:\n%speer:\n%s", name, log_text(&r->seen),
+                  peer_log);
+    return peer_log;
 }
 
 /* ---- scripts: whole conversations ---- */
@@ -896,8 +810,7 @@ static void script_ws_conversation(peer_t *p)
     ws_text_out(&out, BIG_EVENT);
     ws_frame_out(&out, SB_WS_PING, "hb", 2);
     ws_text_out(&out, "2");
-    peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+    peer_send_and_release(p, &out);
     /* The emit from the ready callback, the WebSocket pong, the Engine.IO
      * pong, in the order their causes came. */
     for (int i = 0; i < 3; i++)
@@ -920,11 +833,10 @@ static void script_polling_conversation(peer_t *p)
                                  "42[\"two\",1,\"x\"]\x1e"
                                  "42[\"noargs\"]";
     peer_answer_ok(p, events);
-    sb_buf_t head = {0}, body = {0};
     /* After a ping, the pong goes out between two GETs. */
-    if (peer_request(p, &head, &body)) {
+    if (peer_request(p)) {
         peer_answer_ok(p, "ok");
-        if (peer_request(p, &head, &body)) {
+        if (peer_request(p)) {
             /* A chunked answer, ending with the Engine.IO close. */
             sb_buf_t out = {0};
             sb_buf_puts(&out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -932,13 +844,10 @@ static void script_polling_conversation(peer_t *p)
             chunk_out(&out, "ee\",[]]\x1e");
             chunk_out(&out, "1");
             sb_buf_puts(&out, "0\r\n\r\n");
-            peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-            sb_buf_release(&out);
+            peer_send_and_release(p, &out);
             peer_drain(p);
         }
     }
-    sb_buf_release(&head);
-    sb_buf_release(&body);
 }
 
 static void script_sse_conversation(peer_t *p)
@@ -953,8 +862,7 @@ static void script_sse_conversation(peer_t *p)
     chunk_out(&out, "event: bench\ndata: [{\"seq\":1}]\n");
     chunk_out(&out, "\n");
     chunk_out(&out, "event: two\ndata: [1,\"x\"]\n\nevent: disconnect\ndata: {\"r\":\"bye\"}\n\n");
-    peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+    peer_send_and_release(p, &out);
     peer_drain(p);
 }
 
@@ -967,8 +875,7 @@ static void script_raw_ws_conversation(peer_t *p)
     ws_frame_out(&out, SB_WS_PING, "p", 1);
     ws_text_out(&out, "{\"seq\":2}");
     ws_frame_out(&out, SB_WS_CLOSE, "\x03\xe9", 2);
-    peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+    peer_send_and_release(p, &out);
     if (peer_ws_read(p))
         peer_drain(p);
 }
@@ -1077,13 +984,7 @@ START_TEST(test_conversation)
     rig_t r;
     rig_init(&r, cv->protocol, cv->transport, cv->path, p.port, cv->token);
     r.seen.emit_on_ready = cv->emit_on_ready;
-    sb_client_open(&r.client);
-    int rc = rig_run(&r, got_closed);
-    /* Joined before any assertion: a failure must not leave the thread
-     * running on this frame's peer. */
-    const char *peer_log = peer_join(&p);
-    ck_assert_msg(rc == 0, "%s: no closed callback; client:\n%speer:\n%s", cv->name,
-                  log_text(&r.seen), peer_log);
+    const char *peer_log = run_until_closed(&r, &p, cv->name);
     ck_assert_msg(!strcmp(log_text(&r.seen), cv->log), "%s%s: client:\n%s", cv->name,
                   split ? " (split)" : "", log_text(&r.seen));
     ck_assert_msg(!strcmp(peer_log, cv->peer_log), "%s%s: peer:\n%s", cv->name,
@@ -1112,10 +1013,7 @@ START_TEST(test_ws_wrong_accept)
     peer_start(&p, script_ws_wrong_accept, false);
     rig_t r;
     rig_init(&r, SB_PROTO_SOCKETIO, SB_TRANSPORT_WEBSOCKET, "/t/", p.port, PEER_TOKEN);
-    sb_client_open(&r.client);
-    int rc = rig_run(&r, got_closed);
-    const char *peer_log = peer_join(&p);
-    ck_assert_int_eq(rc, 0);
+    const char *peer_log = run_until_closed(&r, &p, "websocket wrong accept");
     ck_assert_str_eq(log_text(&r.seen), "closed 0 wrong Sec-WebSocket-Accept\n");
     ck_assert_str_eq(peer_log, "GET /t/?EIO=4&transport=websocket\neof\n");
     peer_release(&p);
@@ -1136,11 +1034,8 @@ static void script_ws_cut(peer_t *p)
 
 static void script_polling_cut(peer_t *p)
 {
-    sb_buf_t head = {0}, body = {0};
-    if (peer_request(p, &head, &body))
+    if (peer_request(p))
         peer_send_str(p, "HTTP/1.1 200 OK\r\nContent-Length: 118\r\n\r\n0{\"sid\"");
-    sb_buf_release(&head);
-    sb_buf_release(&body);
 }
 
 static void script_sse_cut(peer_t *p)
@@ -1161,11 +1056,8 @@ static void script_polling_close_when_ready(peer_t *p)
 {
     if (!peer_polling_until_get(p))
         return;
-    sb_buf_t head = {0}, body = {0};
     peer_answer_ok(p, "40{\"sid\":\"sock-1\"}");
-    peer_request(p, &head, &body);
-    sb_buf_release(&head);
-    sb_buf_release(&body);
+    peer_request(p);
 }
 
 static void script_sse_close_when_ready(peer_t *p)
@@ -1173,8 +1065,7 @@ static void script_sse_close_when_ready(peer_t *p)
     sb_buf_t out = {0};
     chunk_out(&out, "event: connect\ndata: {\"sid\":\"sse-sock\"}\n\n");
     if (peer_sse_head(p, true))
-        peer_send(p, sb_buf_head(&out), sb_buf_avail(&out));
-    sb_buf_release(&out);
+        peer_send_and_release(p, &out);
 }
 
 /* The CONNECT refused (SSE: the stream). */
@@ -1196,47 +1087,38 @@ static void script_polling_refuse(peer_t *p)
 
 static void script_sse_refuse(peer_t *p)
 {
-    sb_buf_t head = {0}, body = {0};
-    if (peer_request(p, &head, &body)) {
+    if (peer_request(p)) {
         static const char e[] = "{\"error\":\"bad token\"}";
         peer_answer(p, "401 Unauthorized", "", e, sizeof(e) - 1);
         peer_drain(p);
     }
-    sb_buf_release(&head);
-    sb_buf_release(&body);
 }
 
 /* The server ends keep-alive after the open packet: the CONNECT goes on a
  * new connection. */
 static void script_polling_keepalive_ends(peer_t *p)
 {
-    sb_buf_t head = {0}, body = {0};
-    if (peer_request(p, &head, &body)) {
+    if (peer_request(p)) {
         peer_answer(p, "200 OK", "Connection: close\r\n", OPEN_PACKET, strlen(OPEN_PACKET));
-        if (peer_accept_next(p) && peer_request(p, &head, &body)) {
+        if (peer_accept_next(p) && peer_request(p)) {
             peer_answer_ok(p, "ok");
-            if (peer_request(p, &head, &body)) {
+            if (peer_request(p)) {
                 peer_answer_ok(p, "40{\"sid\":\"sock-1\"}");
-                peer_request(p, &head, &body);
+                peer_request(p);
             }
         }
     }
-    sb_buf_release(&head);
-    sb_buf_release(&body);
 }
 
 /* The same, but nothing listens any more when the client comes back. */
 static void script_polling_reopen_refused(peer_t *p)
 {
-    sb_buf_t head = {0}, body = {0};
-    if (peer_request(p, &head, &body)) {
+    if (peer_request(p)) {
         close(p->lfd);
         p->lfd = -1;
         peer_answer(p, "200 OK", "Connection: close\r\n", OPEN_PACKET, strlen(OPEN_PACKET));
         peer_drain(p);
     }
-    sb_buf_release(&head);
-    sb_buf_release(&body);
 }
 
 static void script_sse_connect_twice(peer_t *p)
@@ -1355,13 +1237,7 @@ START_TEST(test_session_ends)
     peer_start(&p, e->script, false);
     rig_t r;
     rig_init(&r, SB_PROTO_SOCKETIO, e->transport, "/t/", p.port, PEER_TOKEN);
-    sb_client_open(&r.client);
-    int rc = rig_run(&r, got_closed);
-    /* Joined before any assertion: a failure must not leave the thread
-     * running on this frame's peer. */
-    const char *peer_log = peer_join(&p);
-    ck_assert_msg(rc == 0, "%s: no closed callback; client:\n%speer:\n%s", e->name,
-                  log_text(&r.seen), peer_log);
+    const char *peer_log = run_until_closed(&r, &p, e->name);
     ck_assert_msg(!strcmp(peer_log, e->peer_log), "%s: peer:\n%s", e->name, peer_log);
     /* Nothing more comes after closed. */
     ck_assert_int_eq(sb_loop_run(r.loop, NULL, NULL, sb_now_ns() + 20000000u), -ETIMEDOUT);
@@ -1383,14 +1259,10 @@ END_TEST
 /* Nothing listens: a socket bound to a port but not listening refuses. */
 START_TEST(test_connect_refused)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    uint16_t port;
+    int fd = bind_loopback(&port);
     rig_t r;
-    rig_init(&r, SB_PROTO_SOCKETIO, transports[_i], "/t/", ntohs(a.sin_port), PEER_TOKEN);
+    rig_init(&r, SB_PROTO_SOCKETIO, transports[_i], "/t/", port, PEER_TOKEN);
     sb_client_open(&r.client);
     ck_assert_int_eq(r.seen.closed, 0);
     ck_assert_int_eq(rig_run(&r, got_closed), 0);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -203,6 +204,17 @@ static void probe_release(probe_t *pr)
     sb_buf_release(&pr->used);
 }
 
+/* A probe on l owning one end of a new socketpair; returns the other end,
+ * the test's to write to and close. */
+static int probe_on_pair(probe_t *pr, sb_loop_t *l)
+{
+    int sv[2];
+    make_pair(sv);
+    probe_init(pr, l);
+    sb_conn_adopt(&pr->c, sv[0]);
+    return sv[1];
+}
+
 static bool probe_used_is(const probe_t *pr, const char *s)
 {
     size_t n = strlen(s);
@@ -258,6 +270,17 @@ static void tick_init(tick_t *k, sb_loop_t *l, tick_log_t *log, unsigned id)
     k->l = l;
     k->log = log;
     k->id = id;
+}
+
+/* tick_init for each tick given, up to a NULL: ids 0, 1, 2... in order. */
+static void tick_init_each(sb_loop_t *l, tick_log_t *log, ...)
+{
+    va_list ap;
+    va_start(ap, log);
+    unsigned id = 0;
+    for (tick_t *k; (k = va_arg(ap, tick_t *));)
+        tick_init(k, l, log, id++);
+    va_end(ap);
 }
 
 static void tick_start(tick_t *k, uint64_t at)
@@ -358,9 +381,7 @@ START_TEST(test_timer_rearm_moves_it)
     sb_loop_t *l = sb_loop_new(3);
     tick_log_t log = {0};
     tick_t later, earlier, marker;
-    tick_init(&later, l, &log, 0);
-    tick_init(&earlier, l, &log, 1);
-    tick_init(&marker, l, &log, 2);
+    tick_init_each(l, &log, &later, &earlier, &marker, NULL);
     uint64_t now = sb_now_ns();
     /* Moved later: it must not fire at its first time. */
     tick_start(&later, now + 10 * MS);
@@ -394,10 +415,7 @@ START_TEST(test_stopped_timer_never_fires)
     sb_loop_t *l = sb_loop_new(4);
     tick_log_t log = {0};
     tick_t a, b, c, victim;
-    tick_init(&a, l, &log, 0);
-    tick_init(&b, l, &log, 1);
-    tick_init(&c, l, &log, 2);
-    tick_init(&victim, l, &log, 3);
+    tick_init_each(l, &log, &a, &b, &c, &victim, NULL);
     uint64_t now = sb_now_ns();
     tick_start(&a, now + 10 * MS);
     tick_start(&b, now + 5 * MS);
@@ -425,10 +443,7 @@ START_TEST(test_timer_callback_arms_timers)
     sb_loop_t *l = sb_loop_new(5);
     tick_log_t log = {0};
     tick_t self, first, soon, now_due;
-    tick_init(&self, l, &log, 0);
-    tick_init(&first, l, &log, 1);
-    tick_init(&soon, l, &log, 2);
-    tick_init(&now_due, l, &log, 3);
+    tick_init_each(l, &log, &self, &first, &soon, &now_due, NULL);
     self.rearm_self = 4;
     tick_start(&self, sb_now_ns() + 2 * MS);
     /* first arms soon 5 ms on, which arms now_due at its own now: already
@@ -586,22 +601,19 @@ END_TEST
 START_TEST(test_conn_data_then_eof)
 {
     sb_loop_t *l = sb_loop_new(10);
-    int sv[2];
-    make_pair(sv);
     probe_t a;
-    probe_init(&a, l);
-    sb_conn_adopt(&a.c, sv[0]);
+    int peer = probe_on_pair(&a, l);
     ck_assert(sb_conn_is_open(&a.c));
-    ck_assert_int_eq(write(sv[1], "hello", 5), 5);
+    ck_assert_int_eq(write(peer, "hello", 5), 5);
     run_until(l, &a.data_calls, 1);
     ck_assert(probe_used_is(&a, "hello"));
     /* Our output reaches the peer. */
     sb_conn_send(&a.c, "ping", 4);
     char buf[4];
-    read_exactly(sv[1], buf, 4);
+    read_exactly(peer, buf, 4);
     ck_assert(!memcmp(buf, "ping", 4));
-    ck_assert_int_eq(write(sv[1], " world", 6), 6);
-    close(sv[1]);
+    ck_assert_int_eq(write(peer, " world", 6), 6);
+    close(peer);
     run_until(l, &a.closed, 1);
     ck_assert_int_eq(a.err, 0);
     ck_assert(probe_used_is(&a, "hello world"));
@@ -616,25 +628,22 @@ END_TEST
 START_TEST(test_conn_unused_bytes_come_back_first)
 {
     sb_loop_t *l = sb_loop_new(11);
-    int sv[2];
-    make_pair(sv);
     probe_t a;
-    probe_init(&a, l);
+    int peer = probe_on_pair(&a, l);
     static const size_t use[] = {2, 0, 3};
     a.use = use;
     a.nuse = 3;
-    sb_conn_adopt(&a.c, sv[0]);
     static const char *const sends[] = {"hello ", "world", "!", "x"};
     static const char *const seen[] = {"hello ", "llo world", "llo world!", " world!x"};
     for (int i = 0; i < 4; i++) {
         ssize_t n = (ssize_t)strlen(sends[i]);
-        ck_assert_int_eq(write(sv[1], sends[i], (size_t)n), n);
+        ck_assert_int_eq(write(peer, sends[i], (size_t)n), n);
         run_until(l, &a.data_calls, i + 1);
         ck_assert_uint_eq(a.last_n, strlen(seen[i]));
         ck_assert(!memcmp(a.last, seen[i], a.last_n));
     }
     ck_assert(probe_used_is(&a, "hello world!x"));
-    close(sv[1]);
+    close(peer);
     run_until(l, &a.closed, 1);
     probe_release(&a);
     sb_loop_free(l);
@@ -647,14 +656,11 @@ START_TEST(test_conn_stream_with_leftovers)
      * full reads per wake, leftovers growing and shrinking. */
     enum { TOTAL = 3 << 20 };
     sb_loop_t *l = sb_loop_new(12);
-    int sv[2];
-    make_pair(sv);
     probe_t rx, tx;
-    probe_init(&rx, l);
-    probe_init(&tx, l);
+    int tx_end = probe_on_pair(&rx, l);
     rx.expect_total = TOTAL;
-    sb_conn_adopt(&rx.c, sv[0]);
-    sb_conn_adopt(&tx.c, sv[1]);
+    probe_init(&tx, l);
+    sb_conn_adopt(&tx.c, tx_end);
     char *stream = malloc(TOTAL);
     fill_pattern(stream, TOTAL, 12);
     sb_conn_send(&tx.c, stream, TOTAL);
@@ -747,12 +753,8 @@ END_TEST
 START_TEST(test_conn_write_error_is_reported_from_the_loop)
 {
     sb_loop_t *l = sb_loop_new(15);
-    int sv[2];
-    make_pair(sv);
     probe_t a;
-    probe_init(&a, l);
-    sb_conn_adopt(&a.c, sv[0]);
-    close(sv[1]);
+    close(probe_on_pair(&a, l));
     sb_conn_send(&a.c, "to nobody", 9);
     ck_assert_int_eq(a.closed, 0);
     run_until(l, &a.closed, 1);
@@ -768,22 +770,17 @@ END_TEST
 START_TEST(test_conn_closed_in_batch_gets_no_more_callbacks)
 {
     sb_loop_t *l = sb_loop_new(16);
-    int sa[2], sb[2];
-    make_pair(sa);
-    make_pair(sb);
     probe_t a, b;
-    probe_init(&a, l);
-    probe_init(&b, l);
+    int peer_a = probe_on_pair(&a, l);
+    int peer_b = probe_on_pair(&b, l);
     a.close_on_data = &b;
     b.close_on_data = &a;
-    sb_conn_adopt(&a.c, sa[0]);
-    sb_conn_adopt(&b.c, sb[0]);
     /* Both readable, and hung up, before the wait: one batch holds both
      * events, and whichever runs first closes the other. */
-    ck_assert_int_eq(write(sa[1], "a", 1), 1);
-    ck_assert_int_eq(write(sb[1], "b", 1), 1);
-    close(sa[1]);
-    close(sb[1]);
+    ck_assert_int_eq(write(peer_a, "a", 1), 1);
+    ck_assert_int_eq(write(peer_b, "b", 1), 1);
+    close(peer_a);
+    close(peer_b);
     run_idle(l, 50 * MS);
     ck_assert_int_eq(a.data_calls + b.data_calls, 1);
     probe_t *live = a.data_calls ? &a : &b;
@@ -803,24 +800,21 @@ END_TEST
 START_TEST(test_conn_closing_itself_mid_read_ends_the_batch)
 {
     sb_loop_t *l = sb_loop_new(17);
-    int sv[2];
-    make_pair(sv);
+    probe_t a;
+    int peer = probe_on_pair(&a, l);
+    a.close_on_data = &a;
     /* More than one read's worth queued, then EOF: a conn that kept
      * reading after closing would come back with more data or a close. */
     int big = 4 << 20;
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     static char chunk[64 * 1024];
     size_t queued = 0;
     while (queued <= SB_SCRATCH_SIZE + sizeof(chunk)) {
-        ssize_t w = send(sv[1], chunk, sizeof(chunk), MSG_DONTWAIT);
+        ssize_t w = send(peer, chunk, sizeof(chunk), MSG_DONTWAIT);
         ck_assert_int_gt(w, 0);
         queued += (size_t)w;
     }
-    close(sv[1]);
-    probe_t a;
-    probe_init(&a, l);
-    a.close_on_data = &a;
-    sb_conn_adopt(&a.c, sv[0]);
+    close(peer);
     run_until(l, &a.data_calls, 1);
     ck_assert_uint_eq(a.last_n, SB_SCRATCH_SIZE);
     run_idle(l, 30 * MS);
@@ -837,26 +831,21 @@ START_TEST(test_conn_reopened_in_batch_connects_after_it)
     sb_loop_t *l = sb_loop_new(18);
     struct sockaddr_in addr;
     int lfd = tcp_socket(&addr, true);
-    int sa[2], sb[2];
-    make_pair(sa);
-    make_pair(sb);
     probe_t a, b;
-    probe_init(&a, l);
-    probe_init(&b, l);
+    int peer_a = probe_on_pair(&a, l);
+    int peer_b = probe_on_pair(&b, l);
     a.close_on_data = &b;
     a.reopen = &addr;
     int iterations = 0;
     sb_loop_set_hook(l, count_iteration, &iterations);
     a.iterations = b.iterations = &iterations;
-    sb_conn_adopt(&a.c, sa[0]);
-    sb_conn_adopt(&b.c, sb[0]);
     /* epoll hands out ready fds in the order they became ready: a's event
      * leads the batch, b's old socket follows, readable and hung up. a
      * replaces b's socket by a TCP connect (likely on the same fd number),
      * which must not take that stale event for its own. */
-    ck_assert_int_eq(write(sa[1], "go", 2), 2);
-    ck_assert_int_eq(write(sb[1], "stale", 5), 5);
-    close(sb[1]);
+    ck_assert_int_eq(write(peer_a, "go", 2), 2);
+    ck_assert_int_eq(write(peer_b, "stale", 5), 5);
+    close(peer_b);
     run_until(l, &b.connected, 1);
     ck_assert_int_eq(a.data_calls, 1);
     ck_assert_int_eq(b.data_calls, 0);
@@ -870,7 +859,7 @@ START_TEST(test_conn_reopened_in_batch_connects_after_it)
     ck_assert_int_eq(b.closed, 0);
     close(peer);
     close(lfd);
-    close(sa[1]);
+    close(peer_a);
     probe_release(&a);
     probe_release(&b);
     sb_loop_free(l);
@@ -893,12 +882,9 @@ START_TEST(test_conn_large_send_waits_for_epollout)
 {
     enum { TOTAL = 8 << 20 };
     sb_loop_t *l = sb_loop_new(19);
-    int sv[2];
-    make_pair(sv);
     probe_t tx, rx;
-    probe_init(&tx, l);
+    int rx_end = probe_on_pair(&tx, l);
     probe_init(&rx, l);
-    sb_conn_adopt(&tx.c, sv[0]);
     char *stream = malloc(TOTAL);
     fill_pattern(stream, TOTAL, 19);
     /* The reader starts 50 ms on: until then the socket fills and the
@@ -907,7 +893,7 @@ START_TEST(test_conn_large_send_waits_for_epollout)
     sb_conn_send(&tx.c, stream + TOTAL / 2, TOTAL - TOTAL / 2);
     ck_assert_uint_gt(sb_buf_avail(&tx.c.out), 0);
     ck_assert(tx.c.watching_out);
-    late_reader_t lr = {&rx, sv[1]};
+    late_reader_t lr = {&rx, rx_end};
     sb_timer_t t = {.cb = adopt_later_cb, .arg = &lr};
     sb_timer_start(l, &t, sb_now_ns() + 50 * MS);
     for (int i = 0; i < 10000 && sb_buf_avail(&rx.used) < TOTAL; i++)
@@ -1007,6 +993,17 @@ static void ctl_closed(sb_conn_t *c, int err)
 
 static const sb_conn_ops_t ctl_ops = {.data = ctl_data, .closed = ctl_closed};
 
+/* A control channel end on l over fd, expecting the messages expect[0..n)
+ * in order (none when n is 0). */
+static void ctl_end_adopt(ctl_end_t *e, sb_loop_t *l, int fd, const ctl_msg_t *expect, size_t n)
+{
+    memset(e, 0, sizeof(*e));
+    sb_conn_init(&e->c, l, &ctl_ops, e);
+    sb_conn_adopt(&e->c, fd);
+    e->log.expect = expect;
+    e->log.nexpect = n;
+}
+
 static void ctl_msgs_make(ctl_msg_t *m, size_t count, const size_t *sizes)
 {
     for (size_t i = 0; i < count; i++) {
@@ -1040,15 +1037,9 @@ START_TEST(test_ctl_round_trip)
     sb_loop_t *l = sb_loop_new(21);
     int sv[2];
     make_pair(sv);
-    ctl_end_t a = {0}, b = {0};
-    sb_conn_init(&a.c, l, &ctl_ops, &a);
-    sb_conn_init(&b.c, l, &ctl_ops, &b);
-    sb_conn_adopt(&a.c, sv[0]);
-    sb_conn_adopt(&b.c, sv[1]);
-    b.log.expect = m;
-    b.log.nexpect = COUNT;
-    a.log.expect = m;
-    a.log.nexpect = COUNT;
+    ctl_end_t a, b;
+    ctl_end_adopt(&a, l, sv[0], m, COUNT);
+    ctl_end_adopt(&b, l, sv[1], m, COUNT);
     /* Both ways at once: the big one outgrows the socket on either side. */
     for (size_t i = 0; i < COUNT; i++) {
         sb_ctl_send(&a.c, m[i].type, m[i].p, m[i].n);
@@ -1086,9 +1077,8 @@ START_TEST(test_ctl_parse_any_split)
         sb_loop_t *l = sb_loop_new(22);
         int sv[2];
         make_pair(sv);
-        ctl_end_t a = {0};
-        sb_conn_init(&a.c, l, &ctl_ops, &a);
-        sb_conn_adopt(&a.c, sv[0]);
+        ctl_end_t a;
+        ctl_end_adopt(&a, l, sv[0], NULL, 0);
         for (size_t i = 0; i < COUNT; i++)
             sb_ctl_send(&a.c, m[i].type, m[i].p, m[i].n);
         char *wire = malloc(total);

@@ -506,25 +506,70 @@ typedef struct fx {
     char *argv[MAX_ARGS + 1];
     sb_loop_t *loop;
     sb_pub_t *pub;
+    /* the window's figures, as the last fx_window or fx_read_window read them */
+    sb_pub_stats_t st;
+    uint32_t counts[SB_MAX_PUBS];
 } fx_t;
 
-/* Parses "siohub-bench" + the arguments (NULL-terminated) and makes a
- * loop and a publisher. */
-static void fx_init(fx_t *f, const char *arg, ...)
+static void fx_arg(fx_t *f, const char *arg)
+{
+    ck_assert_int_lt(f->argc, MAX_ARGS);
+    f->argv[f->argc++] = strdup(arg);
+}
+
+/* Parses "siohub-bench fanout", the arguments in head (NULL-terminated)
+ * and those in ap (up to a NULL), and makes a loop and a publisher. */
+static void fx_vinit(fx_t *f, const char *const *head, va_list ap)
 {
     memset(f, 0, sizeof(*f));
-    f->argv[f->argc++] = strdup("siohub-bench");
-    va_list ap;
-    va_start(ap, arg);
-    for (const char *a = arg; a; a = va_arg(ap, const char *)) {
-        ck_assert_int_lt(f->argc, MAX_ARGS);
-        f->argv[f->argc++] = strdup(a);
-    }
-    va_end(ap);
+    fx_arg(f, "siohub-bench");
+    fx_arg(f, "fanout");
+    for (; *head; head++)
+        fx_arg(f, *head);
+    for (const char *a; (a = va_arg(ap, const char *));)
+        fx_arg(f, a);
     optind = 0; /* getopt_long's state is global: start over */
     sb_cli_parse(&f->o, f->argc, f->argv);
     f->loop = sb_loop_new(1);
     f->pub = sb_pub_new(f->loop, &f->o);
+}
+
+static char *port_str(char *buf, size_t cap, unsigned port)
+{
+    snprintf(buf, cap, "%u", port);
+    return buf;
+}
+
+static const char *redis_addr(char *buf, size_t cap, unsigned port)
+{
+    snprintf(buf, cap, "127.0.0.1:%u", port);
+    return buf;
+}
+
+/* fanout's publisher for an HTTP server on port: "--port <port>" and the
+ * further arguments (NULL-terminated). Not yet open. */
+static void fx_init_http(fx_t *f, unsigned port, ...)
+{
+    char num[8];
+    const char *head[] = {"--port", port_str(num, sizeof(num), port), NULL};
+    va_list ap;
+    va_start(ap, port);
+    fx_vinit(f, head, ap);
+    va_end(ap);
+}
+
+/* fanout's publisher for the Redis on redis_port, with the further
+ * arguments (NULL-terminated); its subscribers' --port has nobody. Not
+ * yet open. */
+static void fx_init_redis(fx_t *f, unsigned redis_port, ...)
+{
+    char num[8], addr[32];
+    const char *head[] = {"--port", port_str(num, sizeof(num), th_free_port()), "--redis",
+                          redis_addr(addr, sizeof(addr), redis_port), NULL};
+    va_list ap;
+    va_start(ap, redis_port);
+    fx_vinit(f, head, ap);
+    va_end(ap);
 }
 
 static void fx_release(fx_t *f)
@@ -547,12 +592,25 @@ static void fx_open(fx_t *f)
     ck_assert_int_eq(fx_run(f, sb_pub_is_open, f->pub), 0);
 }
 
+static void fx_read_window(fx_t *f)
+{
+    sb_pub_window(f->pub, &f->st, f->counts);
+}
+
 /* Runs a window of count messages at rate to its end. */
-static void fx_window(fx_t *f, double rate, uint64_t count, sb_pub_stats_t *st, uint32_t *counts)
+static void fx_window(fx_t *f, double rate, uint64_t count)
 {
     sb_pub_start(f->pub, rate, count);
     ck_assert_int_eq(fx_run(f, sb_pub_is_done, f->pub), 0);
-    sb_pub_window(f->pub, st, counts);
+    fx_read_window(f);
+}
+
+/* Runs a pull window (sb_pub_start_pull) to its end. */
+static void fx_pull(fx_t *f, const char *path, sb_pub_pull_fn fn, void *arg)
+{
+    sb_pub_start_pull(f->pub, path, fn, arg);
+    ck_assert_int_eq(fx_run(f, sb_pub_is_done, f->pub), 0);
+    fx_read_window(f);
 }
 
 /* For sb_loop_run: the window is over and has counted want errors. */
@@ -570,6 +628,15 @@ static bool errors_reached(void *arg)
     return sb_pub_is_done(w->pub) && st.errors >= w->want;
 }
 
+/* Runs the started window until it is over with want errors (an answer
+ * too many may be read after the window looks done), and reads it. */
+static void fx_wait_errors(fx_t *f, uint64_t want)
+{
+    errors_wait_t w = {.pub = f->pub, .want = want};
+    ck_assert_int_eq(fx_run(f, errors_reached, &w), 0);
+    fx_read_window(f);
+}
+
 typedef struct count_wait {
     srv_t *s;
     unsigned want;
@@ -584,18 +651,10 @@ static bool peer_closed_reached(void *arg)
     return done;
 }
 
-static char *port_str(char *buf, size_t cap, uint16_t port)
-{
-    snprintf(buf, cap, "%u", port);
-    return buf;
-}
-
 /* fanout's publisher, publishers connections to the HTTP server s, open. */
 static void fx_http(fx_t *f, const srv_t *s, const char *publishers)
 {
-    char port[8];
-    fx_init(f, "fanout", "--port", port_str(port, sizeof(port), s->port), "--publishers",
-            publishers, NULL);
+    fx_init_http(f, s->port, "--publishers", publishers, NULL);
     fx_open(f);
 }
 
@@ -606,6 +665,12 @@ static sb_payload_t body_payload(const char *p, size_t n)
     sb_payload_t m;
     ck_assert_msg(sb_payload_parse(p, n, &m), "no bench message in '%.*s'", (int)n, p);
     return m;
+}
+
+/* The request's body, which must be a bench message alone. */
+static sb_payload_t req_payload(const req_t *r)
+{
+    return body_payload(r->body, r->blen);
 }
 
 /* body == prefix MSG suffix with MSG a bench message of size bytes that is
@@ -657,23 +722,21 @@ static void assert_per_publisher_order(srv_t *s, unsigned from, unsigned to, siz
 START_TEST(test_http_emit_window)
 {
     srv_t *s = srv_start(false, NULL, 0);
-    char port[8];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), s->port), "--publishers", "4",
-            "--api-key", "k3y-9", "--room", "room-7", "--size", "300", NULL);
+    fx_init_http(&f, s->port, "--publishers", "4", "--api-key", "k3y-9", "--room", "room-7",
+                 "--size", "300", NULL);
     ck_assert(!sb_pub_via_redis(f.pub));
     fx_open(&f);
 
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS], base[SB_MAX_PUBS];
+    uint32_t base[SB_MAX_PUBS];
     sb_pub_bases(f.pub, base);
     for (unsigned k = 0; k < 4; k++)
         ck_assert_uint_eq(base[k], 0);
-    fx_window(&f, 1e9, 40, &st, counts);
-    ck_assert_uint_eq(st.sent, 40);
-    ck_assert_uint_eq(st.answered, 40);
-    ck_assert_uint_eq(st.errors, 0);
-    ck_assert_str_eq(st.first_error, "");
+    fx_window(&f, 1e9, 40);
+    ck_assert_uint_eq(f.st.sent, 40);
+    ck_assert_uint_eq(f.st.answered, 40);
+    ck_assert_uint_eq(f.st.errors, 0);
+    ck_assert_str_eq(f.st.first_error, "");
     ck_assert_uint_eq(srv_nreqs(s), 40);
 
     char host[32];
@@ -692,35 +755,36 @@ START_TEST(test_http_emit_window)
         ck_assert_int_eq(r->clen, (long)r->blen);
         sb_payload_t m =
             body_framed(r, "{\"event\":\"bench\",\"data\":", ",\"to\":{\"room\":\"room-7\"}}", 300);
-        ck_assert_uint_ge(m.t_ns, st.t_start);
-        ck_assert_uint_le(m.t_ns, st.t_last);
+        ck_assert_uint_ge(m.t_ns, f.st.t_start);
+        ck_assert_uint_le(m.t_ns, f.st.t_last);
         if (m.t_ns > t_max)
             t_max = m.t_ns;
     }
-    ck_assert_uint_eq(t_max, st.t_last);
-    assert_per_publisher_order(s, 0, 40, strlen("{\"event\":\"bench\",\"data\":"), 4, base, counts);
+    ck_assert_uint_eq(t_max, f.st.t_last);
+    assert_per_publisher_order(s, 0, 40, strlen("{\"event\":\"bench\",\"data\":"), 4, base,
+                               f.counts);
     pthread_mutex_unlock(&s->mu);
 
     /* The next window numbers on from where this one ended, on the same
      * keep-alive connections. */
     sb_pub_bases(f.pub, base);
     for (unsigned k = 0; k < 4; k++)
-        ck_assert_uint_eq(base[k], counts[k]);
-    fx_window(&f, 1e9, 12, &st, counts);
-    ck_assert_uint_eq(st.sent, 12);
-    ck_assert_uint_eq(st.answered, 12);
-    ck_assert_uint_eq(st.errors, 0);
+        ck_assert_uint_eq(base[k], f.counts[k]);
+    fx_window(&f, 1e9, 12);
+    ck_assert_uint_eq(f.st.sent, 12);
+    ck_assert_uint_eq(f.st.answered, 12);
+    ck_assert_uint_eq(f.st.errors, 0);
     ck_assert_uint_eq(srv_nreqs(s), 52);
     pthread_mutex_lock(&s->mu);
     assert_per_publisher_order(s, 40, 52, strlen("{\"event\":\"bench\",\"data\":"), 4, base,
-                               counts);
+                               f.counts);
     pthread_mutex_unlock(&s->mu);
 
     /* An empty window is over at once. */
     sb_pub_start(f.pub, 1e9, 0);
     ck_assert(sb_pub_is_done(f.pub));
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 0);
+    fx_read_window(&f);
+    ck_assert_uint_eq(f.st.sent, 0);
 
     srv_stop(s);
     ck_assert_uint_eq(s->nconns, 4);
@@ -733,19 +797,17 @@ END_TEST
 START_TEST(test_http_chat_events_body)
 {
     srv_t *s = srv_start(false, NULL, 0);
-    char port[8], emit[8];
+    char emit[8];
     fx_t f;
     /* Subscribers' --port has nobody; the publisher goes to --emit-port. */
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--emit-port",
-            port_str(emit, sizeof(emit), s->port), "--emit-api", "chat-events", "--user", "alice",
-            "--publishers", "1", "--size", "64", NULL);
+    fx_init_http(&f, th_free_port(), "--emit-port", port_str(emit, sizeof(emit), s->port),
+                 "--emit-api", "chat-events", "--user", "alice", "--publishers", "1", "--size",
+                 "64", NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 3, &st, counts);
-    ck_assert_uint_eq(st.sent, 3);
-    ck_assert_uint_eq(st.answered, 3);
-    ck_assert_uint_eq(counts[0], 3);
+    fx_window(&f, 1e9, 3);
+    ck_assert_uint_eq(f.st.sent, 3);
+    ck_assert_uint_eq(f.st.answered, 3);
+    ck_assert_uint_eq(f.counts[0], 3);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 3);
@@ -772,16 +834,13 @@ END_TEST
 START_TEST(test_http_raw_ws_body)
 {
     srv_t *s = srv_start(false, NULL, 0);
-    char port[8];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), s->port), "--protocol", "raw-ws",
-            "--pub-path", "/pub/room9", "--publishers", "2", "--size", "128", "--api-key", "kk",
-            NULL);
+    fx_init_http(&f, s->port, "--protocol", "raw-ws", "--pub-path", "/pub/room9", "--publishers",
+                 "2", "--size", "128", "--api-key", "kk", NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS], base[SB_MAX_PUBS] = {0};
-    fx_window(&f, 1e9, 6, &st, counts);
-    ck_assert_uint_eq(st.answered, 6);
+    uint32_t base[SB_MAX_PUBS] = {0};
+    fx_window(&f, 1e9, 6);
+    ck_assert_uint_eq(f.st.answered, 6);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 6);
@@ -792,7 +851,7 @@ START_TEST(test_http_raw_ws_body)
         ck_assert_str_eq(r->auth, "Bearer kk");
         body_framed(r, "", "", 128); /* the message itself */
     }
-    assert_per_publisher_order(s, 0, 6, 0, 2, base, counts);
+    assert_per_publisher_order(s, 0, 6, 0, 2, base, f.counts);
     fx_release(&f);
     srv_free(s);
 }
@@ -809,20 +868,18 @@ START_TEST(test_http_answers_one_publisher)
     srv_t *s = srv_start(false, script, 9);
     fx_t f;
     fx_http(&f, s, "1");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 9, &st, counts);
-    ck_assert_uint_eq(st.sent, 9);
-    ck_assert_uint_eq(counts[0], 9);
-    ck_assert_uint_eq(st.answered, 5); /* OK x3, SPLIT, CLOSE */
-    ck_assert_uint_eq(st.errors, 4);   /* FAIL x2, DROP, RESET */
-    ck_assert_str_eq(st.first_error, "publisher 0: HTTP 500: boom");
+    fx_window(&f, 1e9, 9);
+    ck_assert_uint_eq(f.st.sent, 9);
+    ck_assert_uint_eq(f.counts[0], 9);
+    ck_assert_uint_eq(f.st.answered, 5); /* OK x3, SPLIT, CLOSE */
+    ck_assert_uint_eq(f.st.errors, 4);   /* FAIL x2, DROP, RESET */
+    ck_assert_str_eq(f.st.first_error, "publisher 0: HTTP 500: boom");
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 9);
     ck_assert_uint_eq(s->nconns, 4);
     for (unsigned i = 0; i < 9; i++) {
-        sb_payload_t m = body_payload(s->reqs[i].body, s->reqs[i].blen);
+        sb_payload_t m = req_payload(&s->reqs[i]);
         ck_assert_uint_eq(m.seq, i);
         ck_assert_uint_eq(s->reqs[i].conn, conn[i]);
     }
@@ -838,18 +895,17 @@ START_TEST(test_http_lost_connection_message)
     srv_t *s = srv_start(false, script, 3);
     fx_t f;
     fx_http(&f, s, "1");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 2, &st, counts);
-    ck_assert_uint_eq(st.answered, 1);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "publisher 0: connection lost with a request in flight: EOF");
+    fx_window(&f, 1e9, 2);
+    ck_assert_uint_eq(f.st.answered, 1);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error,
+                     "publisher 0: connection lost with a request in flight: EOF");
     /* A new window forgets the last one's errors. */
-    fx_window(&f, 1e9, 1, &st, counts);
-    ck_assert_uint_eq(st.sent, 1);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "publisher 0: connection lost with a request in flight: "
-                                     "Connection reset by peer");
+    fx_window(&f, 1e9, 1);
+    ck_assert_uint_eq(f.st.sent, 1);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: connection lost with a request in flight: "
+                                       "Connection reset by peer");
     srv_stop(s);
     srv_assert_clean(s);
     fx_release(&f);
@@ -874,25 +930,24 @@ START_TEST(test_http_answers_many_publishers)
     srv_t *s = srv_start(false, script, N);
     fx_t f;
     fx_http(&f, s, "3");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, N, &st, counts);
-    ck_assert_uint_eq(st.sent, N);
-    ck_assert_uint_eq(counts[0] + counts[1] + counts[2], N);
-    ck_assert_uint_eq(st.answered, ok);
-    ck_assert_uint_eq(st.errors, N - ok);
-    ck_assert_msg(!strncmp(st.first_error, "publisher ", 10), "first error '%s'", st.first_error);
+    fx_window(&f, 1e9, N);
+    ck_assert_uint_eq(f.st.sent, N);
+    ck_assert_uint_eq(f.counts[0] + f.counts[1] + f.counts[2], N);
+    ck_assert_uint_eq(f.st.answered, ok);
+    ck_assert_uint_eq(f.st.errors, N - ok);
+    ck_assert_msg(!strncmp(f.st.first_error, "publisher ", 10), "first error '%s'",
+                  f.st.first_error);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, N);
     uint64_t next[3] = {0, 0, 0};
     for (unsigned i = 0; i < N; i++) {
-        sb_payload_t m = body_payload(s->reqs[i].body, s->reqs[i].blen);
+        sb_payload_t m = req_payload(&s->reqs[i]);
         ck_assert_uint_lt(m.pub, 3);
         ck_assert_uint_eq(m.seq, next[m.pub]++);
     }
     for (unsigned k = 0; k < 3; k++)
-        ck_assert_uint_eq(next[k], counts[k]);
+        ck_assert_uint_eq(next[k], f.counts[k]);
     fx_release(&f);
     srv_free(s);
 }
@@ -906,34 +961,29 @@ START_TEST(test_http_bad_answers)
     srv_t *s = srv_start(false, script, 5);
     fx_t f;
     fx_http(&f, s, "1");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 1, &st, counts);
-    ck_assert_uint_eq(st.sent, 1);
-    ck_assert_uint_eq(st.answered, 0);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "publisher 0: not an HTTP response with a length");
+    fx_window(&f, 1e9, 1);
+    ck_assert_uint_eq(f.st.sent, 1);
+    ck_assert_uint_eq(f.st.answered, 0);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: not an HTTP response with a length");
 
-    fx_window(&f, 1e9, 2, &st, counts);
-    ck_assert_uint_eq(st.sent, 2);
-    /* The extra answer may be read after the window looks done. */
-    errors_wait_t w = {.pub = f.pub, .want = 1};
-    ck_assert_int_eq(fx_run(&f, errors_reached, &w), 0);
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.answered, 2);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "publisher 0: an answer to no request");
+    fx_window(&f, 1e9, 2);
+    ck_assert_uint_eq(f.st.sent, 2);
+    fx_wait_errors(&f, 1);
+    ck_assert_uint_eq(f.st.answered, 2);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: an answer to no request");
 
-    fx_window(&f, 1e9, 2, &st, counts);
-    ck_assert_uint_eq(st.answered, 2);
-    ck_assert_uint_eq(st.errors, 0);
+    fx_window(&f, 1e9, 2);
+    ck_assert_uint_eq(f.st.answered, 2);
+    ck_assert_uint_eq(f.st.errors, 0);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 5);
     static const unsigned conn[] = {0, 1, 1, 2, 2};
     for (unsigned i = 0; i < 5; i++) {
         ck_assert_uint_eq(s->reqs[i].conn, conn[i]);
-        ck_assert_uint_eq(body_payload(s->reqs[i].body, s->reqs[i].blen).seq, i);
+        ck_assert_uint_eq(req_payload(&s->reqs[i]).seq, i);
     }
     fx_release(&f);
     srv_free(s);
@@ -950,10 +1000,8 @@ static void check_idle_loss_reopens(bool reset)
     srv_t *s = reset ? srv_start(false, NULL, 0) : srv_start(false, fin, 1);
     fx_t f;
     fx_http(&f, s, "1");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 1, &st, counts);
-    ck_assert_uint_eq(st.answered, 1);
+    fx_window(&f, 1e9, 1);
+    ck_assert_uint_eq(f.st.answered, 1);
     if (reset) {
         srv_reset_all(s);
         /* The reset is on the publisher's socket once close() returned
@@ -964,14 +1012,14 @@ static void check_idle_loss_reopens(bool reset)
         count_wait_t cw = {.s = s, .want = 1}; /* the publisher saw the EOF and closed */
         ck_assert_int_eq(fx_run(&f, peer_closed_reached, &cw), 0);
     }
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.errors, 0);
+    fx_read_window(&f);
+    ck_assert_uint_eq(f.st.errors, 0);
 
-    fx_window(&f, 1e9, 2, &st, counts);
-    ck_assert_uint_eq(st.sent, 2);
-    ck_assert_uint_eq(st.answered, 2);
-    ck_assert_uint_eq(st.errors, 0);
-    ck_assert_str_eq(st.first_error, "");
+    fx_window(&f, 1e9, 2);
+    ck_assert_uint_eq(f.st.sent, 2);
+    ck_assert_uint_eq(f.st.answered, 2);
+    ck_assert_uint_eq(f.st.errors, 0);
+    ck_assert_str_eq(f.st.first_error, "");
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nconns, 2);
@@ -1000,15 +1048,13 @@ START_TEST(test_http_pacing_and_lag)
     srv_t *s = srv_start(false, NULL, 0);
     fx_t f;
     fx_http(&f, s, "2");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 200, 6, &st, counts); /* one every 5 ms */
-    ck_assert_uint_eq(st.answered, 6);
-    ck_assert_uint_ge(st.t_last - st.t_start, 25000000u);
+    fx_window(&f, 200, 6); /* one every 5 ms */
+    ck_assert_uint_eq(f.st.answered, 6);
+    ck_assert_uint_ge(f.st.t_last - f.st.t_start, 25000000u);
     uint64_t t[6];
     pthread_mutex_lock(&s->mu);
     for (unsigned i = 0; i < 6; i++) {
-        t[i] = body_payload(s->reqs[i].body, s->reqs[i].blen).t_ns;
+        t[i] = req_payload(&s->reqs[i]).t_ns;
         for (unsigned j = i; j > 0 && t[j] < t[j - 1]; j--) {
             uint64_t x = t[j];
             t[j] = t[j - 1];
@@ -1017,14 +1063,14 @@ START_TEST(test_http_pacing_and_lag)
     }
     pthread_mutex_unlock(&s->mu);
     for (unsigned i = 0; i < 6; i++)
-        ck_assert_uint_ge(t[i], st.t_start + i * 5000000ull);
+        ck_assert_uint_ge(t[i], f.st.t_start + i * 5000000ull);
     fx_release(&f);
 
     /* One connection, all due at once: each waits for the last answer. */
     fx_http(&f, s, "1");
-    fx_window(&f, 1e9, 5, &st, counts);
-    ck_assert_uint_eq(st.answered, 5);
-    ck_assert_uint_gt(st.max_lag_ns, 0);
+    fx_window(&f, 1e9, 5);
+    ck_assert_uint_eq(f.st.answered, 5);
+    ck_assert_uint_gt(f.st.max_lag_ns, 0);
     srv_stop(s);
     srv_assert_clean(s);
     fx_release(&f);
@@ -1053,19 +1099,15 @@ static void custom_body(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, ui
 START_TEST(test_http_set_body)
 {
     srv_t *s = srv_start(false, NULL, 0);
-    char port[8];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), s->port), "--publishers", "2",
-            NULL);
+    fx_init_http(&f, s->port, "--publishers", "2", NULL);
     body_ctx_t b = {0};
     sb_pub_set_body(f.pub, "/api/v1/custom", custom_body, &b);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 6, &st, counts);
-    ck_assert_uint_eq(st.answered, 6);
+    fx_window(&f, 1e9, 6);
+    ck_assert_uint_eq(f.st.answered, 6);
     ck_assert_uint_eq(b.calls, 6);
-    ck_assert_uint_eq(st.t_last, b.last_t);
+    ck_assert_uint_eq(f.st.t_last, b.last_t);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 6);
@@ -1079,8 +1121,8 @@ START_TEST(test_http_set_body)
         ck_assert_uint_lt(p, 2);
         ck_assert_uint_eq(q, next[p]++);
     }
-    ck_assert_uint_eq(next[0], counts[0]);
-    ck_assert_uint_eq(next[1], counts[1]);
+    ck_assert_uint_eq(next[0], f.counts[0]);
+    ck_assert_uint_eq(next[1], f.counts[1]);
     fx_release(&f);
     srv_free(s);
 }
@@ -1094,17 +1136,15 @@ START_TEST(test_http_server_gone)
     srv_t *s = srv_start(false, script, 1);
     fx_t f;
     fx_http(&f, s, "1");
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 1, &st, counts);
-    ck_assert_uint_eq(st.answered, 1);
+    fx_window(&f, 1e9, 1);
+    ck_assert_uint_eq(f.st.answered, 1);
     srv_stop(s);
-    fx_window(&f, 1e9, 3, &st, counts);
-    ck_assert_uint_eq(st.sent, 3);
-    ck_assert_uint_eq(st.answered, 0);
-    ck_assert_uint_eq(st.errors, 3);
-    ck_assert_str_eq(st.first_error, "publisher 0: connection lost with a request in flight: "
-                                     "Connection refused");
+    fx_window(&f, 1e9, 3);
+    ck_assert_uint_eq(f.st.sent, 3);
+    ck_assert_uint_eq(f.st.answered, 0);
+    ck_assert_uint_eq(f.st.errors, 3);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: connection lost with a request in flight: "
+                                       "Connection refused");
     fx_release(&f);
     srv_free(s);
 }
@@ -1120,30 +1160,25 @@ static int never_pull(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, uin
  * and a pull window on connections that never came up is over at once. */
 START_TEST(test_connect_refused)
 {
-    char port[8], redis[32];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--publishers",
-            "2", NULL);
+    fx_init_http(&f, th_free_port(), "--publishers", "2", NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.errors, 2);
-    ck_assert_msg(strstr(st.first_error, ": connect: Connection refused") != NULL, "'%s'",
-                  st.first_error);
+    fx_read_window(&f);
+    ck_assert_uint_eq(f.st.errors, 2);
+    ck_assert_msg(strstr(f.st.first_error, ": connect: Connection refused") != NULL, "'%s'",
+                  f.st.first_error);
     unsigned calls = 0;
     sb_pub_start_pull(f.pub, "/x", never_pull, &calls);
     ck_assert(sb_pub_is_done(f.pub));
     ck_assert_uint_eq(calls, 0);
     fx_release(&f);
 
-    snprintf(redis, sizeof(redis), "127.0.0.1:%u", th_free_port());
-    fx_init(&f, "fanout", "--port", port, "--redis", redis, NULL);
+    fx_init_redis(&f, th_free_port(), NULL);
     ck_assert(sb_pub_via_redis(f.pub));
     fx_open(&f);
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "publisher 0: connect: Connection refused");
+    fx_read_window(&f);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: connect: Connection refused");
     fx_release(&f);
 }
 END_TEST
@@ -1198,35 +1233,29 @@ START_TEST(test_http_pull)
     fx_t f;
     fx_http(&f, s, "3");
     pull_ctx_t x = {.s = s, .nconns = 3, .want = {4, 3, 2}};
-    sb_pub_start_pull(f.pub, "/pull/x", http_pull, &x);
-    ck_assert_int_eq(fx_run(&f, sb_pub_is_done, f.pub), 0);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 9);
-    ck_assert_uint_eq(st.answered, 9);
-    ck_assert_uint_eq(st.errors, 0);
-    ck_assert_uint_eq(counts[0], 4);
-    ck_assert_uint_eq(counts[1], 3);
-    ck_assert_uint_eq(counts[2], 2);
+    fx_pull(&f, "/pull/x", http_pull, &x);
+    ck_assert_uint_eq(f.st.sent, 9);
+    ck_assert_uint_eq(f.st.answered, 9);
+    ck_assert_uint_eq(f.st.errors, 0);
+    ck_assert_uint_eq(f.counts[0], 4);
+    ck_assert_uint_eq(f.counts[1], 3);
+    ck_assert_uint_eq(f.counts[2], 2);
     ck_assert(x.ended[0] && x.ended[1] && x.ended[2]);
     ck_assert_uint_eq(srv_nreqs(s), 9);
 
     /* A second pull window asks every connection again. */
     pull_ctx_t y = {.s = s, .nconns = 3, .want = {1, 1, 1}, .round = 1};
-    sb_pub_start_pull(f.pub, "/pull/y", http_pull, &y);
-    ck_assert_int_eq(fx_run(&f, sb_pub_is_done, f.pub), 0);
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 3);
-    ck_assert_uint_eq(st.answered, 3);
+    fx_pull(&f, "/pull/y", http_pull, &y);
+    ck_assert_uint_eq(f.st.sent, 3);
+    ck_assert_uint_eq(f.st.answered, 3);
     for (unsigned k = 0; k < 3; k++)
-        ck_assert_uint_eq(counts[k], 1);
+        ck_assert_uint_eq(f.counts[k], 1);
     ck_assert(y.ended[0] && y.ended[1] && y.ended[2]);
 
     /* And a rate window after pull windows is paced again. */
-    fx_window(&f, 1e9, 3, &st, counts);
-    ck_assert_uint_eq(st.sent, 3);
-    ck_assert_uint_eq(st.answered, 3);
+    fx_window(&f, 1e9, 3);
+    ck_assert_uint_eq(f.st.sent, 3);
+    ck_assert_uint_eq(f.st.answered, 3);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 15);
@@ -1259,15 +1288,11 @@ START_TEST(test_http_pull_errors)
     fx_t f;
     fx_http(&f, s, "1");
     pull_ctx_t x = {.s = s, .nconns = 1, .want = {4}};
-    sb_pub_start_pull(f.pub, "/pull/e", http_pull, &x);
-    ck_assert_int_eq(fx_run(&f, sb_pub_is_done, f.pub), 0);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 4);
-    ck_assert_uint_eq(st.answered, 2);
-    ck_assert_uint_eq(st.errors, 2);
-    ck_assert_str_eq(st.first_error, "publisher 0: HTTP 500: boom");
+    fx_pull(&f, "/pull/e", http_pull, &x);
+    ck_assert_uint_eq(f.st.sent, 4);
+    ck_assert_uint_eq(f.st.answered, 2);
+    ck_assert_uint_eq(f.st.errors, 2);
+    ck_assert_str_eq(f.st.first_error, "publisher 0: HTTP 500: boom");
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 4);
@@ -1370,135 +1395,142 @@ END_TEST
 
 /* ---- Redis ---- */
 
-/* Reads one pub/sub message from sub: its channel and payload. */
-static void sub_read(redisContext *sub, char *channel, size_t cap, sb_buf_t *payload)
-{
-    redisReply *rep = NULL;
-    ck_assert_int_eq(redisGetReply(sub, (void **)&rep), REDIS_OK);
-    ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(rep->elements, 3);
-    ck_assert_str_eq(rep->element[0]->str, "message");
-    snprintf(channel, cap, "%s", rep->element[1]->str);
-    sb_buf_reset(payload);
-    sb_buf_append(payload, rep->element[2]->str, rep->element[2]->len);
-    freeReplyObject(rep);
-}
+/* The Redis tests' peer: a redis-server of their own and, unless the
+ * channel given is NULL, a client subscribed to it that reads back what
+ * the publisher sends. */
+typedef struct redis_peer {
+    th_redis_t srv;
+    redisContext *sub;
+    char channel[64]; /* the last message's channel */
+    sb_buf_t msg;     /* and payload */
+} redis_peer_t;
 
-static redisContext *subscribe(th_redis_t *srv, const char *channel)
+static void redis_peer_start(redis_peer_t *p, const char *channel)
 {
-    redisContext *c = th_redis_connect(srv);
+    memset(p, 0, sizeof(*p));
+    th_redis_start(&p->srv, 0, false, NULL);
+    if (!channel)
+        return;
+    p->sub = th_redis_connect(&p->srv);
     struct timeval tv = {.tv_sec = 5};
-    redisSetTimeout(c, tv);
-    redisReply *rep = redisCommand(c, "SUBSCRIBE %s", channel);
+    redisSetTimeout(p->sub, tv);
+    redisReply *rep = redisCommand(p->sub, "SUBSCRIBE %s", channel);
     ck_assert_ptr_nonnull(rep);
     ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
     freeReplyObject(rep);
-    return c;
 }
 
-static const char *redis_addr(char *buf, size_t cap, uint16_t port)
+static void redis_peer_stop(redis_peer_t *p)
 {
-    snprintf(buf, cap, "127.0.0.1:%u", port);
-    return buf;
+    sb_buf_release(&p->msg);
+    if (p->sub)
+        redisFree(p->sub);
+    th_redis_stop(&p->srv);
+}
+
+/* Reads one pub/sub message into p->channel and p->msg. */
+static void redis_peer_read(redis_peer_t *p)
+{
+    redisReply *rep = NULL;
+    ck_assert_int_eq(redisGetReply(p->sub, (void **)&rep), REDIS_OK);
+    ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(rep->elements, 3);
+    ck_assert_str_eq(rep->element[0]->str, "message");
+    snprintf(p->channel, sizeof(p->channel), "%s", rep->element[1]->str);
+    sb_buf_reset(&p->msg);
+    sb_buf_append(&p->msg, rep->element[2]->str, rep->element[2]->len);
+    freeReplyObject(rep);
+}
+
+/* Reads one message, which must be an emit of event to room (assert_emit);
+ * returns its data, which points into p->msg. */
+static sh_json_span_t redis_peer_read_emit(redis_peer_t *p, const char *event, const char *room)
+{
+    redis_peer_read(p);
+    return assert_emit(sb_buf_head(&p->msg), sb_buf_avail(&p->msg), event, room);
+}
+
+/* d is text, byte for byte. */
+static void assert_span_eq(sh_json_span_t d, const char *text)
+{
+    ck_assert_uint_eq(d.len, strlen(text));
+    ck_assert_msg(!memcmp(d.p, text, d.len), "'%.*s' is not '%s'", (int)d.len, d.p, text);
 }
 
 START_TEST(test_redis_emits)
 {
-    th_redis_t srv = {0};
-    th_redis_start(&srv, 0, false, NULL);
-    redisContext *sub = subscribe(&srv, "socketio");
-    char port[8], addr[32];
+    redis_peer_t rp;
+    redis_peer_start(&rp, "socketio");
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), srv.port), "--publishers", "4", "--room", "room-5",
-            "--size", "256", NULL);
+    fx_init_redis(&f, rp.srv.port, "--publishers", "4", "--room", "room-5", "--size", "256", NULL);
     ck_assert(sb_pub_via_redis(f.pub));
     ck_assert_uint_eq(f.o.publishers, 1); /* one pipelined connection */
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 20, &st, counts);
-    ck_assert_uint_eq(st.sent, 20);
-    ck_assert_uint_eq(st.answered, 20);
-    ck_assert_uint_eq(st.errors, 0);
-    ck_assert_str_eq(st.first_error, "");
-    ck_assert_uint_eq(counts[0], 20);
+    fx_window(&f, 1e9, 20);
+    ck_assert_uint_eq(f.st.sent, 20);
+    ck_assert_uint_eq(f.st.answered, 20);
+    ck_assert_uint_eq(f.st.errors, 0);
+    ck_assert_str_eq(f.st.first_error, "");
+    ck_assert_uint_eq(f.counts[0], 20);
 
-    sb_buf_t msg = {0};
-    char channel[64];
     for (unsigned i = 0; i < 20; i++) {
-        sub_read(sub, channel, sizeof(channel), &msg);
-        ck_assert_str_eq(channel, "socketio");
-        sh_json_span_t d = assert_emit(sb_buf_head(&msg), sb_buf_avail(&msg), "bench", "room-5");
+        sh_json_span_t d = redis_peer_read_emit(&rp, "bench", "room-5");
+        ck_assert_str_eq(rp.channel, "socketio");
         ck_assert_uint_eq(d.len, 256);
         sb_payload_t m = body_payload(d.p, d.len);
         ck_assert_uint_eq(m.seq, i);
         ck_assert_uint_eq(m.pub, 0);
-        ck_assert_uint_ge(m.t_ns, st.t_start);
-        ck_assert_uint_le(m.t_ns, st.t_last);
+        ck_assert_uint_ge(m.t_ns, f.st.t_start);
+        ck_assert_uint_le(m.t_ns, f.st.t_last);
     }
 
     /* The next window numbers on. */
     uint32_t base[SB_MAX_PUBS];
     sb_pub_bases(f.pub, base);
     ck_assert_uint_eq(base[0], 20);
-    fx_window(&f, 1e9, 3, &st, counts);
-    ck_assert_uint_eq(st.answered, 3);
+    fx_window(&f, 1e9, 3);
+    ck_assert_uint_eq(f.st.answered, 3);
     for (unsigned i = 0; i < 3; i++) {
-        sub_read(sub, channel, sizeof(channel), &msg);
-        sh_json_span_t d = assert_emit(sb_buf_head(&msg), sb_buf_avail(&msg), "bench", "room-5");
+        sh_json_span_t d = redis_peer_read_emit(&rp, "bench", "room-5");
         ck_assert_uint_eq(body_payload(d.p, d.len).seq, 20 + i);
     }
-    sb_buf_release(&msg);
-    redisFree(sub);
     fx_release(&f);
-    th_redis_stop(&srv);
+    redis_peer_stop(&rp);
 }
 END_TEST
 
 START_TEST(test_redis_channel_chat_events)
 {
-    th_redis_t srv = {0};
-    th_redis_start(&srv, 0, false, NULL);
-    redisContext *sub = subscribe(&srv, "bench.chan");
-    redisReply *rep = redisCommand(sub, "SUBSCRIBE socketio");
+    redis_peer_t rp;
+    redis_peer_start(&rp, "bench.chan");
+    redisReply *rep = redisCommand(rp.sub, "SUBSCRIBE socketio");
     ck_assert_ptr_nonnull(rep);
     freeReplyObject(rep);
-    char port[8], addr[32];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), srv.port), "--redis-channel", "bench.chan", "--emit-api",
-            "chat-events", "--user", "alice", NULL);
+    fx_init_redis(&f, rp.srv.port, "--redis-channel", "bench.chan", "--emit-api", "chat-events",
+                  "--user", "alice", NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 5, &st, counts);
-    ck_assert_uint_eq(st.answered, 5);
+    fx_window(&f, 1e9, 5);
+    ck_assert_uint_eq(f.st.answered, 5);
     /* A marker on the default channel after them: nothing came there
      * before it. */
-    rep = th_redis_cmd(&srv, "PUBLISH socketio marker");
+    rep = th_redis_cmd(&rp.srv, "PUBLISH socketio marker");
     freeReplyObject(rep);
 
-    sb_buf_t msg = {0};
-    char channel[64];
     static const char prefix[] = "{\"chat_id\":\"bench\",\"message_id\":\"bench\",\"data\":";
     for (unsigned i = 0; i < 5; i++) {
-        sub_read(sub, channel, sizeof(channel), &msg);
-        ck_assert_str_eq(channel, "bench.chan");
-        sh_json_span_t d =
-            assert_emit(sb_buf_head(&msg), sb_buf_avail(&msg), "chat-events", "user:alice");
+        sh_json_span_t d = redis_peer_read_emit(&rp, "chat-events", "user:alice");
+        ck_assert_str_eq(rp.channel, "bench.chan");
         ck_assert(d.len > sizeof(prefix) && !memcmp(d.p, prefix, sizeof(prefix) - 1));
         ck_assert_int_eq(d.p[d.len - 1], '}');
         sb_payload_t m = body_payload(d.p + sizeof(prefix) - 1, d.len - sizeof(prefix));
         ck_assert_uint_eq(m.seq, i);
     }
-    sub_read(sub, channel, sizeof(channel), &msg);
-    ck_assert_str_eq(channel, "socketio");
-    ck_assert_uint_eq(sb_buf_avail(&msg), 6);
-    sb_buf_release(&msg);
-    redisFree(sub);
+    redis_peer_read(&rp);
+    ck_assert_str_eq(rp.channel, "socketio");
+    ck_assert_uint_eq(sb_buf_avail(&rp.msg), 6);
     fx_release(&f);
-    th_redis_stop(&srv);
+    redis_peer_stop(&rp);
 }
 END_TEST
 
@@ -1506,33 +1538,29 @@ END_TEST
  * an error; and an error reply is one too, in Redis's words. */
 START_TEST(test_redis_not_delivered)
 {
-    th_redis_t srv = {0};
-    th_redis_start(&srv, 0, false, NULL);
-    char port[8], addr[32];
+    redis_peer_t rp;
+    redis_peer_start(&rp, NULL);
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), srv.port), "--redis-channel", "nobody.here", NULL);
+    fx_init_redis(&f, rp.srv.port, "--redis-channel", "nobody.here", NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 4, &st, counts);
-    ck_assert_uint_eq(st.sent, 4);
-    ck_assert_uint_eq(st.answered, 0);
-    ck_assert_uint_eq(st.errors, 4);
-    ck_assert_str_eq(st.first_error, "redis: PUBLISH reached no subscriber of 'nobody.here'");
+    fx_window(&f, 1e9, 4);
+    ck_assert_uint_eq(f.st.sent, 4);
+    ck_assert_uint_eq(f.st.answered, 0);
+    ck_assert_uint_eq(f.st.errors, 4);
+    ck_assert_str_eq(f.st.first_error, "redis: PUBLISH reached no subscriber of 'nobody.here'");
 
     /* The default user may no longer publish anywhere. */
-    redisReply *rep = th_redis_cmd(&srv, "ACL SETUSER default resetchannels");
+    redisReply *rep = th_redis_cmd(&rp.srv, "ACL SETUSER default resetchannels");
     ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    fx_window(&f, 1e9, 3, &st, counts);
-    ck_assert_uint_eq(st.sent, 3);
-    ck_assert_uint_eq(st.answered, 0);
-    ck_assert_uint_eq(st.errors, 3);
-    ck_assert_msg(!strncmp(st.first_error, "redis: -NOPERM ", 15), "'%s'", st.first_error);
-    ck_assert_ptr_null(strpbrk(st.first_error, "\r\n"));
+    fx_window(&f, 1e9, 3);
+    ck_assert_uint_eq(f.st.sent, 3);
+    ck_assert_uint_eq(f.st.answered, 0);
+    ck_assert_uint_eq(f.st.errors, 3);
+    ck_assert_msg(!strncmp(f.st.first_error, "redis: -NOPERM ", 15), "'%s'", f.st.first_error);
+    ck_assert_ptr_null(strpbrk(f.st.first_error, "\r\n"));
     fx_release(&f);
-    th_redis_stop(&srv);
+    redis_peer_stop(&rp);
 }
 END_TEST
 
@@ -1547,35 +1575,24 @@ static void probe_body(void *arg, sb_buf_t *out, uint32_t pub, uint64_t seq, uin
 /* A scenario's own bodies go to Redis as they are. */
 START_TEST(test_redis_set_body)
 {
-    th_redis_t srv = {0};
-    th_redis_start(&srv, 0, false, NULL);
-    redisContext *sub = subscribe(&srv, "socketio");
-    char port[8], addr[32];
+    redis_peer_t rp;
+    redis_peer_start(&rp, "socketio");
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), srv.port), NULL);
+    fx_init_redis(&f, rp.srv.port, NULL);
     unsigned calls = 0;
     sb_pub_set_body(f.pub, "/api/v1/emit", probe_body, &calls);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 4, &st, counts);
-    ck_assert_uint_eq(st.answered, 4);
+    fx_window(&f, 1e9, 4);
+    ck_assert_uint_eq(f.st.answered, 4);
     ck_assert_uint_eq(calls, 4);
-    sb_buf_t msg = {0};
-    char channel[64], room[32], data[32];
+    char room[32], data[32];
     for (unsigned i = 0; i < 4; i++) {
-        sub_read(sub, channel, sizeof(channel), &msg);
         snprintf(room, sizeof(room), "user:bench-%u", i);
-        sh_json_span_t d = assert_emit(sb_buf_head(&msg), sb_buf_avail(&msg), "bench-probe", room);
         snprintf(data, sizeof(data), "{\"n\":%u}", i);
-        ck_assert_uint_eq(d.len, strlen(data));
-        ck_assert(!memcmp(d.p, data, d.len));
+        assert_span_eq(redis_peer_read_emit(&rp, "bench-probe", room), data);
     }
-    sb_buf_release(&msg);
-    redisFree(sub);
     fx_release(&f);
-    th_redis_stop(&srv);
+    redis_peer_stop(&rp);
 }
 END_TEST
 
@@ -1616,16 +1633,12 @@ static int redis_pull_fn(void *arg, unsigned conn, sb_buf_t *out, uint64_t now, 
  * -1. Without sb_pub_open: the first write opens the connection. */
 START_TEST(test_redis_pull)
 {
-    th_redis_t srv = {0};
-    th_redis_start(&srv, 0, false, NULL);
-    redisContext *sub = subscribe(&srv, "socketio");
-    char port[8], addr[32];
+    redis_peer_t rp;
+    redis_peer_start(&rp, "socketio");
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), srv.port), NULL);
+    fx_init_redis(&f, rp.srv.port, NULL);
     redis_pull_t x = {.want = 6, .burst = 3};
-    sb_pub_start_pull(f.pub, "/ignored", redis_pull_fn, &x);
-    ck_assert_int_eq(fx_run(&f, sb_pub_is_done, f.pub), 0);
+    fx_pull(&f, "/ignored", redis_pull_fn, &x);
     static const int want[] = {0, 1, 1, 1, 0, 1, 1, 1, -1};
     ck_assert_uint_eq(x.calls, 9);
     for (unsigned i = 0; i < 9; i++)
@@ -1635,27 +1648,17 @@ START_TEST(test_redis_pull)
         ck_assert_uint_eq(x.nows[i], x.nows[1]);
     for (unsigned i = 6; i <= 8; i++)
         ck_assert_uint_eq(x.nows[i], x.nows[5]);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 6);
-    ck_assert_uint_eq(st.answered, 6);
-    ck_assert_uint_eq(st.errors, 0);
-    ck_assert_uint_eq(counts[0], 6);
-    sb_buf_t msg = {0};
-    char channel[64], data[32];
+    ck_assert_uint_eq(f.st.sent, 6);
+    ck_assert_uint_eq(f.st.answered, 6);
+    ck_assert_uint_eq(f.st.errors, 0);
+    ck_assert_uint_eq(f.counts[0], 6);
+    char data[32];
     for (unsigned i = 0; i < 6; i++) {
-        sub_read(sub, channel, sizeof(channel), &msg);
-        sh_json_span_t d =
-            assert_emit(sb_buf_head(&msg), sb_buf_avail(&msg), "chat-events", "user:bench-3");
         snprintf(data, sizeof(data), "{\"i\":%u}", i);
-        ck_assert_uint_eq(d.len, strlen(data));
-        ck_assert(!memcmp(d.p, data, d.len));
+        assert_span_eq(redis_peer_read_emit(&rp, "chat-events", "user:bench-3"), data);
     }
-    sb_buf_release(&msg);
-    redisFree(sub);
     fx_release(&f);
-    th_redis_stop(&srv);
+    redis_peer_stop(&rp);
 }
 END_TEST
 
@@ -1666,21 +1669,15 @@ START_TEST(test_redis_odd_replies)
 {
     static const answer_t script[] = {ANS_OK, ANS_MANY, ANS_NOBODY, ANS_FAIL, ANS_SPLIT, ANS_TWICE};
     srv_t *s = srv_start(true, script, 6);
-    char port[8], addr[32];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), s->port), "--room", "r1", NULL);
+    fx_init_redis(&f, s->port, "--room", "r1", NULL);
     fx_open(&f);
     sb_pub_start(f.pub, 1e9, 6);
-    errors_wait_t w = {.pub = f.pub, .want = 3};
-    ck_assert_int_eq(fx_run(&f, errors_reached, &w), 0);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.sent, 6);
-    ck_assert_uint_eq(st.answered, 4); /* OK, MANY, SPLIT, TWICE's first */
-    ck_assert_uint_eq(st.errors, 3);   /* NOBODY, FAIL, TWICE's second */
-    ck_assert_str_eq(st.first_error, "redis: PUBLISH reached no subscriber of 'socketio'");
+    fx_wait_errors(&f, 3);
+    ck_assert_uint_eq(f.st.sent, 6);
+    ck_assert_uint_eq(f.st.answered, 4); /* OK, MANY, SPLIT, TWICE's first */
+    ck_assert_uint_eq(f.st.errors, 3);   /* NOBODY, FAIL, TWICE's second */
+    ck_assert_str_eq(f.st.first_error, "redis: PUBLISH reached no subscriber of 'socketio'");
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nreqs, 6);
@@ -1700,24 +1697,18 @@ START_TEST(test_redis_errors_in_words)
 {
     static const answer_t script[] = {ANS_FAIL, ANS_TWICE};
     srv_t *s = srv_start(true, script, 2);
-    char port[8], addr[32];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), s->port), NULL);
+    fx_init_redis(&f, s->port, NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 1, &st, counts);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_str_eq(st.first_error, "redis: -ERR boom");
+    fx_window(&f, 1e9, 1);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_str_eq(f.st.first_error, "redis: -ERR boom");
     sb_pub_start(f.pub, 1e9, 1);
-    errors_wait_t w = {.pub = f.pub, .want = 1};
-    ck_assert_int_eq(fx_run(&f, errors_reached, &w), 0);
-    sb_pub_window(f.pub, &st, counts);
-    ck_assert_uint_eq(st.answered, 1);
-    ck_assert_uint_eq(st.errors, 1);
-    ck_assert_msg(!strncmp(st.first_error, "redis: a reply to no command: :1", 32), "'%s'",
-                  st.first_error);
+    fx_wait_errors(&f, 1);
+    ck_assert_uint_eq(f.st.answered, 1);
+    ck_assert_uint_eq(f.st.errors, 1);
+    ck_assert_msg(!strncmp(f.st.first_error, "redis: a reply to no command: :1", 32), "'%s'",
+                  f.st.first_error);
     srv_stop(s);
     srv_assert_clean(s);
     fx_release(&f);
@@ -1731,26 +1722,23 @@ START_TEST(test_redis_lost_in_flight)
 {
     static const answer_t script[] = {ANS_OK, ANS_OK, ANS_DROP};
     srv_t *s = srv_start(true, script, 3);
-    char port[8], addr[32];
     fx_t f;
-    fx_init(&f, "fanout", "--port", port_str(port, sizeof(port), th_free_port()), "--redis",
-            redis_addr(addr, sizeof(addr), s->port), NULL);
+    fx_init_redis(&f, s->port, NULL);
     fx_open(&f);
-    sb_pub_stats_t st;
-    uint32_t counts[SB_MAX_PUBS];
-    fx_window(&f, 1e9, 5, &st, counts);
-    ck_assert_uint_eq(st.sent, 5);
+    fx_window(&f, 1e9, 5);
+    ck_assert_uint_eq(f.st.sent, 5);
     /* What the server answered before it dropped the connection (all five
      * were pipelined, unless the clock stood still). */
     unsigned oked = srv_nreqs(s) - 1;
-    ck_assert_uint_eq(st.answered, oked);
-    ck_assert_uint_eq(st.errors, 5 - oked);
-    ck_assert_str_eq(st.first_error, "publisher 0: connection lost with a request in flight: EOF");
+    ck_assert_uint_eq(f.st.answered, oked);
+    ck_assert_uint_eq(f.st.errors, 5 - oked);
+    ck_assert_str_eq(f.st.first_error,
+                     "publisher 0: connection lost with a request in flight: EOF");
 
-    fx_window(&f, 1e9, 2, &st, counts);
-    ck_assert_uint_eq(st.sent, 2);
-    ck_assert_uint_eq(st.answered, 2);
-    ck_assert_uint_eq(st.errors, 0);
+    fx_window(&f, 1e9, 2);
+    ck_assert_uint_eq(f.st.sent, 2);
+    ck_assert_uint_eq(f.st.answered, 2);
+    ck_assert_uint_eq(f.st.errors, 0);
     srv_stop(s);
     srv_assert_clean(s);
     ck_assert_uint_eq(s->nconns, 2);
