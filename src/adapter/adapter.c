@@ -126,8 +126,10 @@ static bool emit_once_as_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_t
     bool sent = false;
     if (sh_json_append(&text, arg) == 0) {
         sh_json_span_t part = {sh_buf_peek(&text), sh_buf_avail(&text)};
-        sent =
-            sh_adapter_emit_text(a, nsp, to->rooms, to->nrooms, event, &part, 1, recipients) == 0;
+        /* Ours writes characters as they are (and controls as \u00XX,
+         * which stay escaped on the way out): a copy will do. */
+        sent = sh_adapter_emit_text(a, nsp, to->rooms, to->nrooms, event, &part, 1, false,
+                                    recipients) == 0;
     }
     sh_buf_release(&text);
     return sent;
@@ -164,7 +166,7 @@ size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t
 
 int sh_adapter_emit_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *const *rooms,
                          size_t nrooms, const char *event, const sh_json_span_t *parts,
-                         size_t nparts, size_t *recipients)
+                         size_t nparts, bool unicode_escapes, size_t *recipients)
 {
     const char *nspname = sh_hub_nsp_name(nsp);
     /* Both messages are written before anything is sent, so that a name
@@ -175,7 +177,7 @@ int sh_adapter_emit_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *const *
         sh_buf_release(&b);
         return -EINVAL;
     }
-    sh_msg_t *msg = sh_sio_event_msg_from_text(nspname, event, parts, nparts);
+    sh_msg_t *msg = sh_sio_event_msg_from_text(nspname, event, parts, nparts, unicode_escapes);
     if (!msg) {
         sh_buf_release(&b);
         return -EINVAL;
@@ -496,12 +498,13 @@ typedef struct text_frame {
     const char *nsp, *event;
     sh_json_span_t args;
     size_t nargs;
+    bool unicode_escapes;
 } text_frame_t;
 
 static sh_msg_t *build_text_frame(void *arg)
 {
     const text_frame_t *f = arg;
-    return sh_sio_event_msg_from_text(f->nsp, f->event, &f->args, f->nargs);
+    return sh_sio_event_msg_from_text(f->nsp, f->event, &f->args, f->nargs, f->unicode_escapes);
 }
 
 /* Delivers an emit to its rooms from its own text, as the decoder and
@@ -525,7 +528,11 @@ static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r
         return TEXT_NOT_HERE; /* route_is_for_us says the same */
     memcpy(event, event_text.p, event_text.len);
     event[event_text.len] = '\0';
-    text_frame_t f = {.nsp = r->nsp, .event = event, .args = r->data_json, .nargs = 1};
+    text_frame_t f = {.nsp = r->nsp,
+                      .event = event,
+                      .args = r->data_json,
+                      .nargs = 1,
+                      .unicode_escapes = r->text_unicode_escapes};
     if (sh_json_span_eq(f.args, "null")) {
         f.nargs = 0;
     } else if (f.args.p[0] == '[') {

@@ -95,13 +95,15 @@ size_t sh_adapter_emit(sh_adapter_t *a, sh_hub_nsp_t *nsp, const sh_hub_target_t
  * parts[0..nparts) one after the other (valid JSON, neither an array nor
  * null: see sh_sio_event_msg_from_text and sh_pubsub_emit_encode_text),
  * to rooms, no exceptions: the message for the browsers and the one for
- * the fleet are written from that text, no tree built. Returns 0 with the
+ * the fleet are written from that text, no tree built. unicode_escapes
+ * false: the text holds no \u escape, and is copied as it is (see
+ * sh_sio_event_msg_from_text); true when it may. Returns 0 with the
  * number of local recipients in *recipients, or -EINVAL, with nothing
  * sent anywhere, when a name (namespace, event, a room) cannot be written
  * without a JSON encoder: emit the tree then. */
 int sh_adapter_emit_text(sh_adapter_t *a, sh_hub_nsp_t *nsp, const char *const *rooms,
                          size_t nrooms, const char *event, const sh_json_span_t *parts,
-                         size_t nparts, size_t *recipients);
+                         size_t nparts, bool unicode_escapes, size_t *recipients);
 /* Emits to the socket `sid` wherever it is and asks for an ack; cb runs
  * exactly once (never inside this call) unless cancelled. Returns 0 and a
  * handle for sh_adapter_cancel_call, or -EPIPE (not here and no Redis to

@@ -74,6 +74,7 @@ typedef struct reader {
     /* The whole message validated as plain JSON (read_validated): its
      * strings are then known to be UTF-8 without NUL or control bytes. */
     bool validated;
+    bool unicode_escapes; /* validated: sh_json_info_t's */
     field_t f[NKEYS];
     const char *err;
 } reader_t;
@@ -537,6 +538,7 @@ static int read_validated(reader_t *rd, const char *p, size_t n)
         !sh_json_info_plain(&info) || nm > MAX_MEMBERS)
         return 0;
     rd->validated = true;
+    rd->unicode_escapes = info.unicode_escapes;
     for (size_t i = 0; i < nm; i++) {
         enum key k = key_of(m[i].key.p, m[i].key.len);
         if (k == K_OTHER)
@@ -641,6 +643,7 @@ static void emit_text(reader_t *rd)
     r->event_json = (sh_json_span_t){rd->json + event->start, event->end - event->start};
     r->data_json = (sh_json_span_t){rd->json + data->start, data->end - data->start};
     r->text_emit = true;
+    r->text_unicode_escapes = rd->unicode_escapes;
 }
 
 static int build(reader_t *rd)

@@ -70,6 +70,9 @@ typedef struct sh_pubsub_route {
      * of decoding it (sh_adapter_receive). */
     bool text_emit;
     sh_json_span_t event_json, data_json;
+    /* text_emit: a string of the message holds a \u escape (the data's
+     * text then has its escapes written as characters on the way out). */
+    bool text_unicode_escapes;
     /* Where the names above live. */
     char names[SH_PUBSUB_ROUTE_NAMES];
     size_t names_used;

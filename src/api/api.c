@@ -359,7 +359,7 @@ static void run_raw_item(sh_api_t *api, const sh_api_route_t *route, const sh_ap
 
 /* Serves the body through the route's raw handler when the body allows;
  * false when it went no way (then nothing was done). */
-static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *call,
+static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_call_t *body_call,
                     const char *text, size_t len)
 {
     sh_json_info_t info;
@@ -370,6 +370,9 @@ static bool try_raw(sh_api_t *api, const sh_api_route_t *route, const sh_api_cal
                                RAW_BATCH_MEMBERS, &nmembers) < 0 ||
         !sh_json_info_plain(&info))
         return false;
+    sh_api_call_t raw_call = *body_call;
+    raw_call.text_unicode_escapes = info.unicode_escapes;
+    const sh_api_call_t *call = &raw_call;
     sh_json_span_t body = {text, len}, item;
     sh_json_cursor_t c;
     if (sh_json_object_begin(&c, body)) {

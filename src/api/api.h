@@ -53,6 +53,9 @@ typedef struct sh_api_call {
     size_t nparams;
     /* The framework's own: while a batch item runs, where its answer goes. */
     struct sh_api_batch_item *batch_item;
+    /* For a raw handler: a string of the body holds a \u escape
+     * (sh_json_info_t's unicode_escapes; see sh_adapter_emit_text). */
+    bool text_unicode_escapes;
 } sh_api_call_t;
 
 /* Must answer (sh_api_reply*) or hold (sh_api_hold) before returning. */

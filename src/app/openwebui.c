@@ -660,7 +660,9 @@ static void on_event_text(sh_sio_socket_t *sock, const char *event, const sh_jso
     sh_json_span_t part = {sh_buf_peek(&b), sh_buf_avail(&b)};
     const char *rooms[] = {room};
     size_t n;
-    if (sh_adapter_emit_text(app->adapter, app->nsp, rooms, 1, event, &part, 1, &n) < 0)
+    /* The sender's text may hold \u escapes (not told apart here: typing
+     * events are small). */
+    if (sh_adapter_emit_text(app->adapter, app->nsp, rooms, 1, event, &part, 1, true, &n) < 0)
         channel_event_from_tree(app, sock, event, args, nargs);
     sh_buf_release(&b);
 }

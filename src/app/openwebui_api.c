@@ -214,7 +214,8 @@ static int api_chat_events_raw(sh_api_call_t *call, sh_json_span_t item,
     const char *rooms[2] = {room, session_room};
     size_t n;
     if (sh_adapter_emit_text(app->adapter, app->nsp, rooms, session_text.len ? 2 : 1, event_name,
-                             parts, sizeof(parts) / sizeof(parts[0]), &n) < 0)
+                             parts, sizeof(parts) / sizeof(parts[0]), call->text_unicode_escapes,
+                             &n) < 0)
         return -EAGAIN;
     sh_api_reply_count(call, "recipients", n);
     return 0;

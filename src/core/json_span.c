@@ -237,6 +237,7 @@ scan_string_inline(scan_t *s, const char *p, sh_json_span_t *text, bool *escaped
                 if (p + 1 >= end)
                     return fail(s, -EINVAL);
                 if (p[1] == 'u') {
+                    s->info->unicode_escapes = true;
 #ifdef __SSE2__
                     /* Two or more in a row: a run (a script other than
                      * Latin), read two at a time; one alone (an accent)

@@ -39,6 +39,9 @@ typedef struct sh_json_info {
     bool unchecked_keys; /* keys not compared for duplicates: escaped, or too many */
     bool nul_escape;     /* a string holds "\u0000" */
     bool big_numbers;    /* an integer of 19+ digits or a real that may overflow */
+    /* A string holds a \u escape: without one, the text is already what
+     * sh_json_write_text_utf8 would write, and a copy of it will do. */
+    bool unicode_escapes;
 } sh_json_info_t;
 
 /* 0 when p[0..len) is one JSON value with optional whitespace around it,

@@ -402,7 +402,8 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
 }
 
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
-                                     const sh_json_span_t *parts, size_t nparts)
+                                     const sh_json_span_t *parts, size_t nparts,
+                                     bool unicode_escapes)
 {
     size_t nsp_len = 0;
     if (nsp && nsp[0] && strcmp(nsp, "/") != 0) {
@@ -433,8 +434,16 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
     *w++ = '"';
     if (nparts)
         *w++ = ',';
-    for (size_t i = 0; i < nparts; i++)
-        w += sh_json_write_text_utf8(w, parts[i].p, parts[i].len);
+    /* A copy runs at memcpy's speed, several times the search's: the
+     * reply so far of a chat token is kilobytes of text without one. */
+    for (size_t i = 0; i < nparts; i++) {
+        if (unicode_escapes) {
+            w += sh_json_write_text_utf8(w, parts[i].p, parts[i].len);
+        } else if (parts[i].len) {
+            memcpy(w, parts[i].p, parts[i].len);
+            w += parts[i].len;
+        }
+    }
     *w++ = ']';
     /* Escapes written as characters take fewer bytes. */
     m->len = (size_t)(w - m->data);

@@ -122,10 +122,14 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
  * as the characters: see sh_json_write_text_utf8). The same bytes as
  * sh_sio_packet_encode for the same values when the text is written
  * compact as jansson would, with or without the characters outside ASCII
- * escaped (as Python's json.dumps writes them). NULL when the namespace cannot
- * be written or the event (UTF-8) would need JSON escapes. New reference. */
+ * escaped (as Python's json.dumps writes them). unicode_escapes false says
+ * the parts hold no \u escape (sh_json_info_t's flag of the text they come
+ * from): they are then copied, not searched for one. NULL when the
+ * namespace cannot be written or the event (UTF-8) would need JSON escapes.
+ * New reference. */
 sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
-                                     const sh_json_span_t *parts, size_t nparts);
+                                     const sh_json_span_t *parts, size_t nparts,
+                                     bool unicode_escapes);
 
 /* Serialises JSON the way JSON.stringify does for our purposes (compact, no
  * escaped '/', UTF-8 as is) and appends it to out. Returns 0 or -EINVAL. */

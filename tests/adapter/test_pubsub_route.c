@@ -348,6 +348,18 @@ START_TEST(test_json_text_emit)
     ck_assert(r.text_emit);
     ck_assert(r.event_json.len == 13 && memcmp(r.event_json.p, "\"chat-events\"", 13) == 0);
     ck_assert(r.data_json.len == 13 && memcmp(r.data_json.p, "{\"a\": [1, 2]}", 13) == 0);
+    ck_assert(!r.text_unicode_escapes);
+    /* Python's json.dumps writes every character outside ASCII as a \u
+     * escape, which the frame then writes as the character; "\\u" is a
+     * backslash and a letter, no escape. */
+    const char *escaped = "{\"method\":\"emit\",\"event\":\"e\",\"data\":\"caf\\u00e9\","
+                          "\"namespace\":\"/\",\"room\":\"r\"}";
+    expect_route(escaped, &r);
+    ck_assert(r.text_emit && r.text_unicode_escapes);
+    const char *backslash_u = "{\"method\":\"emit\",\"event\":\"e\",\"data\":\"a\\\\u00e9\","
+                              "\"namespace\":\"/\",\"room\":\"r\"}";
+    expect_route(backslash_u, &r);
+    ck_assert(r.text_emit && !r.text_unicode_escapes);
     /* A repeated key: routed with the last one, as every decoder reads
      * it, but left to the decoder (a stricter one may refuse it). */
     expect_route("{\"method\":\"emit\",\"event\":\"e\",\"data\":1,\"namespace\":\"/\","

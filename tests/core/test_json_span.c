@@ -24,6 +24,20 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Whether valid JSON text holds a \u escape: outside strings there is no
+ * backslash, and inside one each starts an escape of two bytes or more. */
+static bool has_unicode_escape(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] == 'u')
+            return true;
+        i++; /* the escaped byte: in "\\u" the u is text */
+    }
+    return false;
+}
+
 /* "\xHH" stands for the byte; everything else is itself. */
 static size_t unescape(const char *in, char *out)
 {
@@ -59,6 +73,9 @@ START_TEST(test_vectors)
         sh_json_info_t info;
         int rc = sh_json_validate(text, n, &info);
         count++;
+        if (rc == 0)
+            ck_assert_msg(info.unicode_escapes == has_unicode_escape(text, n),
+                          "unicode_escapes %d: %s", info.unicode_escapes, sp + 1);
         if (!strcmp(expect, "ok")) {
             ck_assert_msg(rc == 0, "rejected: %s", sp + 1);
             ck_assert_msg(sh_json_info_plain(&info), "flagged: %s", sp + 1);

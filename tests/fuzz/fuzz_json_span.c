@@ -107,13 +107,18 @@ static void check_batch(const char *p, size_t size, int rc, const sh_json_info_t
 
 /* sh_json_write_text_utf8 on any text writes no more than it read, and on
  * a valid one valid text holding the same value (doc, jansson's reading
- * of the input, when it has one). */
-static void check_text_utf8(const char *p, size_t size, int rc, const json_t *doc)
+ * of the input, when it has one), the same bytes when the validator saw
+ * no \u escape (the frame builders copy such text instead). */
+static void check_text_utf8(const char *p, size_t size, int rc, const sh_json_info_t *info,
+                            const json_t *doc)
 {
     char *out = malloc(size + 1);
     size_t n = sh_json_write_text_utf8(out, p, size);
     check(n <= size, "the UTF-8 copy is longer");
     if (rc == 0) {
+        if (!info->unicode_escapes)
+            check(n == size && !memcmp(out, p, size),
+                  "text without a \\u escape is not its own UTF-8 copy");
         check(sh_json_validate(out, n, NULL) == 0, "the UTF-8 copy of a valid text is not valid");
         if (doc) {
             json_t *copy = load(out, n);
@@ -141,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(rc == 0 || rc == -E2BIG, "validator refuses what jansson accepts");
     if (rc == 0 && doc)
         check_spans(p, size, doc);
-    check_text_utf8(p, size, rc, doc);
+    check_text_utf8(p, size, rc, &info, doc);
     json_decref(doc);
     return 0;
 }

@@ -723,7 +723,11 @@ static sh_msg_t *chat_from_text(const char *nsp, const char *event, const char *
         member(text, "data"),
         {"}", 1},
     };
-    return sh_sio_event_msg_from_text(nsp, event, parts, 7);
+    /* Copied as it is unless the validator saw a \u escape, as the
+     * callers do. */
+    sh_json_info_t info;
+    ck_assert_int_eq(sh_json_validate(text, strlen(text), &info), 0);
+    return sh_sio_event_msg_from_text(nsp, event, parts, 7, info.unicode_escapes);
 }
 
 /* The JSON after "42" and the namespace. */
@@ -794,12 +798,12 @@ END_TEST
 START_TEST(test_event_from_text_refused)
 {
     const sh_json_span_t arg = {"1", 1};
-    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\"b", &arg, 1));
-    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\\b", &arg, 1));
-    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\nb", &arg, 1));
-    ck_assert_ptr_null(sh_sio_event_msg_from_text("nsp", "e", &arg, 1)); /* no leading '/' */
-    ck_assert_ptr_null(sh_sio_event_msg_from_text("/a,b", "e", &arg, 1));
-    sh_msg_t *m = sh_sio_event_msg_from_text("/", "e", NULL, 0);
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\"b", &arg, 1, true));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\\b", &arg, 1, true));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/", "a\nb", &arg, 1, true));
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("nsp", "e", &arg, 1, true)); /* no leading '/' */
+    ck_assert_ptr_null(sh_sio_event_msg_from_text("/a,b", "e", &arg, 1, true));
+    sh_msg_t *m = sh_sio_event_msg_from_text("/", "e", NULL, 0, true);
     ck_assert_str_eq(m->data, "42[\"e\"]");
     sh_msg_unref(m);
 }
