@@ -476,6 +476,25 @@ void sh_eio_close(sh_eio_session_t *s)
     session_end(s, "forced close", PART_CLOSE);
 }
 
+void sh_eio_session_prefetch(const sh_eio_session_t *s, unsigned step)
+{
+    switch (step) {
+    case 0:
+        __builtin_prefetch(&s->state);
+        __builtin_prefetch(&s->ws);
+        __builtin_prefetch(&s->sse);
+        break;
+    case 1:
+        if (s->ws)
+            __builtin_prefetch(s->ws);
+        break;
+    default:
+        if (s->ws && s->ws->conn)
+            sh_ws_conn_prefetch(s->ws->conn);
+        break;
+    }
+}
+
 /* Wakes the held GET when there is something for it. */
 static void session_flush(sh_eio_session_t *s)
 {

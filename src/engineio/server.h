@@ -110,6 +110,13 @@ const char *sh_eio_session_peer(const sh_eio_session_t *s);
 /* Queues one encoded Engine.IO packet; steals the reference. Returns 0,
  * or -EPIPE when the session is closing (m dropped). */
 int sh_eio_send(sh_eio_session_t *s, sh_msg_t *m);
+/* Step `step` (0 to SH_EIO_PREFETCH_STEPS - 1) of fetching what
+ * sh_eio_send reads for s into the cache, one layer a step: step k reads
+ * only what steps before it fetched. A broadcast takes a batch of
+ * recipients through each step in turn, so that one layer's misses of the
+ * whole batch overlap. */
+#define SH_EIO_PREFETCH_STEPS 3
+void sh_eio_session_prefetch(const sh_eio_session_t *s, unsigned step);
 /* Closes the session from the server side (close packet on polling, close
  * frame on WebSocket); on_close follows from the loop. */
 void sh_eio_close(sh_eio_session_t *s);

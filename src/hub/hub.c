@@ -209,10 +209,50 @@ void sh_hub_socket_rooms(const sh_sio_socket_t *sock, void (*fn)(const char *roo
  * message); returns how many took it. */
 typedef int (*deliver_fn)(sh_sio_socket_t *sock, void *ctx);
 
+/* Recipients gathered before they are delivered to. Delivering reaches
+ * through each socket's layers (the Socket.IO socket, its Engine.IO
+ * session, the WebSocket connection), structures of their own that the
+ * kernel's sends since the last broadcast have pushed out of the cache.
+ * Delivered as the room's list was walked, each recipient's misses waited
+ * for the walk's; walked first, a batch's sockets are fetched while the
+ * walk goes on, and delivered from the cache, in the same order. */
+#define GATHER 64
+
+typedef struct gather {
+    sh_sio_socket_t *socks[GATHER];
+    size_t n, sent;
+    deliver_fn deliver;
+    void *ctx;
+} gather_t;
+
+static void gather_flush(gather_t *g)
+{
+    /* Layer by layer, each for the whole batch: a layer's misses overlap,
+     * where one recipient at a time each waited for the one before. */
+    for (unsigned step = 0; step < SH_SIO_PREFETCH_STEPS; step++)
+        for (size_t i = 0; i < g->n; i++)
+            sh_sio_socket_prefetch(g->socks[i], step);
+    for (size_t i = 0; i < g->n; i++)
+        if (g->deliver(g->socks[i], g->ctx) == 0)
+            g->sent++;
+    g->n = 0;
+}
+
+static inline void gather_add(gather_t *g, sh_sio_socket_t *sock)
+{
+    __builtin_prefetch(sock);
+    g->socks[g->n++] = sock;
+    if (g->n == GATHER)
+        gather_flush(g);
+}
+
 static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn deliver, void *ctx)
 {
     uint64_t epoch = ++nsp->epoch;
-    size_t sent = 0;
+    gather_t g;
+    g.n = g.sent = 0;
+    g.deliver = deliver;
+    g.ctx = ctx;
     sh_list_t *pos, *p2;
     for (size_t i = 0; to && i < to->nexcept; i++) {
         member_t *own = own_room_member(nsp, to->except[i]);
@@ -230,16 +270,14 @@ static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn
             if (m->mark == epoch)
                 continue;
             m->mark = epoch;
-            if (deliver(m->sock, ctx) == 0)
-                sent++;
+            gather_add(&g, m->sock);
         }
     } else {
         for (size_t i = 0; i < to->nrooms; i++) {
             member_t *own = own_room_member(nsp, to->rooms[i]);
             if (own && own->mark != epoch) {
                 own->mark = epoch;
-                if (deliver(own->sock, ctx) == 0)
-                    sent++;
+                gather_add(&g, own->sock);
             }
             room_t *r = sh_map_get(&nsp->rooms, to->rooms[i]);
             if (!r)
@@ -249,14 +287,14 @@ static size_t broadcast(sh_hub_nsp_t *nsp, const sh_hub_target_t *to, deliver_fn
                 if (m->mark == epoch)
                     continue;
                 m->mark = epoch;
-                if (deliver(m->sock, ctx) == 0)
-                    sent++;
+                gather_add(&g, m->sock);
             }
         }
     }
+    gather_flush(&g);
     nsp->hub->stats.broadcasts++;
-    nsp->hub->stats.deliveries += sent;
-    return sent;
+    nsp->hub->stats.deliveries += g.sent;
+    return g.sent;
 }
 
 typedef struct msgs {

@@ -340,6 +340,14 @@ int sh_sio_socket_send_msgs(sh_sio_socket_t *sock, sh_msg_t *const *msgs, size_t
     return 0;
 }
 
+void sh_sio_socket_prefetch(const sh_sio_socket_t *sock, unsigned step)
+{
+    if (step == 0)
+        __builtin_prefetch(sock->client);
+    else if (sock->client->eio)
+        sh_eio_session_prefetch(sock->client->eio, step - 1);
+}
+
 void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session)
 {
     if (!sock->connected)

@@ -175,6 +175,11 @@ int sh_sio_socket_cancel_ack(sh_sio_socket_t *sock, int64_t id);
 /* Queues pre-encoded Engine.IO messages (a broadcast's; new references are
  * taken). Returns 0 or -EPIPE. */
 int sh_sio_socket_send_msgs(sh_sio_socket_t *sock, sh_msg_t *const *msgs, size_t n);
+/* Step `step` (0 to SH_SIO_PREFETCH_STEPS - 1) of fetching what
+ * sh_sio_socket_send_msgs reads, sock itself excepted, into the cache: see
+ * sh_eio_session_prefetch. */
+#define SH_SIO_PREFETCH_STEPS (1 + SH_EIO_PREFETCH_STEPS)
+void sh_sio_socket_prefetch(const sh_sio_socket_t *sock, unsigned step);
 /* Server-side disconnect: a DISCONNECT packet, then on_disconnect from the
  * loop; with close_session, the whole Engine.IO session closes too. */
 void sh_sio_socket_disconnect(sh_sio_socket_t *sock, bool close_session);

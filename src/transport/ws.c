@@ -180,6 +180,14 @@ static void on_flush_defer(sh_loop_t *loop, sh_defer_t *d)
     flush_now(d->data);
 }
 
+void sh_ws_conn_prefetch(const sh_ws_conn_t *ws)
+{
+    __builtin_prefetch(&ws->state);
+    __builtin_prefetch(&ws->output_limit);
+    __builtin_prefetch(&ws->out_count);
+    __builtin_prefetch(&ws->flush_defer);
+}
+
 static void schedule_flush(sh_ws_conn_t *ws)
 {
     sh_defer_schedule(ws->loop, &ws->flush_defer, on_flush_defer, ws);

@@ -65,6 +65,10 @@ sh_ws_conn_t *sh_ws_conn_new(sh_loop_t *loop, int fd, const char *extra, size_t 
  * the connection is closing (m is dropped), or -ENOBUFS when this passed
  * the output limit (the connection is being dropped). */
 int sh_ws_conn_send(sh_ws_conn_t *ws, sh_msg_t *m);
+/* Asks the cache for what sh_ws_conn_send and the flush after it read of
+ * ws (a broadcast does so for a batch of recipients at once, so that
+ * their misses overlap). Reads nothing: only a hint. */
+void sh_ws_conn_prefetch(const sh_ws_conn_t *ws);
 /* Writes what is queued now instead of at the end of the loop iteration:
  * for a frame that an answer on another connection, written later in
  * this iteration, must not overtake. */

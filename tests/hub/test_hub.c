@@ -32,6 +32,8 @@ typedef struct fix {
     char reason[64];
     sh_sio_socket_t *last;
     th_eio_t clients[NCLIENTS];
+    th_eio_t *more; /* a test's own clients past these, closed by stop() */
+    int nmore;
     char sids[NCLIENTS][64];
     sh_sio_socket_t *socks[NCLIENTS];
     /* events heard: through on_event (tree) and on_event_text */
@@ -134,6 +136,8 @@ static void stop(void)
     ck_assert(th_run_until(F.env.loop, none_active, NULL, TH_WAIT_MS));
     for (int i = 0; i < NCLIENTS; i++)
         th_eio_close(&F.clients[i]);
+    for (int i = 0; i < F.nmore; i++)
+        th_eio_close(&F.more[i]);
     ck_assert(th_env_wait_idle(&F.env, TH_WAIT_MS));
     sh_http_free(F.env.http);
     F.env.http = NULL;
@@ -426,6 +430,49 @@ START_TEST(test_broadcast_on_other_namespace_is_separate)
 }
 END_TEST
 
+/* More recipients than a broadcast gathers at once (64): each gets the
+ * message once, in the order sent, and the excepted nothing. */
+START_TEST(test_broadcast_past_one_batch)
+{
+    enum { MANY = 150 };
+    static th_eio_t many[MANY];
+    start();
+    memset(many, 0, sizeof(many));
+    F.more = many;
+    F.nmore = MANY;
+    for (int i = 0; i < MANY; i++) {
+        th_resp_t r = {0};
+        char sid[64];
+        ck_assert_int_eq(th_eio_open(&many[i], &F.env, PATH, NULL, &r), 200);
+        th_resp_release(&r);
+        /* Every third one in "skip" as well. */
+        ck_assert(th_sio_connect(&many[i], "/",
+                                 i % 3 ? "{\"rooms\":[\"big\"]}" : "{\"rooms\":[\"big\",\"skip\"]}",
+                                 sid, sizeof(sid)));
+    }
+    static const char *const big[] = {"big"}, *const skip[] = {"skip"};
+    sh_msg_t *all = sh_msg_new("42[\"all\"]", 9, false);
+    sh_msg_t *some = sh_msg_new("42[\"some\"]", 10, false);
+    sh_hub_target_t t = {.rooms = big, .nrooms = 1};
+    ck_assert_uint_eq(sh_hub_send(F.nsp, &t, &all, 1), MANY);
+    t.except = skip;
+    t.nexcept = 1;
+    ck_assert_uint_eq(sh_hub_send(F.nsp, &t, &some, 1), MANY - (MANY + 2) / 3);
+    ck_assert_uint_eq(some->refs, 1 + MANY - (MANY + 2) / 3);
+    for (int i = 0; i < MANY; i++) {
+        th_resp_t r = {0};
+        ck_assert_msg(th_eio_poll(&many[i], &r, TH_WAIT_MS), "client %d: no answer", i);
+        ck_assert_str_eq(sh_buf_peek(&r.body), i % 3 ? "42[\"all\"]\x1e"
+                                                       "42[\"some\"]"
+                                                     : "42[\"all\"]");
+        th_resp_release(&r);
+    }
+    sh_msg_unref(all);
+    sh_msg_unref(some);
+    stop();
+}
+END_TEST
+
 /* ---- encode once ---- */
 
 START_TEST(test_broadcast_encodes_once)
@@ -477,6 +524,7 @@ int main(void)
     tcase_add_test(tc, test_rooms_go_with_the_socket);
     tcase_add_test(tc, test_broadcast_targets);
     tcase_add_test(tc, test_broadcast_on_other_namespace_is_separate);
+    tcase_add_test(tc, test_broadcast_past_one_batch);
     tcase_add_test(tc, test_broadcast_encodes_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -115,7 +115,9 @@ void th_env_start(th_env_t *env)
     sh_http_options_t o = {
         .host = "127.0.0.1",
         .port = 0,
-        .max_connections = 64,
+        /* Room for a broadcast test's 150 polling clients (two
+         * connections each). */
+        .max_connections = 512,
         .idle_timeout_ms = 0,
         .header_memory = 16384,
     };
