@@ -618,6 +618,100 @@ START_TEST(test_output_limit_drops_slow_peer)
 }
 END_TEST
 
+/* Frames leave in the order sent whatever the queue holds them in: inside
+ * the connection (two), a pooled ring, rings from malloc as it doubles,
+ * with partial writes leaving its head anywhere (small kernel buffers and
+ * a peer that reads only at the end). */
+START_TEST(test_queue_keeps_order_as_it_grows)
+{
+    enum { FRAMES = 300, SIZE = 300 };
+    sh_ws_options_t o = default_opts();
+    memset(&F, 0, sizeof(F));
+    F.loop = sh_loop_new();
+    th_tcp_pair(F.fds);
+    int small = 4096;
+    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(F.fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, &o, &handler, &F);
+    char body[SIZE];
+    size_t most_queued = 0;
+    for (int i = 0; i < FRAMES; i++) {
+        memset(body, 'a' + i % 26, sizeof(body));
+        int n = snprintf(body, sizeof(body), "frame %d ", i);
+        body[n] = '.';
+        ck_assert_int_eq(send_msg(sh_msg_new(body, sizeof(body), false)), 0);
+        if (sh_ws_conn_queued(F.ws) > most_queued)
+            most_queued = sh_ws_conn_queued(F.ws);
+        if (i % 3 == 2)
+            th_run_once(F.loop); /* a flush, often partial */
+    }
+    /* More than a pooled ring's 32 frames waited at once. */
+    ck_assert_uint_gt(most_queued, 40 * (SIZE + 4));
+    th_conn_adopt(&F.peer, F.loop, F.fds[1]); /* the peer reads from now on */
+    sh_buf_t payload = SH_BUF_INIT;
+    for (int i = 0; i < FRAMES; i++) {
+        ck_assert_uint_eq(read_frame(&payload), SH_WS_OP_TEXT);
+        char want[32];
+        int n = snprintf(want, sizeof(want), "frame %d ", i);
+        ck_assert_uint_eq(sh_buf_avail(&payload), SIZE);
+        ck_assert_msg(!memcmp(sh_buf_peek(&payload), want, (size_t)n), "frame %d: got '%.12s'", i,
+                      sh_buf_peek(&payload));
+        sh_buf_reset(&payload);
+    }
+    sh_buf_release(&payload);
+    ck_assert_uint_eq(sh_ws_conn_queued(F.ws), 0);
+    ck_assert_uint_eq(F.stats.frames_out, FRAMES);
+    finish();
+}
+END_TEST
+
+/* The two frames a connection holds inside itself wrap around: A out, B
+ * half out, C in A's place; D then moves them to a ring, B first. */
+START_TEST(test_queue_wraps_inside_the_connection)
+{
+    enum { BIG = 1024 * 1024 };
+    sh_ws_options_t o = default_opts();
+    o.output_limit = 8 * BIG;
+    memset(&F, 0, sizeof(F));
+    F.loop = sh_loop_new();
+    th_tcp_pair(F.fds);
+    /* A small send buffer, and a peer that does not read yet: B cannot
+     * leave whole. (A small receive buffer too would stall the reads
+     * below: a 4 KiB window opens a few KiB per delayed ACK.) */
+    int small = 4096;
+    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, &o, &handler, &F);
+    char *big = malloc(BIG);
+    memset(big, 'B', BIG);
+    ck_assert_int_eq(send_msg(sh_msg_new("A", 1, false)), 0);
+    ck_assert_int_eq(send_msg(sh_msg_new(big, BIG, false)), 0);
+    th_run_once(F.loop); /* A leaves whole, B in part: the kernel is full */
+    size_t b_left = sh_ws_conn_queued(F.ws);
+    ck_assert_uint_gt(b_left, 0);
+    ck_assert_uint_lt(b_left, BIG);
+    ck_assert_int_eq(send_msg(sh_msg_new("C", 1, false)), 0);
+    ck_assert_int_eq(send_msg(sh_msg_new("D", 1, false)), 0);
+    ck_assert_uint_eq(sh_ws_conn_queued(F.ws), b_left + 3 + 3);
+    th_conn_adopt(&F.peer, F.loop, F.fds[1]);
+    sh_buf_t payload = SH_BUF_INIT;
+    static const char *const want[] = {"A", NULL, "C", "D"};
+    for (int i = 0; i < 4; i++) {
+        uint8_t op = 0xff;
+        ck_assert_msg(th_ws_read(&F.peer, &op, &payload, TH_WAIT_MS), "frame %d: none", i);
+        ck_assert_uint_eq(op, SH_WS_OP_TEXT);
+        if (want[i])
+            ck_assert_str_eq(sh_buf_peek(&payload), want[i]);
+        else
+            ck_assert(sh_buf_avail(&payload) == BIG && !memcmp(sh_buf_peek(&payload), big, BIG));
+        sh_buf_reset(&payload);
+    }
+    sh_buf_release(&payload);
+    free(big);
+    ck_assert_uint_eq(sh_ws_conn_queued(F.ws), 0);
+    finish();
+}
+END_TEST
+
 START_TEST(test_destroy_gives_no_callback)
 {
     sh_buf_t b = SH_BUF_INIT;
@@ -694,6 +788,8 @@ int main(void)
     tcase_add_loop_test(tc, test_protocol_errors_close_with_code, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, test_output_limit_drops_slow_peer);
+    tcase_add_test(tc, test_queue_keeps_order_as_it_grows);
+    tcase_add_test(tc, test_queue_wraps_inside_the_connection);
     tcase_add_test(tc, test_destroy_gives_no_callback);
     tcase_add_test(tc, test_set_owner_moves_callbacks);
     suite_add_tcase(s, tc);
