@@ -580,19 +580,30 @@ START_TEST(test_protocol_errors_close_with_code)
 }
 END_TEST
 
+/* A TCP pair whose server end goes to a new connection with a 4 KiB send
+ * buffer, the client end left unwatched (not read) until the test adopts
+ * it; a 4 KiB receive buffer too when the peer is never to read (a
+ * window that small opens a few KiB per delayed ACK: too slow to read
+ * through). */
+static void start_unread(const sh_ws_options_t *o, bool never_read)
+{
+    memset(&F, 0, sizeof(F));
+    F.loop = sh_loop_new();
+    th_tcp_pair(F.fds);
+    int small = 4096;
+    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    if (never_read)
+        setsockopt(F.fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, o, &handler, &F);
+}
+
 START_TEST(test_output_limit_drops_slow_peer)
 {
     sh_ws_options_t o = default_opts();
     o.output_limit = 64 * 1024;
-    memset(&F, 0, sizeof(F));
-    F.loop = sh_loop_new();
-    th_tcp_pair(F.fds);
     /* Small kernel buffers so the queue, not the kernel, holds the
      * backlog. The peer never reads. */
-    int small = 4096;
-    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    setsockopt(F.fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, &o, &handler, &F);
+    start_unread(&o, true);
     char chunk[4096];
     memset(chunk, 'z', sizeof(chunk));
     int rc = 0, sent = 0;
@@ -624,15 +635,10 @@ END_TEST
  * a peer that reads only at the end). */
 START_TEST(test_queue_keeps_order_as_it_grows)
 {
-    enum { FRAMES = 300, SIZE = 300 };
+    /* More than the kernel holds for a peer not reading yet. */
+    enum { FRAMES = 2000, SIZE = 300 };
     sh_ws_options_t o = default_opts();
-    memset(&F, 0, sizeof(F));
-    F.loop = sh_loop_new();
-    th_tcp_pair(F.fds);
-    int small = 4096;
-    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    setsockopt(F.fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, &o, &handler, &F);
+    start_unread(&o, false);
     char body[SIZE];
     size_t most_queued = 0;
     for (int i = 0; i < FRAMES; i++) {
@@ -672,15 +678,7 @@ START_TEST(test_queue_wraps_inside_the_connection)
     enum { BIG = 1024 * 1024 };
     sh_ws_options_t o = default_opts();
     o.output_limit = 8 * BIG;
-    memset(&F, 0, sizeof(F));
-    F.loop = sh_loop_new();
-    th_tcp_pair(F.fds);
-    /* A small send buffer, and a peer that does not read yet: B cannot
-     * leave whole. (A small receive buffer too would stall the reads
-     * below: a 4 KiB window opens a few KiB per delayed ACK.) */
-    int small = 4096;
-    setsockopt(F.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    F.ws = sh_ws_conn_new(F.loop, F.fds[0], NULL, 0, &o, &handler, &F);
+    start_unread(&o, false); /* B cannot leave whole */
     char *big = malloc(BIG);
     memset(big, 'B', BIG);
     ck_assert_int_eq(send_msg(sh_msg_new("A", 1, false)), 0);
