@@ -291,8 +291,17 @@ static void flush_now(sh_ws_conn_t *ws)
             iov[n].iov_len = frame_len(f) - f->sent;
             n++;
         }
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(ws->fd, &mh, MSG_NOSIGNAL);
+        /* One frame (a fan-out's usual flush) goes by send(): the kernel
+         * then copies no msghdr and imports no iovec, ~2% of a fan-out
+         * delivery's CPU (perf), which is what a bare send() loop, the
+         * fan-out bar's floor, does not pay. Redis writes so too. */
+        ssize_t w;
+        if (n == 1) {
+            w = send(ws->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(ws->fd, &mh, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;

@@ -710,6 +710,36 @@ START_TEST(test_queue_wraps_inside_the_connection)
 }
 END_TEST
 
+/* A frame alone goes by send() rather than sendmsg(): one the kernel
+ * takes in parts goes on from where each write stopped. */
+START_TEST(test_lone_frame_leaves_in_parts)
+{
+    enum { BIG = 1024 * 1024 };
+    sh_ws_options_t o = default_opts();
+    o.output_limit = 2 * BIG;
+    start_unread(&o, false);
+    char *big = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    ck_assert_int_eq(send_msg(sh_msg_new(big, BIG, false)), 0);
+    th_run_once(F.loop); /* the kernel takes a part */
+    size_t left = sh_ws_conn_queued(F.ws);
+    ck_assert_uint_gt(left, 0);
+    ck_assert_uint_lt(left, BIG);
+    th_conn_adopt(&F.peer, F.loop, F.fds[1]);
+    sh_buf_t payload = SH_BUF_INIT;
+    uint8_t op = 0xff;
+    ck_assert(th_ws_read(&F.peer, &op, &payload, TH_WAIT_MS));
+    ck_assert_uint_eq(op, SH_WS_OP_TEXT);
+    ck_assert(sh_buf_avail(&payload) == BIG && !memcmp(sh_buf_peek(&payload), big, BIG));
+    sh_buf_release(&payload);
+    free(big);
+    ck_assert_uint_eq(sh_ws_conn_queued(F.ws), 0);
+    ck_assert_uint_eq(F.stats.frames_out, 1);
+    finish();
+}
+END_TEST
+
 START_TEST(test_destroy_gives_no_callback)
 {
     sh_buf_t b = SH_BUF_INIT;
@@ -788,6 +818,7 @@ int main(void)
     tcase_add_test(tc, test_output_limit_drops_slow_peer);
     tcase_add_test(tc, test_queue_keeps_order_as_it_grows);
     tcase_add_test(tc, test_queue_wraps_inside_the_connection);
+    tcase_add_test(tc, test_lone_frame_leaves_in_parts);
     tcase_add_test(tc, test_destroy_gives_no_callback);
     tcase_add_test(tc, test_set_owner_moves_callbacks);
     suite_add_tcase(s, tc);
