@@ -1194,6 +1194,70 @@ START_TEST(test_message_stream)
 }
 END_TEST
 
+/* What Redis writes while the subscriber handles a message is read in the
+ * same wake, before the loop's deferred calls (where the sockets flush):
+ * a publisher's tick that Redis writes in parts leaves for each tab in one
+ * write. The first message's handler publishes a second and waits until
+ * Redis has written it (Redis writes to its subscribers before it reads
+ * the next command, so once a PING is answered the second message is in
+ * the subscriber's socket); a deferred call scheduled then stands for the
+ * flush. */
+typedef struct same_wake {
+    ctx_t *x;
+    redisContext *pc;
+    sh_defer_t flush;
+    bool flushed;
+    int n;
+    bool second_before_flush;
+} same_wake_t;
+
+static void on_same_wake_flush(sh_loop_t *loop, sh_defer_t *d)
+{
+    (void)loop;
+    ((same_wake_t *)d->data)->flushed = true;
+}
+
+static void on_same_wake(const char *channel, const char *pattern, const char *payload, size_t len,
+                         void *data)
+{
+    (void)channel;
+    (void)pattern;
+    (void)payload;
+    (void)len;
+    same_wake_t *w = data;
+    if (++w->n == 1) {
+        sh_defer_schedule(w->x->loop, &w->flush, on_same_wake_flush, w);
+        redisReply *rep = redisCommand(w->pc, "PUBLISH w second");
+        ck_assert_int_eq(rep->integer, 1);
+        freeReplyObject(rep);
+        rep = redisCommand(w->pc, "PING");
+        ck_assert_int_eq(rep->type, REDIS_REPLY_STATUS);
+        freeReplyObject(rep);
+    } else if (w->n == 2) {
+        w->second_before_flush = !w->flushed;
+    }
+}
+
+START_TEST(test_written_meanwhile_is_read_in_the_same_wake)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    same_wake_t w = {.x = &x};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "w", on_same_wake, &w), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    w.pc = th_redis_connect(&x.srv);
+    redisReply *rep = redisCommand(w.pc, "PUBLISH w first");
+    ck_assert_int_eq(rep->integer, 1);
+    freeReplyObject(rep);
+    ck_assert_msg(th_wait_count(x.loop, &w.n, 2, WAIT_MS), "got %d", w.n);
+    ck_assert(w.flushed);
+    ck_assert_msg(w.second_before_flush, "the second message waited for the next wake");
+    redisFree(w.pc);
+    ctx_stop(&x);
+}
+END_TEST
+
 int main(void)
 {
     if (!th_redis_available()) {
@@ -1218,6 +1282,7 @@ int main(void)
     tcase_add_test(tc, test_unsubscribe);
     tcase_add_test(tc, test_message_stream);
     tcase_add_test(tc, test_large_message);
+    tcase_add_test(tc, test_written_meanwhile_is_read_in_the_same_wake);
     tcase_add_test(tc, test_subscription_refused);
     tcase_add_test(tc, test_evalsha_fallback);
     tcase_add_test(tc, test_script_keeps_order);
