@@ -1,5 +1,6 @@
 #include "core/map.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,12 +36,15 @@ void sh_map_seed(const uint8_t key[16])
         v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
+/* Eight bytes, little-endian, as SipHash reads them: one load (memcpy
+ * and le64toh compile to a mov on x86-64). The byte loop this replaces
+ * was not merged into one by GCC 12 (-O2): ~48 instructions a word, most
+ * of a room lookup's ~300 (callgrind, the chat bench via Redis). */
 static uint64_t load64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 uint64_t sh_hash(const void *data, size_t n)

@@ -145,6 +145,64 @@ START_TEST(test_seed_changes_hash)
 }
 END_TEST
 
+/* SipHash-1-3 as its paper defines it, words read byte by byte as
+ * little-endian numbers: sh_hash must give the same for every length and
+ * alignment (it reads whole words). */
+#define REF_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define REF_ROUND                                                                                  \
+    do {                                                                                           \
+        v0 += v1, v1 = REF_ROTL(v1, 13), v1 ^= v0, v0 = REF_ROTL(v0, 32);                          \
+        v2 += v3, v3 = REF_ROTL(v3, 16), v3 ^= v2;                                                 \
+        v0 += v3, v3 = REF_ROTL(v3, 21), v3 ^= v0;                                                 \
+        v2 += v1, v1 = REF_ROTL(v1, 17), v1 ^= v2, v2 = REF_ROTL(v2, 32);                          \
+    } while (0)
+
+static uint64_t ref_word(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = n; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t ref_siphash13(const uint8_t key[16], const uint8_t *in, size_t n)
+{
+    uint64_t k0 = ref_word(key, 8), k1 = ref_word(key + 8, 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = ref_word(in + i, 8);
+        v3 ^= m;
+        REF_ROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56 | ref_word(in + i, n - i);
+    v3 ^= b;
+    REF_ROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    REF_ROUND;
+    REF_ROUND;
+    REF_ROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+START_TEST(test_hash_is_siphash13)
+{
+    uint8_t key[16], data[72];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)(i * 29 + 7);
+    for (int i = 0; i < 72; i++)
+        data[i] = (uint8_t)(i * 37 + 11);
+    sh_map_seed(key);
+    for (size_t off = 0; off < 8; off++)
+        for (size_t n = 0; n + off <= sizeof(data); n++)
+            ck_assert_msg(sh_hash(data + off, n) == ref_siphash13(key, data + off, n),
+                          "length %zu at offset %zu", n, off);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("map");
@@ -154,6 +212,7 @@ int main(void)
     tcase_add_test(tc, test_iterate_and_remove_sees_each_once);
     tcase_add_test(tc, test_borrowed_keys);
     tcase_add_test(tc, test_seed_changes_hash);
+    tcase_add_test(tc, test_hash_is_siphash13);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
