@@ -499,11 +499,24 @@ typedef struct text_frame {
     sh_json_span_t args;
     size_t nargs;
     bool unicode_escapes;
+    sh_msg_t *own; /* holds the message's bytes, to be rewritten; or NULL */
+    bool in_place; /* the packet was built in own */
 } text_frame_t;
 
+/* The packet is written where the arguments lie when the message's bytes
+ * are ours to rewrite and need no \u rewriting: a chat token's reply so far
+ * (a kilobyte or more) is then not copied again (the copy and its
+ * allocation were ~3% of siohubd's time in the chat bench via Redis, perf
+ * with call graphs). */
 static sh_msg_t *build_text_frame(void *arg)
 {
-    const text_frame_t *f = arg;
+    text_frame_t *f = arg;
+    if (f->own && f->nargs == 1 && !f->unicode_escapes) {
+        sh_msg_t *m = sh_sio_event_msg_in_place(f->own, f->nsp, f->event, f->args);
+        f->in_place = m != NULL;
+        if (m)
+            return m;
+    }
     return sh_sio_event_msg_from_text(f->nsp, f->event, &f->args, f->nargs, f->unicode_escapes);
 }
 
@@ -516,7 +529,7 @@ static sh_msg_t *build_text_frame(void *arg)
  * member found, so the rooms are looked up once, and not at all written
  * on a node with none. TEXT_NOT, nothing sent, when the message needs the
  * decoder. */
-static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r)
+static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r, sh_msg_t *own)
 {
     sh_json_span_t event_text;
     char event[256];
@@ -532,7 +545,8 @@ static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r
                       .event = event,
                       .args = r->data_json,
                       .nargs = 1,
-                      .unicode_escapes = r->text_unicode_escapes};
+                      .unicode_escapes = r->text_unicode_escapes,
+                      .own = own};
     if (sh_json_span_eq(f.args, "null")) {
         f.nargs = 0;
     } else if (f.args.p[0] == '[') {
@@ -559,6 +573,7 @@ static text_emit_t receive_emit_text(sh_adapter_t *a, const sh_pubsub_route_t *r
         return TEXT_NOT_HERE;
     a->stats.received++;
     a->stats.from_text++;
+    a->stats.in_place += f.in_place;
     return TEXT_DELIVERED;
 }
 
@@ -580,7 +595,16 @@ static bool is_own_message(const sh_adapter_t *a, const char *p, size_t len)
            memcmp(p, callback, sizeof(callback) - 1) != 0;
 }
 
+static void receive(sh_adapter_t *a, const void *payload, size_t len, sh_msg_t *own);
+
 void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
+{
+    receive(a, payload, len, NULL);
+}
+
+/* own: a message whose data is the payload, which may be rewritten (the
+ * payload is not read after a delivery from its text); or NULL. */
+static void receive(sh_adapter_t *a, const void *payload, size_t len, sh_msg_t *own)
 {
     if (is_own_message(a, payload, len)) {
         a->stats.skipped_own++;
@@ -597,7 +621,7 @@ void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
             a->stats.skipped_own++;
             return;
         }
-        text_emit_t t = receive_emit_text(a, &route);
+        text_emit_t t = receive_emit_text(a, &route, own);
         if (t == TEXT_DELIVERED)
             return;
         if (t == TEXT_NOT_HERE || !route_is_for_us(a, &route)) {
@@ -660,7 +684,7 @@ void sh_adapter_receive(sh_adapter_t *a, const void *payload, size_t len)
 }
 
 static void on_channel_message(const char *channel, const char *pattern, const char *payload,
-                               size_t len, void *data)
+                               size_t len, sh_msg_t *own, void *data)
 {
     sh_adapter_t *a = data;
     if (pattern) {
@@ -676,7 +700,7 @@ static void on_channel_message(const char *channel, const char *pattern, const c
         if (!nsp || sh_hub_room_size(nsp, hash + 1) == 0)
             return;
     }
-    sh_adapter_receive(a, payload, len);
+    receive(a, payload, len, own);
 }
 
 /* ---- life ---- */

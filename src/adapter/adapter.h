@@ -73,6 +73,9 @@ typedef struct sh_adapter_stats {
     /* Emits delivered from their own text (validated, not decoded; also
      * counted in received): plain JSON emits to rooms. */
     uint64_t from_text;
+    /* Of those, the ones whose packet was written where the message
+     * arrived (sh_sio_event_msg_in_place) rather than copied out. */
+    uint64_t in_place;
     uint64_t publish_fails; /* Redis away or full */
     uint64_t remote_calls;  /* calls sent to other nodes */
 } sh_adapter_stats_t;

@@ -865,6 +865,10 @@ static void on_metrics(sh_http_req_t *req, void *data)
     sh_metrics_one(&b, "siohub_pubsub_from_text_total", SH_METRIC_COUNTER,
                    "Fleet emits delivered from their JSON text, validated but not decoded",
                    ad->from_text);
+    sh_metrics_one(&b, "siohub_pubsub_in_place_total", SH_METRIC_COUNTER,
+                   "Of the emits delivered from their text, those whose packet was written "
+                   "where the message arrived rather than copied",
+                   ad->in_place);
     if (app->redis) {
         sh_redis_stats_t rs;
         sh_redis_stats(app->redis, &rs);

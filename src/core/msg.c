@@ -62,7 +62,7 @@ static struct {
 
 sh_msg_t *sh_msg_alloc(size_t len, bool binary)
 {
-    size_t size = sizeof(sh_msg_t) + len + 1;
+    size_t size = sizeof(sh_msg_t) + SH_MSG_HEAD_ROOM + len + 1;
     size_t cls = pool_class_of(size);
     sh_msg_t *m;
     if (cls && pool[cls - 1].n) {
@@ -86,10 +86,24 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
     m->head_len = 0;
     m->head_tag = 0;
     m->len = len;
+    m->cap = (cls ? pool_block_size(cls) : size) - sizeof(sh_msg_t);
     m->base64 = NULL;
     m->forms = NULL;
+    m->data = m->buffer + SH_MSG_HEAD_ROOM;
     m->data[len] = '\0';
     return m;
+}
+
+int sh_msg_reframe(sh_msg_t *m, char *data, size_t len, bool binary)
+{
+    if (m->refs != 1 || m->head_len || m->base64 || m->forms || data < m->buffer ||
+        (size_t)(data - m->buffer) < SH_MSG_HEAD_ROOM || len >= m->cap - (size_t)(data - m->buffer))
+        return -EINVAL;
+    m->data = data;
+    m->len = len;
+    m->binary = binary;
+    data[len] = '\0';
+    return 0;
 }
 
 sh_msg_t *sh_msg_new(const void *p, size_t len, bool binary)

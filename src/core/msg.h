@@ -20,6 +20,11 @@
  * front of data (sh_msg_set_head); each recipient then sends head + data
  * as one contiguous span, with no per-recipient header and one iovec.
  *
+ * A message may also be made around bytes that arrived whole, a Redis
+ * message say, and then be rewritten into the packet they carry before it
+ * is shared (sh_msg_reframe): the packet's bytes stay where they came,
+ * where a copy would cost as much as everything else done with them.
+ *
  * Refcounts are plain integers: all messages live on the loop thread.
  */
 #ifndef SH_CORE_MSG_H
@@ -41,10 +46,14 @@ typedef struct sh_msg {
     uint8_t head_tag;   /* what they encode, the writer's tag (an opcode) */
     uint8_t pool_class; /* msg.c's: the free list it returns to, 0 none */
     size_t len;
-    struct sh_msg *base64;       /* lazily built "b<base64>" text form; owned */
-    struct sh_msg_form *forms;   /* derived forms (sh_msg_form); owned */
-    char head[SH_MSG_HEAD_ROOM]; /* a transport header ends where data starts */
-    char data[];                 /* len bytes, then a NUL not counted in len */
+    size_t cap;                /* bytes of buffer */
+    struct sh_msg *base64;     /* lazily built "b<base64>" text form; owned */
+    struct sh_msg_form *forms; /* derived forms (sh_msg_form); owned */
+    /* len bytes in buffer, then a NUL not counted in len, with
+     * SH_MSG_HEAD_ROOM bytes or more of buffer before them for a transport
+     * header: at buffer + SH_MSG_HEAD_ROOM but after sh_msg_reframe. */
+    char *data;
+    char buffer[];
 } sh_msg_t;
 
 /* Builds a derived form of m: a new message (refcount 1, handed to the
@@ -58,6 +67,13 @@ sh_msg_t *sh_msg_new(const void *p, size_t len, bool binary);
 sh_msg_t *sh_msg_alloc(size_t len, bool binary);
 /* New text message: prefix byte (Engine.IO type) followed by p[0..len). */
 sh_msg_t *sh_msg_new_prefixed(char prefix, const void *p, size_t len);
+
+/* Makes data[0..len) m's data: a span of m's own buffer with
+ * SH_MSG_HEAD_ROOM bytes of it before the span and one after (the NUL
+ * written here), so that a packet built where its bytes arrived is sent
+ * from there. Only before m is shared (one reference, no header or form
+ * yet); -EINVAL, m unchanged, when that or the span's room does not hold. */
+int sh_msg_reframe(sh_msg_t *m, char *data, size_t len, bool binary);
 
 static inline sh_msg_t *sh_msg_ref(sh_msg_t *m)
 {

@@ -765,13 +765,23 @@ static void dispatch(sh_redis_t *r, bool pattern, const redisReply *name, const 
     /* Entries added by a callback wait for the next message; removed ones
      * are only marked while the list is being walked. */
     uint64_t gen = r->sub_gen;
+    /* The payload's message may be rewritten by the callback it is
+     * offered to: only when that one alone receives it. */
+    struct sh_msg *own = sh_redis_reply_msg(payload);
+    size_t receivers = 0;
+    for (sh_list_t *pos = r->subs.next; own && pos != &r->subs && receivers < 2; pos = pos->next) {
+        sub_t *s = sh_container_of(pos, sub_t, node);
+        receivers += s->gen < gen && sub_same(s, pattern, name->str, name->len);
+    }
+    if (receivers != 1)
+        own = NULL;
     r->dispatching++;
     for (sh_list_t *pos = r->subs.next; pos != &r->subs && !r->freeing; pos = pos->next) {
         sub_t *s = sh_container_of(pos, sub_t, node);
         if (s->gen >= gen || !sub_same(s, pattern, name->str, name->len))
             continue;
         r->stats.messages++;
-        s->cb(channel, pat, payload->str, payload->len, s->data);
+        s->cb(channel, pat, payload->str, payload->len, own, s->data);
     }
     if (--r->dispatching == 0 && !r->freeing)
         subs_reap(r);

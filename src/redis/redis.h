@@ -65,9 +65,15 @@ typedef void (*sh_redis_cb)(int status, const redisReply *reply, void *data);
  * host:port", "Connection refused", "command timed out after 2000 ms"). */
 typedef void (*sh_redis_state_cb)(sh_redis_t *r, bool up, const char *reason, void *data);
 /* One pub/sub message. pattern is NULL for a channel subscription; payload
- * is binary (len bytes) and borrowed for the duration of the call. */
+ * is binary (len bytes) and borrowed for the duration of the call. own,
+ * when not NULL, is a message (core/msg.h) whose data is the payload,
+ * offered to the one subscription the message is for (NULL when more than
+ * one match, or for a short payload): the callback may take a reference
+ * and rewrite the bytes (sh_msg_reframe), since nothing reads the payload
+ * after it returns. */
+struct sh_msg;
 typedef void (*sh_redis_message_cb)(const char *channel, const char *pattern, const char *payload,
-                                    size_t len, void *data);
+                                    size_t len, struct sh_msg *own, void *data);
 
 typedef struct sh_redis_options {
     const char *url;             /* see url.h; required */

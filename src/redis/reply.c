@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/alloc.h"
+#include "core/msg.h"
 
 /* The first block of a reply. Under 1 KiB with its header, so glibc's
  * per-thread cache serves it: a message of a few hundred bytes then costs
@@ -35,16 +36,29 @@ typedef struct block {
 #define SPARE_MAX (64 * 1024)
 static block_t *spare;
 
+/* Long strings are built as messages (sh_redis_reply_msg), at most this
+ * many a reply (a pub/sub message has one; the rest are copied into the
+ * blocks), with this much buffer before the string beyond a message's own
+ * head room: the packet a message carries is written in front of its
+ * arguments (sh_sio_event_msg_in_place), and a Python emit names its
+ * event before its data but its namespace after it. */
+#define TREE_MSGS  2
+#define MSG_BEFORE 64
+
 /* A reply's blocks; at the start of its first block. */
 typedef struct tree {
     block_t *first, *last;
     void *root;
+    sh_msg_t *msgs[TREE_MSGS];
+    unsigned nmsgs;
 } tree_t;
 
 /* Before every object: its tree, so that an object's children (hiredis
- * hands over the parent) and the root's free find the blocks. */
+ * hands over the parent) and the root's free find the blocks, and the
+ * message holding its string, if one does. */
 typedef struct node {
     tree_t *tree;
+    sh_msg_t *msg;
     redisReply reply;
 } node_t;
 
@@ -91,12 +105,18 @@ static tree_t *tree_new(void)
     b->used = aligned(sizeof(*t));
     t->first = t->last = b;
     t->root = NULL;
+    t->nmsgs = 0;
     return t;
+}
+
+static node_t *node_of(const void *obj)
+{
+    return (node_t *)(void *)((char *)obj - offsetof(node_t, reply));
 }
 
 static tree_t *tree_of(void *obj)
 {
-    return ((node_t *)((char *)obj - offsetof(node_t, reply)))->tree;
+    return node_of(obj)->tree;
 }
 
 /* A new object of the type in its parent's tree (a new tree for a root),
@@ -108,6 +128,7 @@ static redisReply *object_new(const redisReadTask *task, int type)
     tree_t *t = task->parent ? tree_of(task->parent->obj) : tree_new();
     node_t *n = tree_alloc(t, sizeof(*n));
     n->tree = t;
+    n->msg = NULL;
     memset(&n->reply, 0, sizeof(n->reply));
     n->reply.type = type;
     if (task->parent) {
@@ -123,10 +144,18 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
     /* string, status or error */
     redisReply *r = object_new(task, task->type);
+    tree_t *t = tree_of(r);
     /* The reader's buffer moves on: the string is copied, once. */
-    r->str = tree_alloc(tree_of(r), len + 1);
+    if (len >= SH_REDIS_REPLY_MSG_MIN && t->nmsgs < TREE_MSGS) {
+        sh_msg_t *m = sh_msg_alloc(MSG_BEFORE + len, true);
+        sh_msg_reframe(m, m->data + MSG_BEFORE, len, true);
+        t->msgs[t->nmsgs++] = node_of(r)->msg = m;
+        r->str = m->data;
+    } else {
+        r->str = tree_alloc(t, len + 1);
+        r->str[len] = '\0';
+    }
     memcpy(r->str, str, len);
-    r->str[len] = '\0';
     r->len = len;
     return r;
 }
@@ -160,6 +189,8 @@ static void free_object(void *obj)
     tree_t *t = tree_of(obj);
     if (t->root != obj)
         return;
+    for (unsigned i = 0; i < t->nmsgs; i++)
+        sh_msg_unref(t->msgs[i]);
     block_t *b = t->first;
     while (b) {
         block_t *next = b->next;
@@ -175,6 +206,11 @@ static void free_object(void *obj)
         }
         b = next;
     }
+}
+
+sh_msg_t *sh_redis_reply_msg(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING ? node_of(r)->msg : NULL;
 }
 
 void sh_redis_reply_drain(void)

@@ -17,10 +17,15 @@
  * callback, on a reader error, with the reader). The objects are the
  * redisReply that hiredis' async layer and our callbacks read, with the
  * same lifetime: until the callback returns.
+ *
+ * A long string (a pub/sub message's payload) is copied into a message
+ * (core/msg.h) instead, which a subscriber may keep and turn into the
+ * packet the payload carries where its bytes lie (sh_redis_reply_msg).
  */
 #ifndef SH_REDIS_REPLY_H
 #define SH_REDIS_REPLY_H
 
+#include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 
 /* Makes reader build its replies with these functions; before its first
@@ -29,6 +34,17 @@ void sh_redis_reply_use(redisReader *reader);
 
 /* The functions themselves, for a reader made with them. */
 extern redisReplyObjectFunctions sh_redis_reply_functions;
+
+/* Strings of this many bytes or more are built as messages. */
+#define SH_REDIS_REPLY_MSG_MIN 256
+
+/* The message whose data is the string r (bulk string replies of
+ * SH_REDIS_REPLY_MSG_MIN bytes or more, binary, with room before them),
+ * borrowed: it lives as long as the reply unless referenced
+ * (sh_msg_ref). NULL for a shorter string or another type. Only for
+ * replies these functions built. */
+struct sh_msg;
+struct sh_msg *sh_redis_reply_msg(const redisReply *r);
 
 /* Frees the block kept for the next reply (at exit, for a clean leak
  * report). */

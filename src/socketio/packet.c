@@ -401,39 +401,66 @@ int sh_sio_packet_encode(sh_sio_type_t type, const char *nsp, int64_t id, const 
     return (int)(1 + nbins);
 }
 
-sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
-                                     const sh_json_span_t *parts, size_t nparts,
-                                     bool unicode_escapes)
+/* The bytes of an EVENT message before its arguments: "42", the namespace
+ * and its ',' (none for "/"), '[', the event's string and, when arguments
+ * follow, their ','. */
+typedef struct event_head {
+    const char *nsp, *event;
+    size_t nsp_len, event_len, len;
+    bool args;
+} event_head_t;
+
+/* Measures h's bytes; false when the namespace cannot be written or the
+ * event would need JSON escapes. */
+static bool event_head_init(event_head_t *h, const char *nsp, const char *event, bool args)
 {
-    size_t nsp_len = 0;
+    h->nsp = nsp;
+    h->nsp_len = 0;
     if (nsp && nsp[0] && strcmp(nsp, "/") != 0) {
-        nsp_len = strlen(nsp);
-        if (!nsp_writable(nsp, nsp_len))
-            return NULL;
+        h->nsp_len = strlen(nsp);
+        if (!nsp_writable(nsp, h->nsp_len))
+            return false;
     }
-    size_t event_len = strlen(event);
-    if (!sh_json_text_plain(event, event_len))
-        return NULL;
-    /* "42" nsp "," "[\"" event "\"" ("," args) "]" */
-    size_t len = 2 + (nsp_len ? nsp_len + 1 : 0) + 2 + event_len + 1 + (nparts ? 1 : 0) + 1;
-    for (size_t i = 0; i < nparts; i++)
-        len += parts[i].len;
-    sh_msg_t *m = sh_msg_alloc(len, false);
-    char *w = m->data;
+    h->event = event;
+    h->event_len = strlen(event);
+    if (!sh_json_text_plain(event, h->event_len))
+        return false;
+    h->args = args;
+    h->len = 2 + (h->nsp_len ? h->nsp_len + 1 : 0) + 2 + h->event_len + 1 + (args ? 1 : 0);
+    return true;
+}
+
+static void event_head_write(const event_head_t *h, char *w)
+{
     *w++ = '4'; /* Engine.IO MESSAGE */
     *w++ = (char)('0' + SH_SIO_EVENT);
-    if (nsp_len) {
-        memcpy(w, nsp, nsp_len);
-        w += nsp_len;
+    if (h->nsp_len) {
+        memcpy(w, h->nsp, h->nsp_len);
+        w += h->nsp_len;
         *w++ = ',';
     }
     *w++ = '[';
     *w++ = '"';
-    memcpy(w, event, event_len);
-    w += event_len;
+    memcpy(w, h->event, h->event_len);
+    w += h->event_len;
     *w++ = '"';
-    if (nparts)
-        *w++ = ',';
+    if (h->args)
+        *w = ',';
+}
+
+sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
+                                     const sh_json_span_t *parts, size_t nparts,
+                                     bool unicode_escapes)
+{
+    event_head_t h;
+    if (!event_head_init(&h, nsp, event, nparts > 0))
+        return NULL;
+    size_t len = h.len + 1; /* and ']' */
+    for (size_t i = 0; i < nparts; i++)
+        len += parts[i].len;
+    sh_msg_t *m = sh_msg_alloc(len, false);
+    event_head_write(&h, m->data);
+    char *w = m->data + h.len;
     /* A copy runs at memcpy's speed, several times the search's: the
      * reply so far of a chat token is kilobytes of text without one. */
     for (size_t i = 0; i < nparts; i++) {
@@ -449,6 +476,25 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
     m->len = (size_t)(w - m->data);
     *w = '\0';
     return m;
+}
+
+sh_msg_t *sh_sio_event_msg_in_place(sh_msg_t *m, const char *nsp, const char *event,
+                                    sh_json_span_t args)
+{
+    event_head_t h;
+    char *at = (char *)args.p;
+    if (args.len == 0 || at < m->buffer || at > m->buffer + m->cap ||
+        !event_head_init(&h, nsp, event, true) ||
+        (size_t)(at - m->buffer) < SH_MSG_HEAD_ROOM + h.len)
+        return NULL;
+    /* Everything is checked before a byte is written (sh_msg_reframe
+     * checks the rest): a refusal leaves m as it was, for the caller to
+     * read otherwise. */
+    if (sh_msg_reframe(m, at - h.len, h.len + args.len + 1, false) < 0)
+        return NULL;
+    event_head_write(&h, at - h.len);
+    at[args.len] = ']';
+    return sh_msg_ref(m);
 }
 
 /* jansson against JSON.stringify, both compact:

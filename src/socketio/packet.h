@@ -131,6 +131,17 @@ sh_msg_t *sh_sio_event_msg_from_text(const char *nsp, const char *event,
                                      const sh_json_span_t *parts, size_t nparts,
                                      bool unicode_escapes);
 
+/* The same message made where its arguments already lie: m holds args (one
+ * part, in m's buffer, no \u escape to rewrite), and becomes the message,
+ * its head written over the bytes before args and its ']' over the one
+ * after (sh_msg_reframe), so the arguments are not copied. For a message
+ * received whole (a Redis one) whose bytes are not read again. A new
+ * reference to m; NULL, m unchanged, when args is empty, the room before
+ * or after it is too small, m is shared, or sh_sio_event_msg_from_text
+ * would refuse the names. */
+sh_msg_t *sh_sio_event_msg_in_place(sh_msg_t *m, const char *nsp, const char *event,
+                                    sh_json_span_t args);
+
 /* Serialises JSON the way JSON.stringify does for our purposes (compact, no
  * escaped '/', UTF-8 as is) and appends it to out. Returns 0 or -EINVAL. */
 int sh_json_append(sh_buf_t *out, const json_t *value);

@@ -108,8 +108,9 @@ static void on_remote_broadcast(const char *nsp, const char *event, json_t *args
 /* ---- set-up ---- */
 
 static void on_observe(const char *channel, const char *pattern, const char *payload, size_t len,
-                       void *data)
+                       sh_msg_t *own, void *data)
 {
+    (void)own;
     observed_t *o = data;
     o->n++;
     snprintf(o->channel, sizeof(o->channel), "%s", channel);
@@ -1093,6 +1094,82 @@ START_TEST(test_no_member_no_decode)
 }
 END_TEST
 
+/* An emit from Redis long enough to arrive in a message of its own
+ * (SH_REDIS_REPLY_MSG_MIN) goes to the browser as the packet written where
+ * its arguments arrived, the same bytes a copy would have made; one that
+ * cannot be (too short, \u escapes to rewrite, no room before its data
+ * for the packet's head) is copied out as before. */
+START_TEST(test_delivered_where_it_arrived)
+{
+    start(false);
+    connect_client(0, 0, "{\"rooms\":[\"r\"]}");
+    const sh_adapter_stats_t *a = st(0);
+    char text[400];
+    memset(text, 'x', 300);
+    text[300] = '\0';
+    sh_buf_t b = SH_BUF_INIT, want = SH_BUF_INIT;
+    /* As python-socketio writes it: event, then data, spaces and all. */
+    buf_printf(
+        &b,
+        "{\"method\": \"emit\", \"event\": \"chat-events\", \"data\": {\"content\": \"%s\"}, "
+        "\"namespace\": \"/\", \"room\": \"r\", \"skip_sid\": null, \"callback\": null, "
+        "\"host_id\": \"other\"}",
+        text);
+    publish_json(sh_buf_peek(&b));
+    sh_buf_reset(&b);
+    buf_printf(&want, "42[\"chat-events\",{\"content\": \"%s\"}]", text);
+    expect_poll(0, sh_buf_peek(&want));
+    sh_buf_reset(&want);
+    ck_assert_uint_eq(a->from_text, 1);
+    ck_assert_uint_eq(a->in_place, 1);
+    /* A list of arguments: its brackets are the packet's. */
+    buf_printf(&b,
+               "{\"method\":\"emit\",\"event\":\"ev\",\"data\":[1, \"%s\"],\"namespace\":\"/\","
+               "\"room\":\"r\"}",
+               text);
+    publish_json(sh_buf_peek(&b));
+    sh_buf_reset(&b);
+    buf_printf(&want, "42[\"ev\",1, \"%s\"]", text);
+    expect_poll(0, sh_buf_peek(&want));
+    sh_buf_reset(&want);
+    ck_assert_uint_eq(a->in_place, 2);
+    /* Data first and an event name longer than the room before it. */
+    char event[100];
+    memset(event, 'e', 90);
+    event[90] = '\0';
+    buf_printf(&b,
+               "{\"data\":[\"%s\"],\"event\":\"%s\",\"method\":\"emit\",\"namespace\":\"/\","
+               "\"room\":\"r\"}",
+               text, event);
+    publish_json(sh_buf_peek(&b));
+    sh_buf_reset(&b);
+    buf_printf(&want, "42[\"%s\",\"%s\"]", event, text);
+    expect_poll(0, sh_buf_peek(&want));
+    sh_buf_reset(&want);
+    ck_assert_uint_eq(a->from_text, 3);
+    ck_assert_uint_eq(a->in_place, 2);
+    /* \u escapes, written as the characters; a short message. */
+    buf_printf(&b,
+               "{\"method\":\"emit\",\"event\":\"ev\",\"data\":\"\\u00e9%s\",\"namespace\":\"/\","
+               "\"room\":\"r\"}",
+               text);
+    publish_json(sh_buf_peek(&b));
+    sh_buf_reset(&b);
+    buf_printf(&want, "42[\"ev\",\"\xc3\xa9%s\"]", text);
+    expect_poll(0, sh_buf_peek(&want));
+    sh_buf_reset(&want);
+    publish_json("{\"method\":\"emit\",\"event\":\"ev\",\"data\":1,\"namespace\":\"/\","
+                 "\"room\":\"r\"}");
+    expect_poll(0, "42[\"ev\",1]");
+    ck_assert_uint_eq(a->from_text, 5);
+    ck_assert_uint_eq(a->in_place, 2);
+    ck_assert_uint_eq(a->decoded, 0);
+    sh_buf_release(&b);
+    sh_buf_release(&want);
+    stop();
+}
+END_TEST
+
 /* ---- tests: lifetimes ---- */
 
 /* A "callback" message naming a call this node answers locally (forged, or
@@ -1174,6 +1251,7 @@ int main(void)
     tcase_add_test(tc, test_python_pickles);
     tcase_add_test(tc, test_room_channels);
     tcase_add_test(tc, test_no_member_no_decode);
+    tcase_add_test(tc, test_delivered_where_it_arrived);
     tcase_add_test(tc, test_own_messages_skipped_unread);
     tcase_add_test(tc, test_callback_for_local_call_ignored);
     tcase_add_test(tc, test_answer_after_adapter_free);

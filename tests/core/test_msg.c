@@ -62,6 +62,48 @@ START_TEST(test_head_written_once)
 }
 END_TEST
 
+/* A message made around bytes that arrived whole becomes the packet they
+ * carry where they lie: data moves within the buffer, with the head room
+ * before it and the NUL after; what would leave either out, or change a
+ * shared message, is refused and changes nothing. */
+START_TEST(test_reframe_in_own_buffer)
+{
+    sh_msg_t *m = sh_msg_new("{\"a\":[1,2]}", 11, true);
+    char *args = m->data + 6; /* 1,2]} */
+    ck_assert_int_eq(sh_msg_reframe(m, args, 3, false), 0);
+    ck_assert_ptr_eq(m->data, args);
+    ck_assert_uint_eq(m->len, 3);
+    ck_assert(!m->binary);
+    ck_assert_str_eq(m->data, "1,2"); /* the NUL written after */
+    ck_assert_int_eq(sh_msg_set_head(m, 1, "\x81\x03", 2), 0);
+    ck_assert_mem_eq(sh_msg_framed(m),
+                     "\x81\x03"
+                     "1,2",
+                     5);
+    /* Framed (or shared): no longer. */
+    ck_assert_int_eq(sh_msg_reframe(m, args + 1, 1, false), -EINVAL);
+    ck_assert_ptr_eq(m->data, args);
+    sh_msg_unref(m);
+
+    m = sh_msg_new("0123456789", 10, false);
+    char *first = m->data;
+    /* Less than the head room before; the span or its NUL past the end. */
+    ck_assert_int_eq(sh_msg_reframe(m, m->buffer + SH_MSG_HEAD_ROOM - 1, 2, false), -EINVAL);
+    ck_assert_int_eq(sh_msg_reframe(m, m->data, m->cap - SH_MSG_HEAD_ROOM, false), -EINVAL);
+    ck_assert_int_eq(sh_msg_reframe(m, m->buffer - 1, 2, false), -EINVAL);
+    sh_msg_t *shared = sh_msg_ref(m);
+    ck_assert_int_eq(sh_msg_reframe(m, m->data + 1, 2, false), -EINVAL);
+    sh_msg_unref(shared);
+    ck_assert_ptr_eq(m->data, first);
+    ck_assert_str_eq(m->data, "0123456789");
+    /* The whole buffer is usable: the head room, then up to the last byte
+     * for the NUL. */
+    ck_assert_int_eq(
+        sh_msg_reframe(m, m->buffer + SH_MSG_HEAD_ROOM, m->cap - SH_MSG_HEAD_ROOM - 1, false), 0);
+    sh_msg_unref(m);
+}
+END_TEST
+
 START_TEST(test_empty_binary)
 {
     sh_msg_t *m = sh_msg_new(NULL, 0, true);
@@ -213,6 +255,7 @@ int main(void)
     tcase_add_test(tc, test_binary_base64_once);
     tcase_add_test(tc, test_empty_binary);
     tcase_add_test(tc, test_head_written_once);
+    tcase_add_test(tc, test_reframe_in_own_buffer);
     tcase_add_test(tc, test_form_rendered_once);
     tcase_add_test(tc, test_small_blocks_reused);
     tcase_add_test(tc, test_kept_blocks_last_first);

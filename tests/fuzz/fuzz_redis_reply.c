@@ -3,16 +3,31 @@
  * chunks the input chooses: the same replies or the same error, and
  * nothing leaked (ASan) however a reply ends. The first byte sets the
  * chunk size, so splits inside headers and strings are explored. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <hiredis/hiredis.h>
 
+#include "core/msg.h"
 #include "redis/reply.h"
 #include "tests/lib/reply_compare.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A message holds a long string only (the first few of a reply: the
+ * rest are copied as short ones are), its data the string itself. */
+static void check_msgs(const redisReply *r)
+{
+    const sh_msg_t *m = sh_redis_reply_msg(r);
+    if (m && (r->type != REDIS_REPLY_STRING || r->len < SH_REDIS_REPLY_MSG_MIN ||
+              m->data != r->str || m->len != r->len))
+        abort();
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            check_msgs(r->element[i]);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -45,8 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fprintf(stderr, "replies differ at byte %zu\n", off);
                 abort();
             }
-            if (a)
+            if (a) {
+                check_msgs(a);
                 ours->fn->freeObject(a);
+            }
             if (b)
                 freeReplyObject(b);
             if (!a)

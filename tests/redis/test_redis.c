@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/msg.h"
+#include "redis/reply.h"
 #include "harness.h"
 #include "redis/redis.h"
 #include "redis_server.h"
@@ -111,8 +113,9 @@ static void on_result(int status, const redisReply *reply, void *data)
 }
 
 static void on_message(const char *channel, const char *pattern, const char *payload, size_t len,
-                       void *data)
+                       sh_msg_t *own, void *data)
 {
+    (void)own;
     msgs_t *m = data;
     m->n++;
     snprintf(m->channel, sizeof(m->channel), "%s", channel);
@@ -1066,8 +1069,9 @@ static size_t stream_payload(char *out, size_t cap, unsigned i, unsigned seq)
 }
 
 static void on_stream(const char *channel, const char *pattern, const char *payload, size_t len,
-                      void *data)
+                      sh_msg_t *own, void *data)
 {
+    (void)own;
     stream_t *st = data;
     unsigned i = pattern ? 2 : channel[0] == 's' ? 0 : 1;
     char want[1024];
@@ -1120,8 +1124,9 @@ static size_t big_payload(char *out, unsigned seq)
 }
 
 static void on_big(const char *channel, const char *pattern, const char *payload, size_t len,
-                   void *data)
+                   sh_msg_t *own, void *data)
 {
+    (void)own;
     (void)channel;
     (void)pattern;
     big_t *b = data;
@@ -1154,6 +1159,72 @@ START_TEST(test_large_message)
     ck_assert_msg(th_wait_count(x.loop, &b.n, 3, WAIT_MS), "got %d", b.n);
     ck_assert_uint_eq(b.bad, 0);
     free(payload);
+    redisFree(pc);
+    ctx_stop(&x);
+}
+END_TEST
+
+/* What each callback was offered besides the payload. */
+typedef struct offered {
+    int n, owned;
+    bool same_bytes; /* own's data is the payload itself */
+    sh_msg_t *kept;  /* the last own, referenced */
+} offered_t;
+
+static void on_offered(const char *channel, const char *pattern, const char *payload, size_t len,
+                       sh_msg_t *own, void *data)
+{
+    (void)channel;
+    (void)pattern;
+    offered_t *o = data;
+    o->n++;
+    if (!own)
+        return;
+    o->owned++;
+    o->same_bytes = own->data == payload && own->len == len;
+    sh_msg_unref(o->kept);
+    o->kept = sh_msg_ref(own);
+    /* Ours to rewrite: nothing reads the payload after us. */
+    own->data[0] = '!';
+}
+
+/* A long payload comes as a message the one subscription it is for may
+ * keep and rewrite; a short one, or one two subscriptions share, does
+ * not. */
+START_TEST(test_payload_offered_as_message)
+{
+    ctx_t x;
+    ctx_start(&x, false, NULL);
+    x.r = client(&x, "", 0, NULL);
+    offered_t solo = {0}, a = {0}, b = {0};
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "solo", on_offered, &solo), 0);
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "duo", on_offered, &a), 0);
+    ck_assert_int_eq(sh_redis_subscribe(x.r, "duo", on_offered, &b), 0);
+    ck_assert(th_run_until(x.loop, subscribed, &x, WAIT_MS));
+    redisContext *pc = th_redis_connect(&x.srv);
+    char payload[SH_REDIS_REPLY_MSG_MIN + 100];
+    memset(payload, 'p', sizeof(payload));
+    const struct {
+        const char *channel;
+        size_t len;
+    } pubs[] = {
+        {"solo", sizeof(payload)}, {"solo", SH_REDIS_REPLY_MSG_MIN - 1}, {"duo", sizeof(payload)}};
+    for (size_t i = 0; i < 3; i++) {
+        redisReply *rep = redisCommand(pc, "PUBLISH %s %b", pubs[i].channel, payload, pubs[i].len);
+        ck_assert_int_ge(rep->integer, 1);
+        freeReplyObject(rep);
+    }
+    ck_assert(th_wait_count(x.loop, &b.n, 1, WAIT_MS));
+    ck_assert_int_eq(solo.n, 2);
+    ck_assert_int_eq(solo.owned, 1);
+    ck_assert(solo.same_bytes);
+    /* Kept past the reply: the payload's bytes, as rewritten. */
+    ck_assert_uint_eq(solo.kept->len, sizeof(payload));
+    ck_assert_int_eq(solo.kept->data[0], '!');
+    ck_assert_int_eq(solo.kept->data[1], 'p');
+    ck_assert_int_eq(a.n + b.n, 2);
+    ck_assert_int_eq(a.owned + b.owned, 0);
+    sh_msg_unref(solo.kept);
     redisFree(pc);
     ctx_stop(&x);
 }
@@ -1218,8 +1289,9 @@ static void on_same_wake_flush(sh_loop_t *loop, sh_defer_t *d)
 }
 
 static void on_same_wake(const char *channel, const char *pattern, const char *payload, size_t len,
-                         void *data)
+                         sh_msg_t *own, void *data)
 {
+    (void)own;
     (void)channel;
     (void)pattern;
     (void)payload;
@@ -1290,6 +1362,7 @@ int main(void)
     tcase_add_test(tc, test_unix_socket);
     tcase_add_test(tc, test_max_pending);
     tcase_add_test(tc, test_free_cancels);
+    tcase_add_test(tc, test_payload_offered_as_message);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

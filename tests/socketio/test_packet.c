@@ -809,6 +809,50 @@ START_TEST(test_event_from_text_refused)
 }
 END_TEST
 
+/* The packet written where its arguments lie in a received message is
+ * the one sh_sio_event_msg_from_text copies out, byte for byte; a message
+ * without the room for its head, or names it refuses, is left as it was. */
+START_TEST(test_event_in_place)
+{
+    static const char payload[] = "{\"method\": \"emit\", \"event\": \"chat-events\", "
+                                  "\"data\": [{\"n\": 1}, \"x\"], \"namespace\": \"/\"}";
+    const char *nsps[] = {"/", "/ns"};
+    for (size_t i = 0; i < 2; i++) {
+        sh_msg_t *m = sh_msg_new(payload, sizeof(payload) - 1, true);
+        const char *list = strchr(m->data, '[');
+        sh_json_span_t args = {list + 1, (size_t)(strchr(list, ']') - list - 1)};
+        sh_msg_t *want = sh_sio_event_msg_from_text(nsps[i], "chat-events", &args, 1, false);
+        sh_msg_t *got = sh_sio_event_msg_in_place(m, nsps[i], "chat-events", args);
+        ck_assert_ptr_eq(got, m);
+        ck_assert_uint_eq(m->refs, 2);
+        ck_assert(!got->binary);
+        ck_assert_str_eq(got->data, want->data);
+        ck_assert_uint_eq(got->len, want->len);
+        ck_assert_ptr_eq(got->data + got->len - 1, args.p + args.len); /* its ']' */
+        sh_msg_unref(got);
+        sh_msg_unref(want);
+        sh_msg_unref(m);
+    }
+    /* Arguments too near the start for the head and the transport's room
+     * before it; a refused event name; empty arguments; a shared message. */
+    sh_msg_t *m = sh_msg_new("[1]", 3, true);
+    sh_json_span_t args = {m->data + 1, 1};
+    ck_assert_ptr_null(sh_sio_event_msg_in_place(m, "/", "e", args));
+    sh_msg_unref(m);
+    m = sh_msg_new(payload, sizeof(payload) - 1, true);
+    args = (sh_json_span_t){strchr(m->data, '[') + 1, 10};
+    ck_assert_ptr_null(sh_sio_event_msg_in_place(m, "/", "a\"b", args));
+    ck_assert_ptr_null(sh_sio_event_msg_in_place(m, "/a,b", "e", args));
+    ck_assert_ptr_null(sh_sio_event_msg_in_place(m, "/", "e", (sh_json_span_t){args.p, 0}));
+    sh_msg_t *shared = sh_msg_ref(m);
+    ck_assert_ptr_null(sh_sio_event_msg_in_place(m, "/", "e", args));
+    sh_msg_unref(shared);
+    ck_assert_str_eq(m->data, payload);
+    ck_assert(m->binary);
+    sh_msg_unref(m);
+}
+END_TEST
+
 START_TEST(test_binary_round_trip)
 {
     sh_msg_t *bins[2] = {sh_msg_new("\x01\x02\x03\x04", 4, true), sh_msg_new("", 0, true)};
@@ -888,6 +932,7 @@ int main(void)
     tcase_add_test(tc, test_event_from_text_same_bytes);
     tcase_add_test(tc, test_event_from_text_same_values);
     tcase_add_test(tc, test_event_from_text_refused);
+    tcase_add_test(tc, test_event_in_place);
     tcase_add_test(tc, test_json_append_failure_leaves_buffer);
     suite_add_tcase(s, tc);
 
