@@ -507,11 +507,14 @@ typedef struct text_frame {
  * are ours to rewrite and need no \u rewriting: a chat token's reply so far
  * (a kilobyte or more) is then not copied again (the copy and its
  * allocation were ~3% of siohubd's time in the chat bench via Redis, perf
- * with call graphs). */
+ * with call graphs). Only when the arguments are half the message or
+ * more: a queued packet then keeps the whole message's block, and the
+ * output queues' byte limits, which count packets, should still bound
+ * what a slow client holds to within about twice. */
 static sh_msg_t *build_text_frame(void *arg)
 {
     text_frame_t *f = arg;
-    if (f->own && f->nargs == 1 && !f->unicode_escapes) {
+    if (f->own && f->nargs == 1 && !f->unicode_escapes && f->args.len >= f->own->len / 2) {
         sh_msg_t *m = sh_sio_event_msg_in_place(f->own, f->nsp, f->event, f->args);
         f->in_place = m != NULL;
         if (m)

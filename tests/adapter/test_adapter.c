@@ -1098,7 +1098,8 @@ END_TEST
  * (SH_REDIS_REPLY_MSG_MIN) goes to the browser as the packet written where
  * its arguments arrived, the same bytes a copy would have made; one that
  * cannot be (too short, \u escapes to rewrite, no room before its data
- * for the packet's head) is copied out as before. */
+ * for the packet's head) or should not be (data under half the message)
+ * is copied out as before. */
 START_TEST(test_delivered_where_it_arrived)
 {
     start(false);
@@ -1161,7 +1162,16 @@ START_TEST(test_delivered_where_it_arrived)
     publish_json("{\"method\":\"emit\",\"event\":\"ev\",\"data\":1,\"namespace\":\"/\","
                  "\"room\":\"r\"}");
     expect_poll(0, "42[\"ev\",1]");
-    ck_assert_uint_eq(a->from_text, 5);
+    /* Long, but its data under half of it: the packet would hold the
+     * whole message's block, so it is copied out. */
+    buf_printf(&b,
+               "{\"method\":\"emit\",\"event\":\"ev\",\"data\":{\"n\": 1},\"namespace\":\"/\","
+               "\"room\":\"r\",\"pad\":\"%s\"}",
+               text);
+    publish_json(sh_buf_peek(&b));
+    sh_buf_reset(&b);
+    expect_poll(0, "42[\"ev\",{\"n\": 1}]");
+    ck_assert_uint_eq(a->from_text, 6);
     ck_assert_uint_eq(a->in_place, 2);
     ck_assert_uint_eq(a->decoded, 0);
     sh_buf_release(&b);
