@@ -97,7 +97,10 @@ sh_msg_t *sh_msg_alloc(size_t len, bool binary)
 int sh_msg_reframe(sh_msg_t *m, char *data, size_t len, bool binary)
 {
     if (m->refs != 1 || m->head_len || m->base64 || m->forms || data < m->buffer ||
-        (size_t)(data - m->buffer) < SH_MSG_HEAD_ROOM || len >= m->cap - (size_t)(data - m->buffer))
+        data >= m->buffer + m->cap)
+        return -EINVAL;
+    size_t at = (size_t)(data - m->buffer);
+    if (at < SH_MSG_HEAD_ROOM || len >= m->cap - at)
         return -EINVAL;
     m->data = data;
     m->len = len;

@@ -91,6 +91,9 @@ START_TEST(test_reframe_in_own_buffer)
     ck_assert_int_eq(sh_msg_reframe(m, m->buffer + SH_MSG_HEAD_ROOM - 1, 2, false), -EINVAL);
     ck_assert_int_eq(sh_msg_reframe(m, m->data, m->cap - SH_MSG_HEAD_ROOM, false), -EINVAL);
     ck_assert_int_eq(sh_msg_reframe(m, m->buffer - 1, 2, false), -EINVAL);
+    ck_assert_int_eq(sh_msg_reframe(m, m->buffer + m->cap, 0, false), -EINVAL);
+    ck_assert_int_eq(sh_msg_reframe(m, m->buffer + m->cap + 8, 1, false), -EINVAL);
+    ck_assert_int_eq(sh_msg_reframe(m, m->buffer + m->cap - 1, 1, false), -EINVAL);
     sh_msg_t *shared = sh_msg_ref(m);
     ck_assert_int_eq(sh_msg_reframe(m, m->data + 1, 2, false), -EINVAL);
     sh_msg_unref(shared);
