@@ -508,9 +508,10 @@ static bool validated_name(reader_t *rd, field_t *f, sh_json_span_t value, size_
         return false;
     const char *s = value.p + 1;
     size_t n = value.len - 2;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\\')
-            return false;
+    /* memchr rather than a byte loop: the loop was ~40 instructions a
+     * routing name, ~170 a chat token's message (callgrind). */
+    if (memchr(s, '\\', n))
+        return false;
     set_name(rd, &f->v, s, n, true);
     return true;
 }
