@@ -142,6 +142,16 @@ def main():
         held = ratio <= bound if bound != 1.0 else ratio < bound
         out.append(f"bar: {text}: siohub / {other} = {ratio:.2f} (bound {bound}): "
                    f"{'held' if held else 'NOT held'}")
+    # A floor that no bar judges (chat's, bench/peers/chat_floor): how far
+    # siohub is from what the kernel's share of the same deliveries costs.
+    # A distance to read, not a bound to hold.
+    judged = any(other == "floor" for _, other, _, _ in BARS.get(args.scenario, []))
+    mine = medians.get(("server_cpu_us_per_delivery", base))
+    floor = medians.get(("server_cpu_us_per_delivery", "floor"))
+    if not judged and not searched and mine is not None and floor:
+        out.append(f"floor: siohub / floor = {mine / floor:.2f} in server CPU per delivery"
+                   " (the floor does the same syscalls with next to nothing in user space;"
+                   " no bar)")
     out.append("Ratios are of medians; a figure from runs whose checks failed is still shown"
                " (see the runs above).")
     print("\n".join(out))

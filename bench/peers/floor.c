@@ -29,37 +29,25 @@
  * accepts connections. Loopback (127.0.0.0/8) only. SIGTERM or SIGINT
  * stops it; it exits 0.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
+#include "peer.h"
 
 enum {
     HEADER_MAX = 16 * 1024, /* request line and headers */
     BODY_MAX = 1024 * 1024, /* a published message */
     READ_CHUNK = 64 * 1024, /* bytes asked of one recv() */
-    FRAME_HEADER_MAX = 10,  /* 0x81, 127, 64-bit length */
     EVENTS_PER_WAIT = 256,
 };
-
-static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 typedef enum { CONN_LISTENER, CONN_SIGNAL, CONN_HTTP, CONN_SUBSCRIBER, CONN_CLOSED } conn_kind_t;
 
@@ -92,27 +80,11 @@ typedef struct server {
     unsigned long long publishes, deliveries, dropped;
 } server_t;
 
-static void die(const char *what)
-{
-    fprintf(stderr, "floor: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p) {
-        fputs("floor: out of memory\n", stderr);
-        exit(1);
-    }
-    return p;
-}
-
 static void watch(server_t *s, conn_t *c)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-        die("epoll_ctl");
+        peer_die("epoll_ctl");
 }
 
 /* Closing the fd also takes it out of the epoll set (it is never dup()ed);
@@ -121,10 +93,7 @@ static void conn_close(server_t *s, conn_t *c)
 {
     close(c->fd);
     c->kind = CONN_CLOSED;
-    if (s->nclosed == s->closed_cap) {
-        s->closed_cap = s->closed_cap ? s->closed_cap * 2 : 64;
-        s->closed = xrealloc(s->closed, s->closed_cap * sizeof(*s->closed));
-    }
+    s->closed = peer_grow(s->closed, s->nclosed, &s->closed_cap, sizeof(*s->closed));
     s->closed[s->nclosed++] = c;
 }
 
@@ -167,10 +136,7 @@ static void sub_add(server_t *s, conn_t *c, bool sse)
     http_unlink(s, c);
     c->sse = sse;
     s->nsse += sse;
-    if (s->nsubs == s->subs_cap) {
-        s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1024;
-        s->subs = xrealloc(s->subs, s->subs_cap * sizeof(*s->subs));
-    }
+    s->subs = peer_grow(s->subs, s->nsubs, &s->subs_cap, sizeof(*s->subs));
     c->idx = s->nsubs;
     s->subs[s->nsubs++] = c;
     c->kind = CONN_SUBSCRIBER;
@@ -190,42 +156,6 @@ static void sub_close(server_t *s, conn_t *c)
 }
 
 /* ---- HTTP */
-
-/* A header's value within head (which ends at "\r\n\r\n"), or NULL. */
-static const char *header(const char *head, size_t head_len, const char *name, size_t *len)
-{
-    size_t nlen = strlen(name);
-    const char *end = head + head_len;
-    const char *line = memchr(head, '\n', head_len); /* skip the request line */
-    while (line && ++line < end) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > nlen && line[nlen] == ':' && !strncasecmp(line, name, nlen)) {
-            const char *v = line + nlen + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            *len = (size_t)(ve - v);
-            return v;
-        }
-        line = eol;
-    }
-    return NULL;
-}
-
-static bool header_has(const char *head, size_t head_len, const char *name, const char *token)
-{
-    size_t len;
-    const char *v = header(head, head_len, name, &len);
-    size_t tlen = strlen(token);
-    for (; v && len >= tlen; v++, len--)
-        if (!strncasecmp(v, token, tlen))
-            return true;
-    return false;
-}
 
 /* Sends a whole answer or reports that it could not (the client is not
  * reading, which no benchmark client does): the caller then closes. */
@@ -248,15 +178,9 @@ static bool answer(int fd, int status, const char *reason, const char *body, boo
 
 static bool upgrade(conn_t *c, const char *key, size_t key_len)
 {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
-    char material[128];
-    if (key_len == 0 || key_len + sizeof(ws_guid) > sizeof(material))
+    char accept[PEER_WS_ACCEPT_SIZE];
+    if (!peer_ws_accept(key, key_len, accept))
         return false;
-    memcpy(material, key, key_len);
-    memcpy(material + key_len, ws_guid, sizeof(ws_guid) - 1);
-    SHA1((const unsigned char *)material, key_len + sizeof(ws_guid) - 1, digest);
-    EVP_EncodeBlock((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
     char buf[256];
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
@@ -274,7 +198,7 @@ static size_t sse_event(server_t *s, const char *body, size_t len)
         lines += body[i] == '\n';
     size_t need = len + lines * 6 + 2;
     if (need > s->event_cap) {
-        s->event = xrealloc(s->event, need);
+        s->event = peer_xrealloc(s->event, need);
         s->event_cap = need;
     }
     char *e = s->event;
@@ -299,26 +223,14 @@ static size_t sse_event(server_t *s, const char *body, size_t len)
  * the whole of it. */
 static size_t publish(server_t *s, const char *body, size_t len)
 {
-    size_t need = FRAME_HEADER_MAX + len;
+    size_t need = PEER_WS_HEADER_MAX + len;
     if (need > s->frame_cap) {
-        s->frame = xrealloc(s->frame, need);
+        s->frame = peer_xrealloc(s->frame, need);
         s->frame_cap = need;
     }
     size_t elen = s->nsse ? sse_event(s, body, len) : 0;
     unsigned char *f = (unsigned char *)s->frame;
-    size_t h = 0;
-    f[h++] = 0x81; /* FIN, text */
-    if (len < 126) {
-        f[h++] = (unsigned char)len;
-    } else if (len < 65536) {
-        f[h++] = 126;
-        f[h++] = (unsigned char)(len >> 8);
-        f[h++] = (unsigned char)len;
-    } else {
-        f[h++] = 127;
-        for (int shift = 56; shift >= 0; shift -= 8)
-            f[h++] = (unsigned char)((uint64_t)len >> shift);
-    }
+    size_t h = peer_ws_text_header(f, len);
     memcpy(f + h, body, len);
     size_t flen = h + len, sent = 0;
     for (size_t i = 0; i < s->nsubs; i++) {
@@ -369,7 +281,7 @@ static bool http_handle(server_t *s, conn_t *c)
         size_t mlen = (size_t)(sp1 - head), plen = (size_t)(sp2 - sp1 - 1);
         const char *path = sp1 + 1;
         size_t cl_len, key_len;
-        const char *cl = header(head, head_len, "Content-Length", &cl_len);
+        const char *cl = peer_header(head, head_len, "Content-Length", &cl_len);
         size_t body_len = 0;
         if (cl) {
             char num[24];
@@ -386,23 +298,23 @@ static bool http_handle(server_t *s, conn_t *c)
                 return false;
             }
             body_len = (size_t)v;
-        } else if (header(head, head_len, "Transfer-Encoding", &cl_len)) {
+        } else if (peer_header(head, head_len, "Transfer-Encoding", &cl_len)) {
             answer(c->fd, 411, "Length Required", "{}", true);
             return false;
         }
         if (avail < head_len + body_len)
             break; /* the body is still coming */
-        keep = !header_has(head, head_len, "Connection", "close");
-        const char *key = header(head, head_len, "Sec-WebSocket-Key", &key_len);
+        keep = !peer_header_has(head, head_len, "Connection", "close");
+        const char *key = peer_header(head, head_len, "Sec-WebSocket-Key", &key_len);
         if (mlen == 3 && !memcmp(head, "GET", 3) && key &&
-            header_has(head, head_len, "Upgrade", "websocket")) {
+            peer_header_has(head, head_len, "Upgrade", "websocket")) {
             if (!upgrade(c, key, key_len))
                 return false;
             sub_add(s, c, false); /* bytes after the request are frames: dropped */
             return true;
         }
         if (mlen == 3 && !memcmp(head, "GET", 3) && !key &&
-            header_has(head, head_len, "Accept", "text/event-stream")) {
+            peer_header_has(head, head_len, "Accept", "text/event-stream")) {
             static const char stream_head[] =
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: "
                 "no-cache\r\nConnection: close\r\n\r\n";
@@ -434,7 +346,7 @@ static void http_read(server_t *s, conn_t *c)
 {
     if (c->in_cap - c->in_len < READ_CHUNK) {
         c->in_cap = c->in_len + READ_CHUNK;
-        c->in = xrealloc(c->in, c->in_cap);
+        c->in = peer_xrealloc(c->in, c->in_cap);
     }
     ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -461,17 +373,8 @@ static void sub_read(server_t *s, conn_t *c)
 
 static void accept_all(server_t *s)
 {
-    for (;;) {
-        int fd = accept4(s->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                fprintf(stderr, "floor: accept: %s\n", strerror(errno));
-            return; /* EAGAIN: all taken; anything else: the client is gone */
-        }
-        /* As siohubd and nginx do for WebSockets: each frame leaves at once. */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn_t *c = xrealloc(NULL, sizeof(*c));
+    for (int fd; (fd = peer_accept(s->listener.fd)) >= 0;) {
+        conn_t *c = peer_xrealloc(NULL, sizeof(*c));
         *c = (conn_t){.kind = CONN_HTTP, .fd = fd};
         http_link(s, c);
         watch(s, c);
@@ -488,24 +391,6 @@ static void usage(FILE *out)
           out);
 }
 
-static int listen_on(const char *host, int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 || (ntohl(a.sin_addr.s_addr) >> 24) != 127) {
-        fprintf(stderr, "floor: --host must be an IPv4 address in 127.0.0.0/8\n");
-        exit(2);
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-        die("socket");
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-        die("bind");
-    if (listen(fd, 4096) < 0)
-        die("listen");
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -519,15 +404,12 @@ int main(int argc, char **argv)
     long port = -1;
     server_t s = {.pub_path = "/pub/bench"};
     for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-        char *end;
         switch (o) {
         case 'H':
             host = optarg;
             break;
         case 'p':
-            port = strtol(optarg, &end, 10);
-            if (*end || port < 0 || port > 65535)
-                port = -2;
+            port = peer_port_arg(optarg);
             break;
         case 'P':
             s.pub_path = optarg;
@@ -544,38 +426,22 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* Each subscriber is one descriptor: take what the hard limit allows. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0)
-        die("sigprocmask");
+    peer_raise_nofile(); /* each subscriber is one descriptor */
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
-    s.signals = (conn_t){.kind = CONN_SIGNAL, .fd = signalfd(-1, &stop, SFD_CLOEXEC)};
-    s.listener = (conn_t){.kind = CONN_LISTENER, .fd = listen_on(host, (int)port)};
-    if (s.epfd < 0 || s.signals.fd < 0)
-        die("epoll/signalfd");
+    if (s.epfd < 0)
+        peer_die("epoll_create1");
+    s.signals = (conn_t){.kind = CONN_SIGNAL, .fd = peer_stop_signals()};
+    s.listener = (conn_t){.kind = CONN_LISTENER, .fd = peer_listen(host, (int)port)};
     watch(&s, &s.signals);
     watch(&s, &s.listener);
 
-    struct sockaddr_in bound;
-    socklen_t blen = sizeof(bound);
-    if (getsockname(s.listener.fd, (struct sockaddr *)&bound, &blen) < 0)
-        die("getsockname");
-    printf("ready %s:%d\n", host, ntohs(bound.sin_port));
-    fflush(stdout);
+    peer_say_ready(host, s.listener.fd);
 
     struct epoll_event evs[EVENTS_PER_WAIT];
     for (bool running = true; running;) {
         int n = epoll_wait(s.epfd, evs, EVENTS_PER_WAIT, -1);
         if (n < 0 && errno != EINTR)
-            die("epoll_wait");
+            peer_die("epoll_wait");
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             switch (c->kind) {

@@ -6,24 +6,55 @@
 #    a WebSocket subscriber gets each POSTed message as one text frame, an
 #    SSE subscriber as one event (a data: line per line), the POST is
 #    answered with the recipient count, SIGTERM stops it with 0;
+#  - bench/peers/chat_floor, the chat scenario's floor: a tiny siohub-bench
+#    chat run with its tokens through a redis-server started here on a free
+#    loopback port holds every check (skipped, after the rest, without
+#    redis-server), and SIGTERM stops it with 0;
 #  - bench/wake_cost: one WAKE line of four positive figures; bad options
 #    are refused with 2;
 #  - bench/report.py: the fanout bars judged at equal load, and not at all
-#    on --find-max runs (each server at its own rate).
-# Environment (make check sets it): top_srcdir, top_builddir, NODE.
+#    on --find-max runs (each server at its own rate); for chat, the floor
+#    reported as a distance, not judged as a bar.
+# Environment (make check sets it): top_srcdir, top_builddir, NODE,
+# REDIS_SERVER.
 . "$top_srcdir/tests/lib/common.sh"
 
 floor=$top_builddir/bench/peers/floor
+chat_floor=$top_builddir/bench/peers/chat_floor
 wake=$top_builddir/bench/wake_cost
+bench=$top_builddir/siohub-bench
 test -x "$floor" || fail "no $floor (make check builds it)"
+test -x "$chat_floor" || fail "no $chat_floor (make check builds it)"
 test -x "$wake" || fail "no $wake (make check builds it)"
 work=$(mktemp -d "${TMPDIR:-/tmp}/siohub-bench-helpers-XXXXXX") || exit 99
 pid=
+rpid=
 cleanup() {
-    if test -n "$pid" && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+    for p in $pid $rpid; do
+        if kill -0 "$p" 2>/dev/null; then kill -KILL "$p"; fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# wait_ready NAME PID FILE: until FILE has the "ready HOST:PORT" line (5 s).
+wait_ready() {
+    i=0
+    while ! grep -q '^ready ' "$3" 2>/dev/null; do
+        i=$((i + 1))
+        test $i -lt 100 || fail "$1 did not say ready: $(cat "$3" "$3.err" 2>/dev/null)"
+        kill -0 "$2" 2>/dev/null || fail "$1 exited: $(cat "$3.err" 2>/dev/null)"
+        sleep 0.05
+    done
+}
+
+# stop_zero NAME PID: SIGTERM, and it must exit 0.
+stop_zero() {
+    kill -TERM "$2"
+    wait "$2"
+    status=$?
+    test "$status" -eq 0 || fail "$1 exited $status after SIGTERM"
+}
 
 # ---- wake_cost
 peer=1
@@ -63,18 +94,63 @@ python3 "$report" --scenario fanout "$work/meta.txt" "$work/max.txt" >"$work/max
 grep -q "^bars: not checked" "$work/max.out" && ! grep -q "^bar: " "$work/max.out" ||
     fail "report.py judged bars on --find-max runs: $(cat "$work/max.out")"
 echo "PASS: report.py checks the fanout bars at equal load only"
+{ run_line siohub 1 6.0; run_line floor 1 2.4; } >"$work/chat.txt"
+python3 "$report" --scenario chat "$work/meta.txt" "$work/chat.txt" >"$work/chat.out" ||
+    fail "report.py exited $?"
+grep -q "^floor: siohub / floor = 2.50 " "$work/chat.out" && ! grep -q "^bar" "$work/chat.out" ||
+    fail "report.py: chat's floor not reported as a distance: $(cat "$work/chat.out")"
+echo "PASS: report.py gives chat's floor as a distance, not a bar"
+
+# ---- chat_floor: a tiny chat run, its tokens through a real Redis
+redis=${REDIS_SERVER:-/usr/bin/redis-server}
+chat_skipped=
+if test -x "$redis" && test -x "$bench"; then
+    rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
+        exit 99
+    "$redis" --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" \
+        >"$work/redis.log" 2>&1 &
+    rpid=$!
+    i=0
+    while ! grep -q 'Ready to accept connections' "$work/redis.log"; do
+        i=$((i + 1))
+        test $i -lt 100 || fail "redis-server did not start: $(cat "$work/redis.log")"
+        sleep 0.05
+    done
+    "$chat_floor" --port 0 --redis "redis://127.0.0.1:$rport/0" >"$work/chat_floor" \
+        2>"$work/chat_floor.err" &
+    pid=$!
+    wait_ready chat_floor "$pid" "$work/chat_floor"
+    addr=$(sed -n 's/^ready //p' "$work/chat_floor")
+    timeout 60 "$bench" chat --host "${addr%:*}" --port "${addr##*:}" --pid "$pid" \
+        --secret helpers-secret --redis "127.0.0.1:$rport" --users 4 --tabs 1-2 \
+        --tokens-per-second 20 --channel-size 2 --typing-rate 1 --duration 1 --burst 5 \
+        --reply-tokens 20 >"$work/chat.run" 2>&1 ||
+        fail "siohub-bench chat against chat_floor exited $?: $(cat "$work/chat.run" "$work/chat_floor.err")"
+    result=$(sed -n 's/^RESULT //p' "$work/chat.run")
+    for want in '"ok":true' '"errors":0' '"missing":0' '"chat_delivered":120' \
+        '"typing_delivered":12'; do
+        case $result in
+        *"$want"*) ;;
+        *) fail "chat against chat_floor: no $want in $result" ;;
+        esac
+    done
+    stop_zero chat_floor "$pid"
+    pid=
+    grep -q "deliveries" "$work/chat_floor.err" ||
+        fail "chat_floor printed no counts: $(cat "$work/chat_floor.err")"
+    cat "$work/chat_floor.err"
+    stop_zero redis-server "$rpid"
+    rpid=
+    echo "PASS: chat_floor served a chat run through Redis"
+else
+    chat_skipped="no $redis (Debian's redis-server) or no $bench"
+fi
 
 # ---- floor: one subscriber over WebSocket (Node's built-in client when
 # there is one, else a raw upgrade with a fixed key), one POST.
-"$floor" --port 0 >"$work/floor.out" 2>"$work/floor.err" &
+"$floor" --port 0 >"$work/floor.out" 2>"$work/floor.out.err" &
 pid=$!
-i=0
-while ! grep -q '^ready ' "$work/floor.out" 2>/dev/null; do
-    i=$((i + 1))
-    test $i -lt 100 || fail "floor did not say ready: $(cat "$work/floor.err")"
-    kill -0 "$pid" 2>/dev/null || fail "floor exited: $(cat "$work/floor.err")"
-    sleep 0.05
-done
+wait_ready floor "$pid" "$work/floor.out"
 addr=$(sed -n 's/^ready //p' "$work/floor.out")
 host=${addr%:*}
 port=${addr##*:}
@@ -180,10 +256,8 @@ http.get({ host, port: +port, path: '/sub/bench', headers: { Accept: 'text/event
 EOF
 echo "PASS: floor delivered a POSTed message to an SSE subscriber"
 
-kill -TERM "$pid"
-wait "$pid"
-status=$?
+stop_zero floor "$pid"
 pid=
-test "$status" -eq 0 || fail "floor exited $status after SIGTERM: $(cat "$work/floor.err")"
 echo "PASS: floor stopped on SIGTERM"
+test -z "$chat_skipped" || skip "chat_floor not run: $chat_skipped"
 exit 0
